@@ -1,0 +1,20 @@
+"""Token embedding (vocab, hidden), also usable as a tied output head."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Embedding(nn.Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(token_ids, self.weight)
+
+    def as_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Tied head: (N, hidden) -> (N, vocab) float32."""
+        return F.linear(hidden, self.weight).float()

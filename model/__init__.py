@@ -1,0 +1,1 @@
+"""The model layer: Llama-family decoders, checkpoint loaders, tokenizers, registry, evaluation."""

@@ -1,0 +1,23 @@
+"""Contracts between the layers: dataclasses, protocols and enums only.
+
+Every layer imports this package; it imports none of them (and no torch at runtime).
+"""
+from shared.device import DeviceProfile
+from shared.engine_config import EngineConfig
+from shared.model_config import ModelConfig
+from shared.model_protocol import CausalLM
+from shared.outputs import CompletionOutput, Logprob, RequestOutput
+from shared.sampling_params import SamplingParams
+from shared.stats import EngineStats
+
+__all__ = [
+    "CausalLM",
+    "CompletionOutput",
+    "DeviceProfile",
+    "EngineConfig",
+    "EngineStats",
+    "Logprob",
+    "ModelConfig",
+    "RequestOutput",
+    "SamplingParams",
+]

@@ -1,0 +1,35 @@
+"""Engine settings, built at the entry point and passed down; never written back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    block_size: int = 16  # tokens per KV-cache block
+    max_num_seqs: int = 256  # sequences in one step
+    max_num_batched_tokens: int = 2048  # tokens (decode + prefill chunks) in one step
+    max_model_len: int | None = None  # None: the model's max_position_embeddings
+    kv_cache_memory_bytes: int | None = None  # None: a fraction of device memory (see below)
+    kv_cache_memory_fraction: float = 0.2
+    num_kv_blocks: int | None = None  # explicit pool size; overrides the memory budget (tests)
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
+    dtype: str = "auto"  # "auto": the checkpoint's dtype; or float32 / bfloat16 / float16
+    device: str = "auto"  # "auto": cuda when present, else cpu
+    num_threads: int | None = None  # CPU intra-op threads; None: torch's default
+    priority_aging_steps: int = 64  # a waiting request gains one priority level per this many steps
+    max_queue_len: int = 4096  # requests waiting before add_request refuses (HTTP 429)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "priority_aging_steps",
+                     "max_queue_len"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"EngineConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.num_kv_blocks is not None and self.num_kv_blocks <= 0:
+            raise ValueError(f"EngineConfig.num_kv_blocks must be positive, got {self.num_kv_blocks}")
+        if not 0.0 < self.kv_cache_memory_fraction <= 0.95:
+            raise ValueError("EngineConfig.kv_cache_memory_fraction must be in (0, 0.95]")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"EngineConfig.dtype must be auto/float32/bfloat16/float16, got {self.dtype!r}")

@@ -1,0 +1,34 @@
+"""Numbers the engine reports after every step (and cumulatively) for metrics and the report card."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class EngineStats:
+    num_running: int = 0
+    num_waiting: int = 0
+    num_kv_blocks_used: int = 0
+    num_kv_blocks_total: int = 0
+    num_batched_tokens: int = 0  # tokens computed in the last step
+    step_time_s: float = 0.0
+    mfu: float = 0.0  # model FLOP utilization of the last step against the device profile
+    mbu: float = 0.0  # memory bandwidth utilization of the last step
+    # Cumulative counters since the engine started.
+    num_steps: int = 0
+    num_preemptions: int = 0
+    num_prompt_tokens: int = 0
+    num_generation_tokens: int = 0
+    num_prefix_cache_queries: int = 0  # prompt tokens looked up in the prefix cache
+    num_prefix_cache_hits: int = 0  # of which found cached
+    num_aborted: int = 0
+    num_finished: int = 0
+
+    @property
+    def kv_cache_usage(self) -> float:
+        return self.num_kv_blocks_used / self.num_kv_blocks_total if self.num_kv_blocks_total else 0.0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        q = self.num_prefix_cache_queries
+        return self.num_prefix_cache_hits / q if q else 0.0
