@@ -9,6 +9,7 @@ from shared.model_protocol import CausalLM
 from shared.outputs import CompletionOutput, Logprob, RequestOutput
 from shared.sampling_params import SamplingParams
 from shared.stats import EngineStats
+from shared.tokenizer_protocol import TokenizerLike
 
 __all__ = [
     "CausalLM",
@@ -20,4 +21,5 @@ __all__ = [
     "ModelConfig",
     "RequestOutput",
     "SamplingParams",
+    "TokenizerLike",
 ]

@@ -1,0 +1,50 @@
+"""`flywheel` command line. Each command lives in `app/commands/<module>.py` as a function `command`.
+
+Errors a user can fix (bad flags, missing files, invalid values) print one line to stderr and exit
+with code 2; stdout carries only the command's output.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+import typer
+
+# command name -> module defining `command(...)`. Modules import heavy packages inside `command`.
+COMMANDS: dict[str, str] = {
+}
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Flywheel: an open LLM platform you run yourself.")
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line and exit code 2."""
+
+
+def _register_commands() -> None:
+    for name, module in COMMANDS.items():
+        cli.command(name)(importlib.import_module(module).command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    _register_commands()
+    try:
+        result = cli(args=argv, standalone_mode=False, prog_name="flywheel")
+    except click.exceptions.Abort:
+        return 130
+    except click.exceptions.ClickException as e:  # usage errors: unknown flag, missing option, ...
+        print(f"flywheel: error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except (UserError, ValueError, FileNotFoundError, NotADirectoryError, KeyError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"flywheel: error: {message}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
