@@ -1,0 +1,100 @@
+"""Dataset snapshot export: reviewed answers -> SFT, DPO and KTO JSONL, with counts and a content hash.
+
+Rules (DESIGN "Flywheel" flow):
+- SFT ("messages"): corrections from feedback, annotator rewrites, and accepted answers.
+- DPO ("prompt"/"chosen"/"rejected"): a preferred sibling over each other sibling; a correction or
+  rewrite over the original answer.
+- KTO ("prompt"/"completion"/"label"): annotator verdicts (majority of accept vs reject/rewrite)
+  when present, otherwise the latest thumbs.
+Records use the conversational format (lists of role/content messages). Each file's lines are
+sorted and de-duplicated, so the content hash depends only on content, never on database order.
+This module knows nothing about the database; callers build `ReviewedAnswer`s.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+FORMATS = ("sft", "dpo", "kto")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    verdict: str  # accept | reject | rewrite
+    rewrite: str | None = None
+    preferred_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewedAnswer:
+    message_id: str
+    prompt: list[dict]  # the conversation up to and including the user turn: [{role, content}]
+    answer: str
+    sibling_answers: dict[str, str] = field(default_factory=dict)  # other answers to the same prompt
+    thumbs: str | None = None  # latest "up" | "down" | None
+    corrections: tuple[str, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    files: dict[str, str]  # format -> JSONL text
+    counts: dict[str, int]
+    content_hash: str  # sha256 hex over all three files
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _sft_records(item: ReviewedAnswer) -> list[dict]:
+    targets = [c for c in item.corrections if c.strip()]
+    targets += [v.rewrite for v in item.verdicts if v.verdict == "rewrite" and v.rewrite]
+    if any(v.verdict == "accept" for v in item.verdicts):
+        targets.append(item.answer)
+    return [{"messages": item.prompt + _assistant(t)} for t in targets]
+
+
+def _dpo_records(item: ReviewedAnswer) -> list[dict]:
+    pairs: list[tuple[str, str]] = []
+    better = [c for c in item.corrections if c.strip()]
+    better += [v.rewrite for v in item.verdicts if v.verdict == "rewrite" and v.rewrite]
+    pairs += [(b, item.answer) for b in better if b != item.answer]
+    answers = {item.message_id: item.answer, **item.sibling_answers}
+    for verdict in item.verdicts:
+        chosen = answers.get(verdict.preferred_message_id or "")
+        if chosen is None:
+            continue
+        pairs += [(chosen, other) for mid, other in answers.items()
+                  if mid != verdict.preferred_message_id and other != chosen]
+    return [{"prompt": item.prompt, "chosen": _assistant(c), "rejected": _assistant(r)} for c, r in pairs]
+
+
+def _kto_records(item: ReviewedAnswer) -> list[dict]:
+    good = sum(v.verdict == "accept" for v in item.verdicts)
+    bad = sum(v.verdict in ("reject", "rewrite") for v in item.verdicts)
+    if good != bad:
+        desirable = good > bad
+    elif item.thumbs in ("up", "down"):
+        desirable = item.thumbs == "up"
+    else:
+        return []
+    return [{"prompt": item.prompt, "completion": _assistant(item.answer), "label": desirable}]
+
+
+def _jsonl(records: list[dict]) -> str:
+    lines = sorted({json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for r in records})
+    return "".join(line + "\n" for line in lines)
+
+
+def build_snapshot(items: list[ReviewedAnswer]) -> Snapshot:
+    """Turn reviewed answers into the three JSONL files, their line counts and a content hash."""
+    builders = {"sft": _sft_records, "dpo": _dpo_records, "kto": _kto_records}
+    files = {name: _jsonl([r for item in items for r in build(item)]) for name, build in builders.items()}
+    digest = hashlib.sha256()
+    for name in FORMATS:
+        digest.update(f"{name}\n".encode())
+        digest.update(files[name].encode("utf-8"))
+    counts = {name: files[name].count("\n") for name in FORMATS}
+    return Snapshot(files=files, counts=counts, content_hash=digest.hexdigest())
