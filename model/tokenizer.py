@@ -1,0 +1,180 @@
+"""Text <-> ids for a model directory, via `tokenizers` (tokenizer.json) or sentencepiece
+(tokenizer.model). Implements `shared.TokenizerLike`.
+
+BOS is added by this class, never by the backend's post-processor, so `encode(text, add_bos)` means
+the same thing for both backends. Knows nothing about the model's weights.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from model.chat_template import TOKENIZER_CONFIG, load_chat_template, render_chat
+from model.hf_config import read_json
+
+TOKENIZER_JSON = "tokenizer.json"
+SENTENCEPIECE_MODEL = "tokenizer.model"
+_SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+
+class Tokenizer:
+    """A loaded tokenizer plus the special tokens and chat template that travel with it."""
+
+    def __init__(self, backend: _Backend, special_tokens: dict[str, str],
+                 eos_token_ids: list[int], chat_template: str | None = None):
+        self._backend = backend
+        self.special_tokens = special_tokens  # bos_token/eos_token/... strings, for chat templates
+        bos = special_tokens.get("bos_token")
+        self.bos_token_id: int | None = backend.token_to_id(bos) if bos else None
+        self.eos_token_ids = list(eos_token_ids)
+        self.vocab_size: int = backend.vocab_size
+        self.chat_template = chat_template
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, eos_token_ids: Sequence[int] = ()) -> Tokenizer:
+        """Load tokenizer.json (preferred) or tokenizer.model, with tokenizer_config.json's special
+        tokens. `eos_token_ids` (from the model config) come first; the tokenizer's eos is added."""
+        model_dir = Path(model_dir)
+        backend = _open_backend(model_dir)
+        special = _special_tokens(model_dir, backend)
+        eos_ids = list(eos_token_ids)
+        eos = special.get("eos_token")
+        if eos and backend.token_to_id(eos) is not None and backend.token_to_id(eos) not in eos_ids:
+            eos_ids.append(backend.token_to_id(eos))
+        return cls(backend, special, eos_ids, load_chat_template(model_dir))
+
+    @property
+    def max_token_id(self) -> int:
+        return self._backend.max_token_id
+
+    def encode(self, text: str, add_bos: bool = True) -> list[int]:
+        """Text -> ids, with BOS prepended when `add_bos` and the tokenizer has one."""
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string, got {type(text).__name__}")
+        ids = self._backend.encode(text) if text else []
+        if add_bos and self.bos_token_id is not None:
+            ids = [self.bos_token_id, *ids]
+        return ids
+
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Ids -> text (special tokens dropped when `skip_special_tokens`)."""
+        return self._backend.decode(list(token_ids), skip_special_tokens)
+
+    def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True,
+                            tools: list[dict] | None = None) -> list[int]:
+        """Render `messages` with the model's template and encode the text. BOS is prepended only
+        when the template does not already write it."""
+        if self.chat_template is None:
+            raise ValueError("this model has no chat template (tokenizer_config.json chat_template "
+                             "or chat_template.jinja)")
+        text = render_chat(self.chat_template, messages, add_generation_prompt,
+                           self.special_tokens, tools)
+        bos = self.special_tokens.get("bos_token")
+        return self.encode(text, add_bos=not (bos and text.startswith(bos)))
+
+
+class _Backend:
+    """What Tokenizer needs from a tokenizer library."""
+
+    vocab_size: int
+    max_token_id: int
+
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str: ...
+    def token_to_id(self, token: str) -> int | None: ...
+    def id_to_token(self, token_id: int) -> str | None: ...
+
+
+class _HFTokenizersBackend(_Backend):
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        try:
+            self._tok = HFTokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception on bad JSON / unknown model
+            raise ValueError(f"{path}: cannot load tokenizer ({e})") from e
+        vocab = self._tok.get_vocab(with_added_tokens=True)
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        self.max_token_id = max(vocab.values())
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        return self._tok.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self._tok.id_to_token(token_id)
+
+
+class _SentencePieceBackend(_Backend):
+    def __init__(self, path: Path):
+        import sentencepiece
+
+        self._sp = sentencepiece.SentencePieceProcessor()
+        try:
+            self._sp.Load(str(path))
+        except (OSError, RuntimeError) as e:
+            raise ValueError(f"{path}: cannot load sentencepiece model ({e})") from e
+        self.vocab_size = self._sp.GetPieceSize()
+        self.max_token_id = self.vocab_size - 1
+
+    def encode(self, text: str) -> list[int]:
+        return self._sp.EncodeAsIds(text)
+
+    def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        if skip_special_tokens:
+            return self._sp.DecodeIds([i for i in ids if not self._is_special(i)])
+        # sentencepiece drops control pieces; keep them as their text, decoding the runs between.
+        parts, run = [], []
+        for token_id in ids:
+            if self._is_special(token_id):
+                parts += [self._sp.DecodeIds(run), self._sp.IdToPiece(token_id)]
+                run = []
+            else:
+                run.append(token_id)
+        return "".join(parts + [self._sp.DecodeIds(run)])
+
+    def token_to_id(self, token: str) -> int | None:
+        token_id = self._sp.PieceToId(token)
+        return token_id if self._sp.IdToPiece(token_id) == token else None
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self._sp.IdToPiece(token_id) if 0 <= token_id < self.vocab_size else None
+
+    def _is_special(self, token_id: int) -> bool:
+        return self._sp.IsControl(token_id) or self._sp.IsUnknown(token_id)
+
+
+def _open_backend(model_dir: Path) -> _Backend:
+    if (model_dir / TOKENIZER_JSON).is_file():
+        return _HFTokenizersBackend(model_dir / TOKENIZER_JSON)
+    if (model_dir / SENTENCEPIECE_MODEL).is_file():
+        return _SentencePieceBackend(model_dir / SENTENCEPIECE_MODEL)
+    raise ValueError(f"{model_dir / TOKENIZER_JSON} not found (nor {SENTENCEPIECE_MODEL})")
+
+
+def _special_tokens(model_dir: Path, backend: _Backend) -> dict[str, str]:
+    """bos/eos/unk/pad token strings from tokenizer_config.json (strings or {"content": ...})."""
+    config_file = model_dir / TOKENIZER_CONFIG
+    config = read_json(config_file) if config_file.is_file() else {}
+    special = {}
+    for name in _SPECIAL_NAMES:
+        value = config.get(name)
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str):
+            special[name] = value
+    if not config_file.is_file() and isinstance(backend, _SentencePieceBackend):
+        special.update(_sentencepiece_specials(backend))
+    return special
+
+
+def _sentencepiece_specials(backend: _SentencePieceBackend) -> dict[str, str]:
+    sp = backend._sp
+    ids = {"bos_token": sp.bos_id(), "eos_token": sp.eos_id(), "unk_token": sp.unk_id(),
+           "pad_token": sp.pad_id()}
+    return {name: sp.IdToPiece(i) for name, i in ids.items() if i >= 0}
