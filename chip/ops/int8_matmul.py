@@ -1,0 +1,39 @@
+"""Weight-only int8 matmul: int8 weights with one float scale per output channel.
+
+    w ~= w_int8 * scales[:, None],  scales = max|w[n, :]| / 127   (symmetric, per output row)
+    y  = x @ w.T = (x @ w_int8.T) * scales
+
+Halves a bf16 weight's bytes (quarters float32's), which is what bounds decode speed. The error per
+weight is at most scales[n] / 2, so |y - x @ w.T| <= sum_k |x_k| * scales[n] / 2 per output.
+"""
+from __future__ import annotations
+
+import torch
+
+from chip.dispatch import register
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """weight (N, K) float -> (w_int8 (N, K) int8, scales (N,) float32), symmetric per row."""
+    if weight.dim() != 2 or not weight.is_floating_point():
+        raise ValueError(f"expected a 2-D float weight, got {tuple(weight.shape)} {weight.dtype}")
+    w = weight.float()
+    # An all-zero row gets scale 1 so dequantization stays exact (0 * 1) and nothing divides by 0.
+    scales = w.abs().amax(dim=1) / 127.0
+    scales = torch.where(scales > 0, scales, torch.ones_like(scales))
+    w_int8 = torch.round(w / scales[:, None]).clamp_(-127, 127).to(torch.int8)
+    return w_int8, scales
+
+
+def dequantize_int8(w_int8: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (w_int8.float() * scales[:, None]).to(dtype)
+
+
+@register("int8_matmul", "reference")
+def int8_matmul(x: torch.Tensor, w_int8: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """x (..., K) float, w_int8 (N, K), scales (N,) -> (..., N) in x's dtype."""
+    if w_int8.dtype != torch.int8 or x.shape[-1] != w_int8.shape[1] or scales.shape != w_int8.shape[:1]:
+        raise ValueError(f"int8_matmul shapes: x {tuple(x.shape)}, w {tuple(w_int8.shape)} "
+                         f"{w_int8.dtype}, scales {tuple(scales.shape)}")
+    y = x @ w_int8.to(x.dtype).t()  # int8 values are exact in bf16 and float32
+    return (y * scales.to(x.dtype)).to(x.dtype)
