@@ -14,6 +14,8 @@ import typer
 
 # command name -> module defining `command(...)`. Modules import heavy packages inside `command`.
 COMMANDS: dict[str, str] = {
+    "generate": "app.commands.generate",
+    "import-llama2c": "app.commands.import_llama2c",
 }
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

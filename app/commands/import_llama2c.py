@@ -1,0 +1,21 @@
+"""`flywheel import-llama2c`: convert a legacy llama2.c checkpoint into a Hugging Face directory."""
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def command(
+    model_bin: Annotated[str, typer.Argument(help="llama2.c checkpoint (legacy .bin export).")],
+    tokenizer_model: Annotated[str, typer.Argument(help="Its sentencepiece tokenizer.model.")],
+    out_dir: Annotated[str, typer.Argument(help="New (or empty) output directory.")],
+) -> None:
+    """Write config.json, model.safetensors and tokenizer files that `flywheel generate` loads."""
+    from model.llama2c import import_llama2c
+
+    path = import_llama2c(model_bin, tokenizer_model, out_dir)
+    logger.info("wrote %s", path)
