@@ -1,0 +1,30 @@
+"""Report card API: per model version and device, serving speed, utilization and satisfaction over
+time (definitions in `app.review.report_card`), plus flywheel iterations in the window."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import CurrentUser, SessionDep
+from app.review.report_card import report_series
+from app.store import crud_report
+from app.store.base import utcnow
+
+router = APIRouter(prefix="/v1/report", tags=["report"])
+
+HOUR_S, DAY_S = 3600, 86400
+
+
+@router.get("")
+def read_report(session: SessionDep, _user: CurrentUser, days: int = Query(default=30, ge=1, le=365),
+                bucket: str | None = Query(default=None, pattern="^(hour|day)$")) -> dict:
+    bucket = bucket or ("hour" if days <= 2 else "day")
+    bucket_s = HOUR_S if bucket == "hour" else DAY_S
+    since = utcnow() - timedelta(days=days)
+    answers = crud_report.answer_timings(session, since=since)
+    feedback = crud_report.feedback_events(session, since=since)
+    return {"object": "report", "days": days, "bucket": bucket, "since": since.isoformat(),
+            "totals": {"requests": len(answers), "feedback": len(feedback)},
+            "iterations": crud_report.iterations_since(session, since=since),
+            "series": report_series(answers, feedback, bucket_s)}

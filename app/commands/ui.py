@@ -1,0 +1,31 @@
+"""`flywheel ui`: run the Streamlit product UI headless, pointed at a Flywheel API."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def command(
+    api_url: Annotated[str, typer.Option("--api-url", help="Base URL of the Flywheel API.")] = "http://127.0.0.1:8000",
+    port: Annotated[int, typer.Option("--port", help="Port the UI listens on.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address the UI binds to.")] = "127.0.0.1",
+) -> int:
+    """Run the chat, review console, models page and report card (Streamlit)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not api_url.startswith(("http://", "https://")):
+        raise ValueError(f"--api-url must start with http:// or https://, got {api_url!r}")
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    entrypoint = Path(__file__).resolve().parents[1] / "ui" / "main.py"
+    repo_root = str(entrypoint.parents[2])
+    env = {**os.environ, "FLYWHEEL_API_URL": api_url.rstrip("/"),
+           "PYTHONPATH": os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)}
+    args = [sys.executable, "-m", "streamlit", "run", str(entrypoint), "--server.headless", "true",
+            "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none"]
+    return subprocess.call(args, env=env)

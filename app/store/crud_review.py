@@ -1,0 +1,135 @@
+"""Queries behind the review console and dataset export: the feedback queue, sibling answers,
+labels (one per annotator and message), and dataset snapshots. Keyword-only, no HTTP knowledge."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from app.review.export import ReviewedAnswer, Snapshot, Verdict
+from app.store.base import new_id, utcnow
+from app.store.models import Feedback, Message, User
+from app.store.review import VERDICTS, DatasetSnapshot, ReviewLabel
+
+MAX_QUEUE_ITEMS = 200
+
+
+@dataclass(slots=True)
+class QueueFilters:
+    thumbs: str | None = None
+    rating: int | None = None
+    tag: str | None = None
+    model_version: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    reviewed: bool | None = None
+
+
+def review_queue(session: Session, *, filters: QueueFilters) -> list[tuple[Feedback, Message, Message | None]]:
+    """(feedback, answer, prompt message) rows, newest feedback first."""
+    prompt = aliased(Message)
+    query = (select(Feedback, Message, prompt).join(Message, Feedback.message_id == Message.id)
+             .outerjoin(prompt, Message.parent_id == prompt.id).order_by(Feedback.created_at.desc()))
+    conditions = {"thumbs": Feedback.thumbs == filters.thumbs, "rating": Feedback.rating == filters.rating,
+                  "model_version": Message.model_version == filters.model_version,
+                  "since": Feedback.created_at >= filters.since, "until": Feedback.created_at < filters.until}
+    for name, condition in conditions.items():
+        if getattr(filters, name) is not None:
+            query = query.where(condition)
+    if filters.reviewed is not None:
+        labelled = exists().where(ReviewLabel.message_id == Message.id)
+        query = query.where(labelled if filters.reviewed else ~labelled)
+    rows = [tuple(r) for r in session.execute(query.limit(MAX_QUEUE_ITEMS * 5))]
+    if filters.tag:  # tags are a JSON list: filtered here to stay portable across SQLite and PostgreSQL
+        rows = [r for r in rows if filters.tag in (r[0].tags or [])]
+    return rows[:MAX_QUEUE_ITEMS]
+
+
+def labels_for(session: Session, *, message_ids: list[str]) -> dict[str, list[tuple[ReviewLabel, str]]]:
+    """message id -> [(label, annotator username)]."""
+    query = (select(ReviewLabel, User.username).join(User, ReviewLabel.annotator_id == User.id)
+             .where(ReviewLabel.message_id.in_(message_ids)).order_by(ReviewLabel.updated_at))
+    result: dict[str, list[tuple[ReviewLabel, str]]] = {}
+    for label, username in session.execute(query):
+        result.setdefault(label.message_id, []).append((label, username))
+    return result
+
+
+def siblings(session: Session, *, message: Message) -> list[Message]:
+    """Every assistant answer to the same user message, the given one included, oldest first."""
+    if message.parent_id is None:
+        return [message]
+    query = (select(Message).where(Message.parent_id == message.parent_id, Message.role == "assistant")
+             .order_by(Message.seq))
+    return list(session.scalars(query))
+
+
+def upsert_label(session: Session, *, message_id: str, annotator_id: str, verdict: str,
+                 rewrite: str | None, preferred_message_id: str | None) -> ReviewLabel:
+    """Create or replace this annotator's label of the message."""
+    assert verdict in VERDICTS, verdict
+    row = session.scalar(select(ReviewLabel).where(ReviewLabel.message_id == message_id,
+                                                   ReviewLabel.annotator_id == annotator_id))
+    now = utcnow()
+    if row is None:
+        row = ReviewLabel(id=new_id("lbl"), message_id=message_id, annotator_id=annotator_id, created_at=now)
+        session.add(row)
+    row.verdict, row.rewrite, row.preferred_message_id, row.updated_at = verdict, rewrite, preferred_message_id, now
+    session.flush()
+    return row
+
+
+def all_labels(session: Session) -> list[ReviewLabel]:
+    return list(session.scalars(select(ReviewLabel)))
+
+
+def conversation_prefix(session: Session, *, message: Message) -> list[dict]:
+    """The turns before `message` on its branch, root first, as [{role, content}]."""
+    turns: list[dict] = []
+    parent_id = message.parent_id
+    while parent_id is not None:
+        parent = session.get(Message, parent_id)
+        if parent is None:
+            break
+        turns.append({"role": parent.role, "content": parent.content})
+        parent_id = parent.parent_id
+    return list(reversed(turns))
+
+
+def reviewed_answers(session: Session) -> list[ReviewedAnswer]:
+    """Every assistant answer with feedback or labels, with what the export needs to know."""
+    with_signal = (select(Feedback.message_id).union(select(ReviewLabel.message_id))).subquery()
+    answers = session.scalars(select(Message).where(Message.id.in_(select(with_signal)),
+                                                    Message.role == "assistant"))
+    items = []
+    for answer in answers:
+        feedback = sorted(answer.feedback, key=lambda f: f.created_at)
+        thumbs = next((f.thumbs for f in reversed(feedback) if f.thumbs), None)
+        labels = session.scalars(select(ReviewLabel).where(ReviewLabel.message_id == answer.id))
+        items.append(ReviewedAnswer(
+            message_id=answer.id, prompt=conversation_prefix(session, message=answer), answer=answer.content,
+            sibling_answers={m.id: m.content for m in siblings(session, message=answer) if m.id != answer.id},
+            thumbs=thumbs, corrections=tuple(f.correction for f in feedback if f.correction),
+            verdicts=tuple(Verdict(l.verdict, l.rewrite, l.preferred_message_id) for l in labels)))
+    return items
+
+
+def create_snapshot(session: Session, *, snapshot: Snapshot, created_by: str | None) -> DatasetSnapshot:
+    version = (session.scalar(select(func.max(DatasetSnapshot.version))) or 0) + 1
+    row = DatasetSnapshot(id=new_id("ds"), version=version, content_hash=snapshot.content_hash,
+                          counts=dict(snapshot.counts), sft_jsonl=snapshot.files["sft"],
+                          dpo_jsonl=snapshot.files["dpo"], kto_jsonl=snapshot.files["kto"],
+                          created_by=created_by, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_snapshots(session: Session) -> list[DatasetSnapshot]:
+    return list(session.scalars(select(DatasetSnapshot).order_by(DatasetSnapshot.version.desc())))
+
+
+def get_snapshot(session: Session, *, snapshot_id: str) -> DatasetSnapshot | None:
+    return session.get(DatasetSnapshot, snapshot_id)

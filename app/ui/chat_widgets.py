@@ -1,0 +1,91 @@
+"""Widgets drawn under chat messages: feedback (thumbs, stars, tags, comment, correction),
+regenerate, sibling navigation and edit-and-resend. Actions are queued in `st.session_state.pending`
+and carried out by the chat page after the history is drawn, so streaming happens in page order.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.client import ApiError
+from app.ui.conversation_tree import parent_key, sibling_position
+from app.ui.session import api
+
+REASON_TAGS = ["incorrect", "unhelpful", "incomplete", "too long", "off-topic", "unsafe", "well written"]
+THUMBS = {0: "down", 1: "up"}
+
+
+def _post_feedback(message_id: str, **fields) -> None:
+    try:
+        api().send_feedback(message_id, **fields)
+        st.session_state["flash"] = ("success", "Thanks, feedback saved.")
+    except ApiError as e:
+        st.session_state["flash"] = ("error", f"Feedback not saved: {e}")
+
+
+def _on_thumbs(message_id: str) -> None:
+    value = st.session_state.get(f"thumbs_{message_id}")
+    if value is not None:
+        _post_feedback(message_id, thumbs=THUMBS[value], rating=None, tags=[], comment=None, correction=None)
+
+
+def _on_stars(message_id: str) -> None:
+    value = st.session_state.get(f"stars_{message_id}")
+    if value is not None:
+        _post_feedback(message_id, thumbs=None, rating=value + 1, tags=[], comment=None, correction=None)
+
+
+def _on_details(message_id: str) -> None:
+    thumbs = st.session_state.get(f"thumbs_{message_id}")
+    stars = st.session_state.get(f"stars_{message_id}")
+    tags = st.session_state.get(f"tags_{message_id}") or []
+    comment = (st.session_state.get(f"comment_{message_id}") or "").strip() or None
+    correction = (st.session_state.get(f"correction_{message_id}") or "").strip() or None
+    if thumbs is None and stars is None and not (tags or comment or correction):
+        st.session_state["flash"] = ("error", "Pick a rating, a tag, or write a comment or a better answer.")
+        return
+    _post_feedback(message_id, thumbs=THUMBS.get(thumbs), rating=None if stars is None else stars + 1,
+                   tags=tags, comment=comment, correction=correction)
+
+
+def sibling_switcher(message: dict, messages: list[dict]) -> None:
+    """'< 2/3 >' buttons when a message has siblings (regenerated answers, edited prompts)."""
+    siblings, index = sibling_position(messages, message)
+    if len(siblings) < 2:
+        return
+    key = parent_key(message, messages)
+    left, middle, right, _ = st.columns([1, 2, 1, 8])
+    choices = st.session_state.setdefault("branch_choices", {})
+    if left.button("‹", key=f"prev_{message['id']}", disabled=index == 0):
+        choices[key] = siblings[index - 1]["id"]
+        st.rerun()
+    middle.caption(f"version {index + 1} of {len(siblings)}")
+    if right.button("›", key=f"next_{message['id']}", disabled=index == len(siblings) - 1):
+        choices[key] = siblings[index + 1]["id"]
+        st.rerun()
+
+
+def answer_feedback(message: dict) -> None:
+    """Thumbs, stars, regenerate and a details form under one assistant answer."""
+    mid = message["id"]
+    cols = st.columns([1, 2, 2, 5])
+    with cols[0]:
+        st.feedback("thumbs", key=f"thumbs_{mid}", on_change=_on_thumbs, args=(mid,))
+    with cols[1]:
+        st.feedback("stars", key=f"stars_{mid}", on_change=_on_stars, args=(mid,))
+    if cols[2].button("Regenerate", key=f"regen_{mid}", icon=":material/refresh:"):
+        st.session_state["pending"] = {"kind": "regenerate", "message_id": mid}
+    if message.get("feedback"):
+        cols[3].caption(f"{len(message['feedback'])} feedback item(s) saved")
+    with st.expander("Tell us more / write the better answer"):
+        st.multiselect("Reasons", REASON_TAGS, key=f"tags_{mid}")
+        st.text_input("Comment", key=f"comment_{mid}")
+        st.text_area("Write the better answer", key=f"correction_{mid}")
+        st.button("Send feedback", key=f"send_{mid}", on_click=_on_details, args=(mid,))
+
+
+def edit_box(message: dict) -> None:
+    """Edit a user message and resend it: the edit becomes a new branch next to the original."""
+    with st.expander("Edit and resend"):
+        text = st.text_area("Edited message", value=message["content"], key=f"edit_{message['id']}")
+        if st.button("Resend", key=f"resend_{message['id']}") and text.strip():
+            st.session_state["pending"] = {"kind": "edit", "message_id": message["id"], "content": text}

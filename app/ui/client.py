@@ -1,0 +1,154 @@
+"""HTTP client the UI pages use: httpx for the Flywheel JSON API, the `openai` client for chat.
+
+Every failure (API down, timeout, 4xx/5xx, unreadable body) becomes an `ApiError` with one readable
+sentence, so pages show `st.error(str(e))` and never a traceback. The client knows nothing about
+Streamlit; the pages own session state.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+def api_url_from_env() -> str:
+    return os.environ.get("FLYWHEEL_API_URL", DEFAULT_API_URL).rstrip("/")
+
+
+class ApiError(Exception):
+    """A readable API failure; `status` is the HTTP code, or None when the API was not reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class ChatIds:
+    """Ids the API attaches to every chat stream chunk; filled while the stream is consumed."""
+    conversation_id: str | None = None
+    message_id: str | None = None
+    model_version: str | None = None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200] or response.reason_phrase
+
+
+@dataclass(slots=True)
+class ApiClient:
+    base_url: str = field(default_factory=api_url_from_env)
+    token: str | None = None
+    timeout_s: float = 30.0
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One JSON call; returns the decoded body or raises ApiError."""
+        try:
+            response = httpx.request(method, f"{self.base_url}{path}", headers=self._headers(),
+                                     timeout=self.timeout_s, **kwargs)
+        except httpx.HTTPError as e:
+            raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
+        if response.status_code >= 400:
+            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code)
+        try:
+            return response.json()
+        except ValueError as e:
+            raise ApiError(f"The API answered {path} with something that is not JSON.") from e
+
+    def text(self, path: str) -> str:
+        try:
+            response = httpx.get(f"{self.base_url}{path}", headers=self._headers(), timeout=self.timeout_s)
+        except httpx.HTTPError as e:
+            raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
+        if response.status_code >= 400:
+            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code)
+        return response.text
+
+    # -- auth ------------------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> dict:
+        return self.request("POST", "/v1/auth/login", json={"username": username, "password": password})
+
+    # -- chat ------------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        return [m["id"] for m in self.request("GET", "/v1/models").get("data", [])]
+
+    def conversations(self) -> list[dict]:
+        return self.request("GET", "/v1/conversations").get("data", [])
+
+    def conversation(self, conversation_id: str) -> dict:
+        return self.request("GET", f"/v1/conversations/{conversation_id}")
+
+    def stream_chat(self, messages: list[dict], ids: ChatIds, *, model: str, sampling: dict,
+                    extra: dict) -> Iterator[str]:
+        """Yield answer text as it streams; fills `ids` from the chunks' extra fields."""
+        client = openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=self.token or "no-key",
+                               timeout=self.timeout_s, max_retries=0)
+        try:
+            stream = client.chat.completions.create(model=model, messages=messages, stream=True,
+                                                    extra_body={k: v for k, v in extra.items() if v is not None},
+                                                    **sampling)
+            for chunk in stream:
+                fields = chunk.model_extra or {}
+                ids.conversation_id = fields.get("conversation_id", ids.conversation_id)
+                ids.message_id = fields.get("message_id", ids.message_id)
+                ids.model_version = fields.get("model_version", ids.model_version)
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APIConnectionError as e:
+            raise ApiError(f"The API at {self.base_url} is not reachable.") from e
+        except openai.APIStatusError as e:
+            raise ApiError(f"{_error_message(e.response)} (HTTP {e.status_code})", e.status_code) from e
+
+    def send_feedback(self, message_id: str, **fields: Any) -> dict:
+        return self.request("POST", "/v1/feedback", json={"message_id": message_id, **fields})
+
+    # -- review and datasets ---------------------------------------------------------------------
+    def review_queue(self, **filters: Any) -> list[dict]:
+        params = {k: v for k, v in filters.items() if v not in (None, "", [])}
+        return self.request("GET", "/v1/review/queue", params=params).get("data", [])
+
+    def siblings(self, message_id: str) -> list[dict]:
+        return self.request("GET", f"/v1/review/siblings/{message_id}").get("data", [])
+
+    def label(self, message_id: str, verdict: str, rewrite: str | None = None,
+              preferred_message_id: str | None = None) -> dict:
+        body = {"message_id": message_id, "verdict": verdict, "rewrite": rewrite,
+                "preferred_message_id": preferred_message_id}
+        return self.request("POST", "/v1/review/labels", json=body)
+
+    def agreement(self) -> dict:
+        return self.request("GET", "/v1/review/agreement")
+
+    def create_snapshot(self) -> dict:
+        return self.request("POST", "/v1/datasets/snapshots", json={})
+
+    def snapshots(self) -> list[dict]:
+        return self.request("GET", "/v1/datasets/snapshots").get("data", [])
+
+    def snapshot_file(self, snapshot_id: str, kind: str) -> str:
+        return self.text(f"/v1/datasets/snapshots/{snapshot_id}/{kind}.jsonl")
+
+    # -- models and report -----------------------------------------------------------------------
+    def model_versions(self) -> list[dict]:
+        return self.request("GET", "/v1/model-versions").get("data", [])
+
+    def promote(self, version_id: str) -> dict:
+        return self.request("POST", f"/v1/model-versions/{version_id}/promote")
+
+    def rollback(self, version_id: str) -> dict:
+        return self.request("POST", f"/v1/model-versions/{version_id}/rollback")
+
+    def report(self, days: int = 30) -> dict:
+        return self.request("GET", "/v1/report", params={"days": days})

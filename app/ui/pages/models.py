@@ -1,0 +1,55 @@
+"""Models page: registered versions, their lineage, and promote / rollback for admins."""
+import streamlit as st
+
+from app.ui.client import ApiError
+from app.ui.session import api, call, role
+
+
+def lineage_dot(versions: list[dict]) -> str:
+    """Graphviz DOT of parent -> child edges; labels are quoted so names stay plain text."""
+    def quote(text: str) -> str:
+        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    lines = ["digraph lineage {", "rankdir=LR;", "node [shape=box, style=rounded];"]
+    for v in versions:
+        lines.append(f"{quote(v['id'])} [label={quote(v['name'] + ' (' + v['status'] + ')')}];")
+        if v.get("parent_id"):
+            lines.append(f"{quote(v['parent_id'])} -> {quote(v['id'])};")
+    return "\n".join(lines + ["}"])
+
+
+def admin_actions(versions: list[dict]) -> None:
+    st.subheader("Promote or roll back")
+    chosen = st.selectbox("Version", versions, format_func=lambda v: f"{v['name']} ({v['status']})")
+    promote, rollback, _ = st.columns([1, 1, 4])
+    for column, action, label in ((promote, api().promote, "Promote"), (rollback, api().rollback, "Roll back")):
+        if column.button(label, key=f"{label}_{chosen['id']}"):
+            try:
+                action(chosen["id"])
+                st.session_state["flash"] = ("success", f"{label} of {chosen['name']} done.")
+            except ApiError as e:
+                st.session_state["flash"] = ("error", f"{label} failed: {e}")
+            st.rerun()
+
+
+st.title("Models")
+if flash := st.session_state.pop("flash", None):
+    (st.success if flash[0] == "success" else st.error)(flash[1])
+try:
+    versions = api().model_versions()
+except ApiError as e:
+    versions = None
+    if e.status == 404:
+        st.info("The model registry is not available on this server yet.")
+    else:
+        st.error(str(e))
+if versions is not None and not versions:
+    st.info("No model version is registered yet. The flywheel registers one after each fine-tune.")
+if versions:
+    st.dataframe([{k: v.get(k) for k in ("name", "status", "parent_id", "dataset_snapshot_id", "recipe",
+                                          "metrics", "created_at")} for v in versions], hide_index=True)
+    st.subheader("Lineage")
+    st.graphviz_chart(lineage_dot(versions))
+    if role() == "admin":
+        admin_actions(versions)
+if versions is not None and (served := call(api().models)):
+    st.caption("Served now: " + ", ".join(served))

@@ -1,0 +1,79 @@
+"""One review-queue item: the prompt and answer, its feedback, labels, sibling comparison and the
+accept / reject / rewrite actions. User and model text is always neutralized before display."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.client import ApiError
+from app.ui.safe_text import neutralize
+from app.ui.session import api, call
+
+
+def _label(message_id: str, verdict: str, rewrite: str | None = None, preferred: str | None = None) -> None:
+    try:
+        api().label(message_id, verdict, rewrite=rewrite, preferred_message_id=preferred)
+        st.session_state["flash"] = ("success", f"Labelled {verdict}.")
+    except ApiError as e:
+        st.session_state["flash"] = ("error", f"Label not saved: {e}")
+
+
+def _rewrite(message_id: str, key: str) -> None:
+    text = (st.session_state.get(f"rewrite_{key}") or "").strip()
+    if not text:
+        st.session_state["flash"] = ("error", "Write the better answer before saving a rewrite.")
+        return
+    _label(message_id, "rewrite", rewrite=text)
+
+
+def _feedback_line(item: dict) -> str:
+    parts = []
+    if item.get("thumbs"):
+        parts.append(f"thumbs {item['thumbs']}")
+    if item.get("rating"):
+        parts.append(f"{item['rating']}/5 stars")
+    if item.get("tags"):
+        parts.append("tags: " + ", ".join(item["tags"]))
+    parts.append(f"model {item.get('model_version') or '?'}")
+    parts.append(str(item.get("created_at", ""))[:19])
+    return neutralize(" · ".join(parts))
+
+
+def siblings_side_by_side(item: dict) -> None:
+    """Every answer to the same prompt in columns, each with a 'prefer this' button."""
+    siblings = call(api().siblings, item["message_id"])
+    if not siblings or len(siblings) < 2:
+        st.caption("This answer has no sibling answers to compare.")
+        return
+    for column, sibling in zip(st.columns(len(siblings)), siblings):
+        with column.container(border=True):
+            st.markdown(neutralize(sibling.get("content", "")))
+            st.caption(neutralize(f"model {sibling.get('model_version') or '?'}"))
+            preferred_is_item = sibling["id"] == item["message_id"]
+            st.button("Prefer this", key=f"prefer_{item['feedback_id']}_{sibling['id']}", on_click=_label,
+                      args=(item["message_id"], "accept" if preferred_is_item else "reject", None, sibling["id"]))
+
+
+def review_item(item: dict) -> None:
+    key = item["feedback_id"]
+    with st.container(border=True):
+        st.caption(_feedback_line(item))
+        st.markdown("**Prompt**")
+        st.markdown(neutralize(item.get("prompt") or ""))
+        st.markdown("**Answer**")
+        st.markdown(neutralize(item.get("answer") or ""))
+        if item.get("comment"):
+            st.markdown("**Comment:** " + neutralize(item["comment"]))
+        if item.get("correction"):
+            st.markdown("**User's better answer:** " + neutralize(item["correction"]))
+        for label in item.get("labels", []):
+            st.caption(neutralize(f"label by {label.get('annotator')}: {label.get('verdict')}"))
+        accept, reject, _ = st.columns([1, 1, 6])
+        accept.button("Accept", key=f"accept_{key}", on_click=_label, args=(item["message_id"], "accept"))
+        reject.button("Reject", key=f"reject_{key}", on_click=_label, args=(item["message_id"], "reject"))
+        with st.expander("Rewrite"):
+            st.text_area("Better answer", value=item.get("correction") or item.get("answer") or "",
+                         key=f"rewrite_{key}")
+            st.button("Save rewrite", key=f"save_rewrite_{key}", on_click=_rewrite,
+                      args=(item["message_id"], key))
+        with st.expander("Compare sibling answers"):
+            siblings_side_by_side(item)

@@ -1,0 +1,39 @@
+"""Session state shared by the pages: who is signed in and the API client built for them."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.client import ApiClient, ApiError, api_url_from_env
+
+REVIEWER_ROLES = ("annotator", "admin")
+
+
+def api() -> ApiClient:
+    """A client carrying this session's token (login session token or pasted API key)."""
+    return ApiClient(base_url=st.session_state.get("api_url") or api_url_from_env(),
+                     token=st.session_state.get("token"))
+
+
+def role() -> str | None:
+    return st.session_state.get("role")
+
+
+def sign_in(token: str, user_role: str, username: str) -> None:
+    st.session_state.update(token=token, role=user_role, username=username)
+
+
+def sign_out() -> None:
+    for key in ("token", "role", "username", "conversation_id", "branch_choices"):
+        st.session_state.pop(key, None)
+
+
+def call(action, *args, **kwargs):
+    """Run one client call; on failure show the readable message and return None."""
+    try:
+        return action(*args, **kwargs)
+    except ApiError as e:
+        if e.status == 401:
+            st.error(f"{e} — sign in on the Account page.")
+        else:
+            st.error(str(e))
+        return None

@@ -1,0 +1,32 @@
+"""Branch selection and markdown neutralizing, without Streamlit."""
+from app.ui.conversation_tree import ROOT, active_path, parent_key, sibling_position
+from app.ui.safe_text import neutralize
+
+MESSAGES = [
+    {"id": "s", "parent_id": None, "role": "system", "content": "sys", "created_at": "0"},
+    {"id": "u1", "parent_id": "s", "role": "user", "content": "hi", "created_at": "1"},
+    {"id": "a1", "parent_id": "u1", "role": "assistant", "content": "one", "created_at": "2"},
+    {"id": "a2", "parent_id": "u1", "role": "assistant", "content": "two", "created_at": "3"},
+    {"id": "u2", "parent_id": "a1", "role": "user", "content": "more", "created_at": "4"},
+    {"id": "a3", "parent_id": "u2", "role": "assistant", "content": "three", "created_at": "5"},
+]
+
+
+def test_newest_sibling_is_shown_unless_one_is_chosen():
+    assert [m["id"] for m in active_path(MESSAGES, {})] == ["u1", "a2"]
+    assert [m["id"] for m in active_path(MESSAGES, {"u1": "a1"})] == ["u1", "a1", "u2", "a3"]
+
+
+def test_sibling_position_and_parent_key():
+    siblings, index = sibling_position(MESSAGES, MESSAGES[2])
+    assert [m["id"] for m in siblings] == ["a1", "a2"] and index == 0
+    assert parent_key(MESSAGES[1], MESSAGES) == ROOT  # system parent is hidden: u1 is top level
+    assert parent_key(MESSAGES[3], MESSAGES) == "u1"
+
+
+def test_neutralize_escapes_html_and_markdown():
+    text = "<script>alert(1)</script> **bold** [x](http://e) $x$\nline"
+    escaped = neutralize(text)
+    assert "<" not in escaped.replace("\\<", "") and ">" not in escaped.replace("\\>", "")
+    assert escaped.startswith("\\<script\\>") and "\\*\\*bold\\*\\*" in escaped and "\\$x\\$" in escaped
+    assert escaped.endswith("  \nline")
