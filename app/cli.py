@@ -15,6 +15,7 @@ import typer
 # command name -> module defining `command(...)`. Modules import heavy packages inside `command`.
 COMMANDS: dict[str, str] = {
     "generate": "app.commands.generate",
+    "serve": "app.commands.serve",
     "import-llama2c": "app.commands.import_llama2c",
 }
 

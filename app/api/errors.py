@@ -1,0 +1,84 @@
+"""OpenAI-style error bodies for every failure: {"error": {"message", "type", "param", "code"}}.
+
+Routes raise `APIError` (or HTTPException); FastAPI's request validation errors become 400 with
+the offending field in `param`, malformed JSON included.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+_TYPE_BY_STATUS = {400: "invalid_request_error", 401: "authentication_error",
+                   403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
+                   409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error",
+                   429: "rate_limit_error", 503: "service_unavailable_error"}
+
+
+class APIError(Exception):
+    def __init__(self, status_code: int, message: str, param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status_code, self.message, self.param, self.code = status_code, message, param, code
+        self.headers = headers
+
+
+def error_body(status_code: int, message: str, param: str | None = None,
+               code: str | None = None) -> dict:
+    error_type = _TYPE_BY_STATUS.get(status_code, "server_error" if status_code >= 500
+                                     else "invalid_request_error")
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_response(status_code: int, message: str, param: str | None = None,
+                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status_code, message, param, code), status_code=status_code,
+                        headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
+    return error_response(exc.status_code, exc.message, exc.param, exc.code, exc.headers)
+
+
+async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if not errors:
+        return error_response(400, "Invalid request", code="invalid_request")
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return error_response(400, "We could not parse the JSON body of your request.",
+                              code="invalid_json")
+    if first.get("type") == "extra_forbidden":
+        message = f"Unrecognized request argument supplied: {param}"
+    else:
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    return error_response(400, message, param, code=_code(first.get("type")))
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "The server had an error while processing your request.")
+
+
+def _code(pydantic_type: str | None) -> str | None:
+    return {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter",
+            "value_error": "invalid_value"}.get(pydantic_type or "", "invalid_type")

@@ -1,0 +1,78 @@
+"""FastAPI app factory: `create_app(settings, models=...)`.
+
+On startup the store is opened and migrated, the local user and the configured API keys (owned
+by the bootstrap user "admin") are ensured, and each model starts loading in a worker thread
+(requests for it get 503 until it is ready). On shutdown running models are stopped, the
+background writer drains, and the store closes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.deps import LOCAL_USERNAME, AppState, Principal
+from app.api.errors import install_error_handlers
+from app.api.metrics import ServingMetrics
+from app.api.routes import (auth, conversations, feedback, health, openai_chat,
+                            openai_completions, openai_models)
+from app.api.routes import datasets, report, review
+from app.core.config import Settings
+from app.serving.model_host import ModelHost, ServedModel
+from app.store import crud_users
+from app.store.session import Store, open_store
+from app.store.writer import StoreWriter
+
+logger = logging.getLogger(__name__)
+
+ADMIN_USERNAME = "admin"
+
+
+def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] | None = None,
+               host: ModelHost | None = None) -> FastAPI:
+    """`models` maps a model id to a loader run in a thread at startup; `host` may hold models
+    that are already loaded (tests, benchmarks)."""
+    host = host or ModelHost()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await asyncio.to_thread(open_store, settings.database_url, settings.database_schema)
+        local_user = await asyncio.to_thread(_bootstrap_users, store, settings)
+        writer = StoreWriter(store, settings.writer_max_retries, settings.writer_backoff_s)
+        app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user)
+        for model_id, load in (models or {}).items():
+            host.start_loading(model_id, load)
+        try:
+            yield
+        finally:
+            await host.shutdown()
+            await asyncio.to_thread(writer.close)
+            store.close()
+
+    app = FastAPI(title="Flywheel", version="0.1.0", lifespan=lifespan,
+                  description="OpenAI-compatible serving, chat history and feedback.")
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai_models.router)
+    app.include_router(openai_chat.router)
+    app.include_router(openai_completions.router)
+    app.include_router(conversations.router)
+    app.include_router(feedback.router)
+    app.include_router(auth.router)
+    app.include_router(review.router)
+    app.include_router(datasets.router)
+    app.include_router(report.router)
+    return app
+
+
+def _bootstrap_users(store: Store, settings: Settings) -> Principal:
+    with store.transaction() as session:
+        local = crud_users.ensure_user(session, username=LOCAL_USERNAME, role="admin")
+        if settings.api_keys:
+            admin = crud_users.ensure_user(session, username=ADMIN_USERNAME, role="admin")
+            for key in settings.api_keys:
+                crud_users.create_api_key(session, user_id=admin.id, name="configured", key=key)
+        return Principal(id=local.id, username=local.username, role=local.role)

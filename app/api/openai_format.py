@@ -1,0 +1,169 @@
+"""Engine outputs -> OpenAI JSON: chat and text completion objects, stream chunks, logprobs, usage.
+
+Every object also carries the Flywheel extras `conversation_id`, `message_id`, `message_ids` and
+`model_version` at its top level.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from app.serving.generation import ChoiceDelta
+from shared import CompletionOutput, Logprob, RequestOutput
+
+
+@dataclass(slots=True)
+class ResponseMeta:
+    id: str  # chatcmpl-... / cmpl-...
+    model_id: str
+    conversation_id: str | None = None
+    message_ids: list[str] = field(default_factory=list)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def extras(self) -> dict:
+        return {"conversation_id": self.conversation_id,
+                "message_id": self.message_ids[0] if self.message_ids else None,
+                "message_ids": list(self.message_ids), "model_version": self.model_id}
+
+
+def usage(output: RequestOutput) -> dict:
+    completion_tokens = sum(len(o.token_ids) for o in output.outputs)
+    prompt_tokens = len(output.prompt_token_ids)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": output.num_cached_tokens}}
+
+
+class ChatFormat:
+    object_name = "chat.completion"
+
+    def __init__(self, meta: ResponseMeta, tokenizer, num_top_logprobs: int | None) -> None:
+        self.meta, self._tokenizer, self._num_top = meta, tokenizer, num_top_logprobs
+        self._role_sent: set[int] = set()
+
+    def response(self, output: RequestOutput) -> dict:
+        choices = [{"index": o.index,
+                    "message": {"role": "assistant", "content": o.text, "refusal": None},
+                    "logprobs": self._logprobs(o.token_ids, o.logprobs),
+                    "finish_reason": _finish_reason(o)} for o in _ordered(output)]
+        return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
+                "model": self.meta.model_id, "choices": choices, "usage": usage(output),
+                "system_fingerprint": None, **self.meta.extras()}
+
+    def chunk(self, delta: ChoiceDelta, include_usage: bool) -> dict:
+        content = {"content": delta.text}
+        if delta.index not in self._role_sent:
+            self._role_sent.add(delta.index)
+            content = {"role": "assistant", **content}
+        choice = {"index": delta.index, "delta": content,
+                  "logprobs": self._logprobs(delta.token_ids, delta.logprobs),
+                  "finish_reason": _finish_reason_of(delta.finish_reason)}
+        return self._chunk([choice], include_usage)
+
+    def usage_chunk(self, output: RequestOutput) -> dict:
+        return {**self._chunk([], True), "usage": usage(output)}
+
+    def _chunk(self, choices: list[dict], include_usage: bool) -> dict:
+        body = {"id": self.meta.id, "object": "chat.completion.chunk", "created": self.meta.created,
+                "model": self.meta.model_id, "system_fingerprint": None, "choices": choices,
+                **self.meta.extras()}
+        if include_usage:
+            body["usage"] = None
+        return body
+
+    def _logprobs(self, token_ids: list[int], logprobs: list[dict[int, Logprob]] | None) -> dict | None:
+        if self._num_top is None or logprobs is None:
+            return None
+        content = []
+        for token_id, alternatives in zip(token_ids, logprobs):
+            chosen = alternatives.get(token_id) or Logprob(float("-inf"))
+            top = _top(alternatives, self._num_top)
+            content.append({**self._entry(token_id, chosen),
+                            "top_logprobs": [self._entry(t, lp) for t, lp in top]})
+        return {"content": content, "refusal": None}
+
+    def _entry(self, token_id: int, logprob: Logprob) -> dict:
+        text = _token_text(self._tokenizer, token_id, logprob)
+        return {"token": text, "logprob": _finite(logprob.logprob), "bytes": list(text.encode())}
+
+
+class CompletionFormat:
+    object_name = "text_completion"
+
+    def __init__(self, meta: ResponseMeta, tokenizer, num_top_logprobs: int | None) -> None:
+        self.meta, self._tokenizer, self._num_top = meta, tokenizer, num_top_logprobs
+        self._text_offsets: dict[int, int] = {}
+
+    def response(self, output: RequestOutput) -> dict:
+        self._text_offsets.clear()
+        choices = [{"index": o.index, "text": o.text,
+                    "logprobs": self._logprobs(o.index, o.token_ids, o.logprobs),
+                    "finish_reason": _finish_reason(o)} for o in _ordered(output)]
+        return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
+                "model": self.meta.model_id, "choices": choices, "usage": usage(output),
+                "system_fingerprint": None, **self.meta.extras()}
+
+    def chunk(self, delta: ChoiceDelta, include_usage: bool) -> dict:
+        choice = {"index": delta.index, "text": delta.text,
+                  "logprobs": self._logprobs(delta.index, delta.token_ids, delta.logprobs),
+                  "finish_reason": _finish_reason_of(delta.finish_reason)}
+        body = {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
+                "model": self.meta.model_id, "system_fingerprint": None, "choices": [choice],
+                **self.meta.extras()}
+        if include_usage:
+            body["usage"] = None
+        return body
+
+    def usage_chunk(self, output: RequestOutput) -> dict:
+        return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
+                "model": self.meta.model_id, "system_fingerprint": None, "choices": [],
+                "usage": usage(output), **self.meta.extras()}
+
+    def _logprobs(self, index: int, token_ids: list[int],
+                  logprobs: list[dict[int, Logprob]] | None) -> dict | None:
+        if self._num_top is None or logprobs is None:
+            return None
+        tokens, token_logprobs, tops, offsets = [], [], [], []
+        offset = self._text_offsets.get(index, 0)
+        for token_id, alternatives in zip(token_ids, logprobs):
+            chosen = alternatives.get(token_id) or Logprob(float("-inf"))
+            text = _token_text(self._tokenizer, token_id, chosen)
+            tokens.append(text)
+            token_logprobs.append(_finite(chosen.logprob))
+            tops.append({_token_text(self._tokenizer, t, lp): _finite(lp.logprob)
+                         for t, lp in _top(alternatives, self._num_top)})
+            offsets.append(offset)
+            offset += len(text)
+        self._text_offsets[index] = offset
+        return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops,
+                "text_offset": offsets}
+
+
+def _ordered(output: RequestOutput) -> list[CompletionOutput]:
+    return sorted(output.outputs, key=lambda o: o.index)
+
+
+def _finish_reason(output: CompletionOutput) -> str | None:
+    return _finish_reason_of(output.finish_reason)
+
+
+def _finish_reason_of(reason: str | None) -> str | None:
+    # OpenAI knows "stop" and "length"; an engine-side abort is reported as "stop".
+    return "stop" if reason == "abort" else reason
+
+
+def _top(alternatives: dict[int, Logprob], k: int) -> list[tuple[int, Logprob]]:
+    ranked = sorted(alternatives.items(),
+                    key=lambda item: (item[1].rank if item[1].rank is not None else 1 << 30,
+                                      -item[1].logprob))
+    return ranked[:k]
+
+
+def _token_text(tokenizer, token_id: int, logprob: Logprob) -> str:
+    if logprob.decoded_token is not None:
+        return logprob.decoded_token
+    return tokenizer.decode([token_id], skip_special_tokens=False)
+
+
+def _finite(value: float) -> float:
+    return value if value > -1e30 else -9999.0  # JSON has no -inf; OpenAI uses -9999.0

@@ -1,0 +1,1 @@
+"""One APIRouter per resource; each is included in `app.api.main` by one line."""

@@ -1,0 +1,43 @@
+"""POST /v1/chat/completions (OpenAI-compatible, plus Flywheel's conversation fields)."""
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from app.api import history
+from app.api.deps import CurrentUser, StateDep, resolve_model
+from app.api.errors import APIError
+from app.api.openai_format import ChatFormat, ResponseMeta
+from app.api.openai_responder import respond
+from app.api.sampling import sampling_record, to_sampling_params
+from app.api.schemas.openai import ChatCompletionRequest
+from app.serving.chat_template import render_prompt_ids
+from app.serving.generation import GenerationRun
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@router.post("/chat/completions")
+async def create_chat_completion(body: ChatCompletionRequest, request: Request, state: StateDep,
+                                 user: CurrentUser):
+    model = resolve_model(state, body.model)
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                for m in body.messages]
+    try:
+        prompt_ids = render_prompt_ids(model.tokenizer, messages)
+    except ValueError as e:
+        raise APIError(400, str(e), param="messages") from e
+    params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
+    plan = await history.plan_chat(state, user, messages=messages, n=params.n,
+                                   conversation_id=body.conversation_id,
+                                   parent_message_id=body.parent_message_id,
+                                   regenerate_of=body.regenerate_of)
+    request_id = f"chatcmpl-{uuid.uuid4().hex}"
+    run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
+    meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await respond(
+        request, run, ChatFormat(meta, model.tokenizer, body.num_logprobs), stream=bool(body.stream),
+        include_usage=include_usage, metrics=state.metrics, endpoint="chat",
+        on_finished=lambda: history.record(state, user, plan, run, model, sampling_record(params)))

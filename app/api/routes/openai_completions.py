@@ -1,0 +1,47 @@
+"""POST /v1/completions (OpenAI-compatible): a text prompt or a list of token ids."""
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from app.api import history
+from app.api.deps import CurrentUser, StateDep, resolve_model
+from app.api.errors import APIError
+from app.api.openai_format import CompletionFormat, ResponseMeta
+from app.api.openai_responder import respond
+from app.api.sampling import sampling_record, to_sampling_params
+from app.api.schemas.openai import CompletionRequest
+from app.serving.generation import GenerationRun
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@router.post("/completions")
+async def create_completion(body: CompletionRequest, request: Request, state: StateDep,
+                            user: CurrentUser):
+    model = resolve_model(state, body.model)
+    prompt_ids, prompt_text = _prompt(body.prompt, model.tokenizer)
+    params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
+    plan = history.plan_completion(prompt_text, params.n)
+    request_id = f"cmpl-{uuid.uuid4().hex}"
+    run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
+    meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await respond(
+        request, run, CompletionFormat(meta, model.tokenizer, body.num_logprobs),
+        stream=bool(body.stream), include_usage=include_usage, metrics=state.metrics,
+        endpoint="completions",
+        on_finished=lambda: history.record(state, user, plan, run, model, sampling_record(params)))
+
+
+def _prompt(prompt, tokenizer) -> tuple[list[int], str]:
+    """(token ids, text) for a string, a token-id list, or a one-element list of either."""
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return tokenizer.encode(prompt, add_bos=True), prompt
+    if max(prompt) >= tokenizer.vocab_size:
+        raise APIError(400, f"prompt token ids must be below the vocabulary size "
+                            f"{tokenizer.vocab_size}", param="prompt", code="invalid_value")
+    return list(prompt), tokenizer.decode(prompt, skip_special_tokens=True)

@@ -1,0 +1,62 @@
+"""OpenAI request fields -> the engine's SamplingParams, checked against the model's context.
+
+A prompt that leaves no room in the context, or a max_tokens that would run past it, is a 400
+naming the field (as OpenAI does for context overflow), never a silent truncation.
+"""
+from __future__ import annotations
+
+from app.api.errors import APIError
+from app.api.schemas.openai import ChatCompletionRequest, CompletionRequest
+from shared import SamplingParams
+
+DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
+
+
+def check_prompt_fits(num_prompt_tokens: int, max_model_len: int, param: str) -> None:
+    if num_prompt_tokens >= max_model_len:
+        raise APIError(400, f"This model's maximum context length is {max_model_len} tokens. "
+                            f"However, your prompt has {num_prompt_tokens} tokens.",
+                       param=param, code="context_length_exceeded")
+
+
+def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prompt_tokens: int,
+                       max_model_len: int) -> SamplingParams:
+    prompt_param = "messages" if isinstance(body, ChatCompletionRequest) else "prompt"
+    check_prompt_fits(num_prompt_tokens, max_model_len, prompt_param)
+    room = max_model_len - num_prompt_tokens
+    limit = body.token_limit
+    limit_param = ("max_completion_tokens" if isinstance(body, ChatCompletionRequest)
+                   and body.max_completion_tokens is not None else "max_tokens")
+    if limit is None:
+        limit = room if isinstance(body, ChatCompletionRequest) else min(room, DEFAULT_COMPLETION_MAX_TOKENS)
+    if limit > room:
+        raise APIError(400, f"This model's maximum context length is {max_model_len} tokens. "
+                            f"However, you requested {num_prompt_tokens + limit} tokens "
+                            f"({num_prompt_tokens} in the prompt, {limit} for the completion).",
+                       param=limit_param, code="context_length_exceeded")
+    values = {
+        "n": body.n, "temperature": body.temperature, "top_p": body.top_p, "seed": body.seed,
+        "presence_penalty": body.presence_penalty, "frequency_penalty": body.frequency_penalty,
+        "top_k": body.top_k, "min_p": body.min_p, "repetition_penalty": body.repetition_penalty,
+        "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos,
+        "stop_token_ids": body.stop_token_ids, "logprobs": body.num_logprobs,
+    }
+    values = {name: value for name, value in values.items() if value is not None}
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if any(not s for s in stop):
+        raise APIError(400, "stop strings must be non-empty", param="stop")
+    try:
+        return SamplingParams(max_tokens=limit, stop=stop, **values)
+    except ValueError as e:
+        raise APIError(400, str(e), code="invalid_value") from e
+
+
+def sampling_record(params: SamplingParams) -> dict:
+    """What is stored with each answer (JSON-safe)."""
+    return {"n": params.n, "temperature": params.temperature, "top_p": params.top_p,
+            "top_k": params.top_k, "min_p": params.min_p, "seed": params.seed,
+            "presence_penalty": params.presence_penalty,
+            "frequency_penalty": params.frequency_penalty,
+            "repetition_penalty": params.repetition_penalty, "stop": list(params.stop),
+            "max_tokens": params.max_tokens, "ignore_eos": params.ignore_eos,
+            "logprobs": params.logprobs}

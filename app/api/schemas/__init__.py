@@ -1,0 +1,1 @@
+"""Pydantic request/response shapes of the HTTP API."""

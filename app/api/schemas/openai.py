@@ -1,0 +1,142 @@
+"""OpenAI-compatible request bodies for /v1/chat/completions and /v1/completions.
+
+Unknown top-level fields are rejected with 400 (as OpenAI does). Fields OpenAI accepts but this
+server does not act on (tools, response_format, metadata, ...) are accepted and ignored, except
+where ignoring them would silently change the answer (non-empty tools, logit_bias, best_of > n,
+echo), which are refused with 400. Flywheel extras: conversation_id, parent_message_id,
+regenerate_of, and vLLM-style sampling extras (top_k, min_p, repetition_penalty, min_tokens,
+ignore_eos, stop_token_ids).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=2.0)]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+StopField = str | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=16)] | None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: StrictBool | None = None
+    include_obfuscation: StrictBool | None = None
+
+
+class ContentPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class _SamplingFields(BaseModel):
+    """Fields shared by chat and completions."""
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=256)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    temperature: Probability | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    n: StrictInt | None = Field(default=None, ge=1, le=16)
+    stop: StopField = None
+    seed: StrictInt | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    user: str | None = None
+    stream: StrictBool | None = False
+    stream_options: StreamOptions | None = None
+    logit_bias: dict[str, float] | None = None
+    # vLLM-style extras
+    top_k: StrictInt | None = Field(default=None, ge=-1)
+    min_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    repetition_penalty: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
+    min_tokens: StrictInt | None = Field(default=None, ge=0)
+    ignore_eos: StrictBool | None = None
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    # accepted and ignored, as OpenAI features with no effect on a local model
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self):
+        if self.logit_bias:
+            raise ValueError("logit_bias is not supported by this server")
+        return self
+
+
+class ChatCompletionRequest(_SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    logprobs: StrictBool | None = False
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    modalities: list[str] | None = None
+    # Flywheel extras
+    conversation_id: str | None = Field(default=None, max_length=64)
+    parent_message_id: str | None = Field(default=None, max_length=64)
+    regenerate_of: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _check_chat(self):
+        if self.tools:
+            raise ValueError("tools are not supported by this server")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs requires logprobs=true")
+        return self
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    @property
+    def num_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+
+PromptField = (Annotated[str, Field(max_length=1_000_000)]
+               | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+               | Annotated[list[str], Field(min_length=1, max_length=1)]
+               | Annotated[list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]],
+                           Field(min_length=1, max_length=1)])
+
+
+class CompletionRequest(_SamplingFields):
+    prompt: PromptField
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=5)
+    echo: StrictBool | None = False
+    best_of: StrictInt | None = Field(default=None, ge=1, le=16)
+    suffix: str | None = None
+
+    @model_validator(mode="after")
+    def _check_completion(self):
+        if self.echo:
+            raise ValueError("echo is not supported by this server")
+        if self.suffix:
+            raise ValueError("suffix is not supported by this server")
+        if self.best_of is not None and self.best_of != (self.n or 1):
+            raise ValueError("best_of different from n is not supported by this server")
+        return self
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_tokens
+
+    @property
+    def num_logprobs(self) -> int | None:
+        return self.logprobs

@@ -1,0 +1,69 @@
+"""`flywheel serve`: the OpenAI-compatible HTTP server over one model.
+
+Prints the server's base URL on stdout once it accepts connections. SIGTERM or Ctrl-C stops
+accepting new connections, lets in-flight requests (streams included) finish, then stops the
+engine, drains the history writer and closes the store.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def command(
+    model: Annotated[Path, typer.Option("--model", help="Hugging Face model directory to serve.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = 8000,
+    api_key: Annotated[Optional[list[str]], typer.Option(
+        "--api-key", help="Require this API key on /v1/* (repeatable).")] = None,
+    database_url: Annotated[Optional[str], typer.Option(
+        help="SQLAlchemy URL of the store (default: SQLite under the data dir).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        help="Data directory (default: $FLYWHEEL_DATA_DIR or ./data).")] = None,
+    model_name: Annotated[Optional[str], typer.Option(
+        help="Name clients use as `model` (default: the directory name).")] = None,
+    max_queue_len: Annotated[int, typer.Option(help="Waiting requests before HTTP 429.")] = 1024,
+    max_num_seqs: Annotated[int, typer.Option(help="Sequences per engine step.")] = 256,
+    num_threads: Annotated[Optional[int], typer.Option(help="CPU threads for the model.")] = None,
+) -> None:
+    """Serve MODEL over an OpenAI-compatible HTTP API."""
+    from app.api.main import create_app
+    from app.core.config import Settings
+    from app.serving.loading import load_served_model, model_id_for
+    from shared import EngineConfig
+
+    if not model.is_dir():
+        raise FileNotFoundError(f"model directory not found: {model}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {port}")
+    settings_kwargs = {"api_keys": list(api_key or []), "database_url": database_url,
+                       "max_queue_len": max_queue_len}
+    if data_dir is not None:
+        settings_kwargs["data_dir"] = data_dir
+    settings = Settings(**settings_kwargs)
+    engine_config = EngineConfig(max_queue_len=max_queue_len, max_num_seqs=max_num_seqs,
+                                 num_threads=num_threads)
+    served_id = model_name or model_id_for(model)
+    app = create_app(settings, models={
+        served_id: lambda: load_served_model(model, engine_config, served_id)})
+    run_server(app, host, port)
+
+
+def run_server(app, host: str, port: int) -> None:
+    """Run uvicorn until SIGTERM/SIGINT; uvicorn's graceful shutdown drains open requests."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound_port = self.servers[0].sockets[0].getsockname()[1] if self.servers else port
+                typer.echo(f"http://{host}:{bound_port}")  # the one line of stdout
+                sys.stdout.flush()
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=None)
+    AnnouncingServer(config).run()

@@ -1,0 +1,1 @@
+"""Process-wide settings for the app layer."""

@@ -1,0 +1,47 @@
+"""Settings for the server and the store, built once at the entry point and passed down.
+
+Read from keyword arguments first, then `FLYWHEEL_*` environment variables, then defaults:
+- data dir: `./data` or `$FLYWHEEL_DATA_DIR`
+- database URL: a SQLite file `<data dir>/flywheel.db` (WAL mode) or `$FLYWHEEL_DATABASE_URL`
+- API keys: none (auth disabled) or `$FLYWHEEL_API_KEYS` (comma separated)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_DEFAULT_SECRETS = {"changeme", "secret", "password", "sk-xxx", ""}
+
+
+@dataclass(slots=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("FLYWHEEL_DATA_DIR", "./data")))
+    database_url: str | None = None  # None: FLYWHEEL_DATABASE_URL or sqlite under data_dir
+    api_keys: list[str] = field(default_factory=list)  # static keys with admin rights
+    max_queue_len: int = 1024  # requests waiting in the engine before HTTP 429
+    session_ttl_s: int = 7 * 24 * 3600  # login token lifetime
+    writer_max_retries: int = 8  # store writes retried with backoff before being logged as lost
+    writer_backoff_s: float = 0.05  # first retry delay, doubled each time
+    database_schema: str | None = None  # PostgreSQL schema to use (tests); None: the default
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.database_url is None:
+            self.database_url = os.environ.get("FLYWHEEL_DATABASE_URL") or (
+                f"sqlite:///{(self.data_dir / 'flywheel.db').resolve()}")
+        if not self.api_keys and os.environ.get("FLYWHEEL_API_KEYS"):
+            self.api_keys = [k.strip() for k in os.environ["FLYWHEEL_API_KEYS"].split(",") if k.strip()]
+        for key in self.api_keys:
+            if key.strip().lower() in _DEFAULT_SECRETS or len(key) < 8:
+                raise ValueError("API keys must be at least 8 characters and not a default secret")
+        if self.max_queue_len <= 0:
+            raise ValueError(f"max_queue_len must be positive, got {self.max_queue_len}")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return str(self.database_url).startswith("sqlite")

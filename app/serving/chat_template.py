@@ -1,0 +1,32 @@
+"""Prompt rendering for chat requests.
+
+Models that ship a chat template use it (`Tokenizer.apply_chat_template`). Models without one
+(base models such as stories260K) get DEFAULT_CHAT_TEMPLATE, a ChatML-like plain-text layout:
+
+    <|im_start|>system\n{content}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n
+
+The markers are ordinary text for such models (they are not special tokens), so the fallback works
+with any tokenizer; BOS is prepended when the tokenizer has one.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from model.chat_template import render_chat
+
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def render_prompt_ids(tokenizer, messages: Sequence[dict]) -> list[int]:
+    """Token ids of `messages` rendered with the model's template (or the default) plus the
+    assistant generation prompt. ValueError on invalid messages or template errors."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True)
+    text = render_chat(DEFAULT_CHAT_TEMPLATE, list(messages), True,
+                       getattr(tokenizer, "special_tokens", {}))
+    return tokenizer.encode(text, add_bos=True)

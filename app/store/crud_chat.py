@@ -1,0 +1,117 @@
+"""Conversations, messages and feedback: reads for the API and the one write per chat exchange.
+
+An exchange (the user's message(s) and every answer to them) is written in one transaction by
+`record_exchange`, so a conversation never holds a question without its answer or half an n>1 set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.store.base import new_id, utcnow
+from app.store.models import Conversation, Feedback, Message
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    id: str
+    role: str
+    content: str
+    parent_id: str | None
+    model_version: str | None = None
+    sampling_params: dict | None = None
+    engine_settings: dict | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(slots=True)
+class ExchangeRecord:
+    conversation_id: str
+    user_id: str
+    create_conversation: bool  # True: the conversation row is written with this exchange
+    title: str | None
+    model: str | None
+    messages: list[MessageRecord] = field(default_factory=list)  # parents before children
+
+
+def record_exchange(session: Session, *, exchange: ExchangeRecord) -> None:
+    """Write an exchange; the caller's transaction makes it all-or-nothing."""
+    now = utcnow()
+    if exchange.create_conversation and session.get(Conversation, exchange.conversation_id) is None:
+        session.add(Conversation(id=exchange.conversation_id, user_id=exchange.user_id,
+                                 title=exchange.title, model=exchange.model, created_at=now,
+                                 updated_at=now))
+        session.flush()
+    conversation = session.get(Conversation, exchange.conversation_id)
+    if conversation is None:
+        raise LookupError(f"conversation {exchange.conversation_id} does not exist")
+    seq = session.scalar(select(func.coalesce(func.max(Message.seq), 0))
+                         .where(Message.conversation_id == exchange.conversation_id)) or 0
+    for record in exchange.messages:
+        seq += 1
+        session.add(Message(conversation_id=exchange.conversation_id, seq=seq, created_at=now,
+                            **_fields(record)))
+        session.flush()  # parents exist before their children reference them
+    conversation.updated_at = now
+    if exchange.model:
+        conversation.model = exchange.model
+
+
+def create_conversation(session: Session, *, user_id: str, title: str | None) -> Conversation:
+    now = utcnow()
+    row = Conversation(id=new_id("conv"), user_id=user_id, title=title, created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_conversations(session: Session, *, user_id: str, limit: int = 100) -> list[Conversation]:
+    query = (select(Conversation).where(Conversation.user_id == user_id)
+             .order_by(Conversation.updated_at.desc()).limit(limit))
+    return list(session.scalars(query))
+
+
+def get_conversation(session: Session, *, conversation_id: str, user_id: str | None,
+                     with_messages: bool = False) -> Conversation | None:
+    """The conversation when it exists and `user_id` owns it (None: any owner)."""
+    query = select(Conversation).where(Conversation.id == conversation_id)
+    if user_id is not None:
+        query = query.where(Conversation.user_id == user_id)
+    if with_messages:
+        query = query.options(selectinload(Conversation.messages).selectinload(Message.feedback))
+    return session.scalar(query)
+
+
+def delete_conversation(session: Session, *, conversation: Conversation) -> None:
+    session.delete(conversation)
+
+
+def get_message(session: Session, *, message_id: str) -> Message | None:
+    return session.get(Message, message_id)
+
+
+def last_message_id(session: Session, *, conversation_id: str) -> str | None:
+    """The most recently written message: where a new turn attaches when no parent is given."""
+    return session.scalar(select(Message.id).where(Message.conversation_id == conversation_id)
+                          .order_by(Message.seq.desc()).limit(1))
+
+
+def create_feedback(session: Session, *, message_id: str, user_id: str | None, thumbs: str | None,
+                    rating: int | None, tags: list[str], comment: str | None,
+                    correction: str | None) -> Feedback:
+    row = Feedback(id=new_id("fb"), message_id=message_id, user_id=user_id, thumbs=thumbs,
+                   rating=rating, tags=list(tags), comment=comment, correction=correction,
+                   created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _fields(record: MessageRecord) -> dict:
+    return {name: getattr(record, name) for name in MessageRecord.__slots__}
