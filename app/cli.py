@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "generate": "app.commands.generate",
     "serve": "app.commands.serve",
     "import-llama2c": "app.commands.import_llama2c",
+    "ui": "app.commands.ui",
 }
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -32,12 +32,12 @@ def review_queue(session: Session, *, filters: QueueFilters) -> list[tuple[Feedb
     prompt = aliased(Message)
     query = (select(Feedback, Message, prompt).join(Message, Feedback.message_id == Message.id)
              .outerjoin(prompt, Message.parent_id == prompt.id).order_by(Feedback.created_at.desc()))
-    conditions = {"thumbs": Feedback.thumbs == filters.thumbs, "rating": Feedback.rating == filters.rating,
-                  "model_version": Message.model_version == filters.model_version,
-                  "since": Feedback.created_at >= filters.since, "until": Feedback.created_at < filters.until}
+    conditions = {"thumbs": lambda v: Feedback.thumbs == v, "rating": lambda v: Feedback.rating == v,
+                  "model_version": lambda v: Message.model_version == v,
+                  "since": lambda v: Feedback.created_at >= v, "until": lambda v: Feedback.created_at < v}
     for name, condition in conditions.items():
-        if getattr(filters, name) is not None:
-            query = query.where(condition)
+        if (value := getattr(filters, name)) is not None:
+            query = query.where(condition(value))
     if filters.reviewed is not None:
         labelled = exists().where(ReviewLabel.message_id == Message.id)
         query = query.where(labelled if filters.reviewed else ~labelled)

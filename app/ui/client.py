@@ -93,12 +93,14 @@ class ApiClient:
     def stream_chat(self, messages: list[dict], ids: ChatIds, *, model: str, sampling: dict,
                     extra: dict) -> Iterator[str]:
         """Yield answer text as it streams; fills `ids` from the chunks' extra fields."""
-        client = openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=self.token or "no-key",
+        # Without a token no Authorization header is sent (an open server acts as its local user).
+        client = openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=self.token or "unused",
                                timeout=self.timeout_s, max_retries=0)
+        no_auth = None if self.token else {"Authorization": openai.Omit()}
         try:
             stream = client.chat.completions.create(model=model, messages=messages, stream=True,
                                                     extra_body={k: v for k, v in extra.items() if v is not None},
-                                                    **sampling)
+                                                    extra_headers=no_auth, **sampling)
             for chunk in stream:
                 fields = chunk.model_extra or {}
                 ids.conversation_id = fields.get("conversation_id", ids.conversation_id)
