@@ -52,3 +52,62 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, num
         mask = torch.arange(num_k, device=q.device).unsqueeze(0) <= rows  # (Tq, Tk)
         out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=scale)
     return out.transpose(0, 1)
+
+
+# ---- CPU fast path -------------------------------------------------------------------------------
+# Decode rows (one new query) of every sequence go through one batched SDPA over K/V gathered from
+# the block tables into a padded (B, Hk, L, D) tensor, with a length mask; each prefill chunk gets
+# one SDPA of its own (few per step, each large). GQA folds the query group into the query axis,
+# so keys and values are never repeated per head.
+@register("paged_attention", "cpu")
+def paged_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                        block_tables: torch.Tensor, cu_seqlens_q: torch.Tensor,
+                        context_lens: torch.Tensor, scale: float) -> torch.Tensor:
+    """Same contract as `paged_attention`."""
+    starts = cu_seqlens_q.tolist()
+    q_lens = [end - start for start, end in zip(starts, starts[1:])]
+    decode = [i for i, n in enumerate(q_lens) if n == 1]
+    if len(decode) == len(q_lens):  # pure decode: query row i belongs to sequence i
+        return _decode_batch(q, k_cache, v_cache, block_tables, context_lens, scale)
+    out = torch.empty_like(q)
+    if decode:
+        index = torch.tensor(decode, device=q.device)
+        rows = cu_seqlens_q[:-1].long()[index]
+        out[rows] = _decode_batch(q[rows], k_cache, v_cache, block_tables[index], context_lens[index], scale)
+    ctx_lens = context_lens.tolist()
+    for i, n in enumerate(q_lens):
+        if n > 1:
+            out[starts[i]:starts[i + 1]] = _prefill_one(q[starts[i]:starts[i + 1]], k_cache, v_cache,
+                                                        block_tables[i], ctx_lens[i], scale)
+    return out
+
+
+def _decode_batch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                  block_tables: torch.Tensor, context_lens: torch.Tensor, scale: float) -> torch.Tensor:
+    num_seqs, num_heads, head_dim = q.shape
+    block_size, num_kv_heads = k_cache.shape[1], k_cache.shape[2]
+    num_blocks = -(-int(context_lens.max()) // block_size)
+    tables = block_tables[:, :num_blocks].long()  # (B, nb)
+    max_len = num_blocks * block_size
+    k = k_cache[tables].view(num_seqs, max_len, num_kv_heads, head_dim).transpose(1, 2)  # (B, Hk, L, D)
+    v = v_cache[tables].view(num_seqs, max_len, num_kv_heads, head_dim).transpose(1, 2)
+    qh = q.view(num_seqs, num_kv_heads, num_heads // num_kv_heads, head_dim)  # (B, Hk, group, D)
+    mask = torch.arange(max_len, device=q.device) < context_lens.unsqueeze(1)  # (B, L)
+    out = F.scaled_dot_product_attention(qh, k, v, attn_mask=mask[:, None, None, :], scale=scale)
+    return out.reshape(num_seqs, num_heads, head_dim)
+
+
+def _prefill_one(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                 block_table: torch.Tensor, ctx_len: int, scale: float) -> torch.Tensor:
+    num_q, num_heads, head_dim = q.shape
+    block_size, num_kv_heads = k_cache.shape[1], k_cache.shape[2]
+    group = num_heads // num_kv_heads
+    blocks = block_table[:-(-ctx_len // block_size)].long()
+    k = k_cache[blocks].flatten(0, 1)[:ctx_len].transpose(0, 1)  # (Hk, ctx, D)
+    v = v_cache[blocks].flatten(0, 1)[:ctx_len].transpose(0, 1)
+    # (Tq, Hk, group, D) -> (Hk, group * Tq, D): query j of group g sits at row g * Tq + j.
+    qh = q.view(num_q, num_kv_heads, group, head_dim).permute(1, 2, 0, 3).reshape(num_kv_heads, group * num_q, head_dim)
+    rows = torch.arange(num_q, device=q.device).unsqueeze(1) + (ctx_len - num_q)
+    mask = (torch.arange(ctx_len, device=q.device).unsqueeze(0) <= rows).repeat(group, 1)  # (group*Tq, ctx)
+    out = F.scaled_dot_product_attention(qh, k, v, attn_mask=mask, scale=scale)  # (Hk, group*Tq, D)
+    return out.view(num_kv_heads, group, num_q, head_dim).permute(2, 0, 1, 3).reshape(num_q, num_heads, head_dim)

@@ -1,0 +1,235 @@
+"""The synchronous engine: add requests, call `step()` until none are left.
+
+It wires a `shared.CausalLM` and a `shared.TokenizerLike` into the scheduler, block pool and model
+runner. It does not load models or know where they come from (that is `model/`), and it never
+blocks on I/O: `AsyncEngine` drives it from an event loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import time
+
+import torch
+
+from framework.engine.block_manager import BlockManager
+from framework.engine.detokenizer import Detokenizer
+from framework.engine.model_runner import ModelRunner, kv_block_bytes
+from framework.engine.request_state import RequestState
+from framework.engine.sampler import Sampler, SamplerOutput
+from framework.engine.scheduler import Scheduler, SchedulerOutput
+from framework.engine.sequence import Sequence
+from framework.engine.stats import StatsCollector
+from shared import CausalLM, DeviceProfile, EngineConfig, EngineStats, RequestOutput, SamplingParams
+from shared import TokenizerLike
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFullError(Exception):
+    """The waiting queue holds `EngineConfig.max_queue_len` requests; retry later (HTTP 429)."""
+
+
+class LLMEngine:
+    def __init__(self, model: CausalLM, tokenizer: TokenizerLike, config: EngineConfig,
+                 device_profile: DeviceProfile | None = None):
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.config, self.device_profile = config, device_profile
+        self.requests: dict[str, RequestState] = {}
+        self._rng = random.Random(config.seed)  # seeds for requests that bring none
+        self._pending_outputs: list[RequestOutput] = []  # aborted requests, reported next step
+        self._build(model, tokenizer)
+        self.scheduler = Scheduler(config, self.block_manager)
+        self._cumulative = EngineStats()
+
+    def _build(self, model: CausalLM, tokenizer: TokenizerLike) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        cfg, weight = model.config, next(model.parameters())
+        self.device = weight.device
+        num_blocks = self._num_kv_blocks(model, weight.dtype)
+        self.block_manager = BlockManager(num_blocks, self.config.block_size,
+                                          self.config.enable_prefix_caching)
+        limit = min(self.config.max_model_len or cfg.max_position_embeddings, cfg.max_position_embeddings)
+        self.max_model_len = min(limit, num_blocks * self.config.block_size)
+        self.eos_token_ids = sorted(set(tokenizer.eos_token_ids or cfg.eos_token_ids))
+        self.model_runner = ModelRunner(model, Sampler(self.eos_token_ids), num_blocks, self.config.block_size)
+        self.stats_collector = StatsCollector(model, weight.dtype, self.device_profile)
+        logger.info("KV pool: %d blocks of %d tokens; max_model_len %d", num_blocks,
+                    self.config.block_size, self.max_model_len)
+
+    # ---- requests
+    def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None,
+                    priority: int = 0) -> None:
+        """Validate (ValueError on bad input, before anything is allocated) and queue a request."""
+        self.enqueue(self.make_request(request_id, prompt, params, priority))
+
+    def make_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None,
+                     priority: int = 0) -> RequestState:
+        """Validate and tokenize, touching no engine state (safe from another thread)."""
+        if not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
+        if request_id in self.requests:
+            raise ValueError(f"request_id {request_id!r} is already in flight")
+        if not isinstance(priority, int):
+            raise ValueError(f"priority must be an int, got {priority!r}")
+        try:  # copy, and re-run validation in case the caller mutated the fields
+            params = dataclasses.replace(params or SamplingParams())
+        except (TypeError, AttributeError) as e:
+            raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}") from e
+        text, ids = self._tokenize(prompt)
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"prompt has {len(ids)} tokens; the context holds {self.max_model_len} "
+                             "(prompt plus at least one generated token)")
+        detokenizers = [Detokenizer(self.tokenizer, ids, params, self.eos_token_ids, self.max_model_len)
+                        for _ in range(params.n)]
+        return RequestState(request_id, text, ids, params, priority, time.perf_counter(), detokenizers)
+
+    def enqueue(self, state: RequestState) -> None:
+        """Queue a validated request; it joins the batch at the next step."""
+        if len(self.scheduler.waiting) >= self.config.max_queue_len:
+            raise QueueFullError(f"{len(self.scheduler.waiting)} requests are waiting; retry later")
+        if state.request_id in self.requests:
+            raise ValueError(f"request_id {state.request_id!r} is already in flight")
+        params, ids = state.params, state.prompt_token_ids
+        if params.n > 1 and len(ids) > 1:  # prefill once, then fork (copy-on-write)
+            state.seqs = [Sequence(state.request_id, ids, params, state.priority, fork_into=params.n)]
+        else:
+            state.seqs = [Sequence(state.request_id, ids, params, state.priority, sample_index=i,
+                                   generator=self._generator(params, i)) for i in range(params.n)]
+        self.requests[state.request_id] = state
+        for seq in state.seqs:
+            self.scheduler.add(seq)
+
+    def abort(self, request_id: str) -> None:
+        """Stop a request now: its blocks go back to the pool; the next step reports it."""
+        state = self.requests.pop(request_id, None)
+        if state is None:
+            return
+        for seq in state.seqs:
+            if not seq.finished:
+                self.scheduler.finish(seq)
+        for detokenizer in state.detokenizers:
+            if not detokenizer.finished:
+                detokenizer.abort()
+        self._cumulative.num_aborted += 1
+        self._pending_outputs.append(state.to_output())
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests) or bool(self._pending_outputs)
+
+    # ---- the loop
+    def step(self) -> list[RequestOutput]:
+        """One forward pass; returns a snapshot of every request that progressed or ended."""
+        started = time.perf_counter()
+        scheduled = self.scheduler.schedule()
+        work = self.stats_collector.measure(scheduled)
+        seqs, samples = self.model_runner.run(scheduled) if scheduled.seqs else ([], SamplerOutput([], []))
+        outputs = self._postprocess(scheduled, seqs, samples)
+        self.stats_collector.record(self._cumulative, work, time.perf_counter() - started, len(seqs))
+        return outputs
+
+    def _postprocess(self, scheduled: SchedulerOutput, seqs: list[Sequence],
+                     samples: SamplerOutput) -> list[RequestOutput]:
+        touched: dict[str, RequestState] = {}
+        for seq, num_new in zip(scheduled.seqs, scheduled.num_new_tokens):
+            seq.num_computed_tokens += num_new
+            self.block_manager.commit(seq)
+            if seq.fork_into > 1 and seq.num_pending_tokens == 0:
+                self._fork(seq)
+        now = time.perf_counter()
+        for seq, token, logprobs in zip(seqs, samples.token_ids, samples.logprobs):
+            state = self.requests[seq.request_id]
+            self._accept_token(state, seq, token, logprobs)
+            state.first_token_time = state.first_token_time or now
+            touched[state.request_id] = state
+        outputs, self._pending_outputs = self._pending_outputs, []
+        for state in touched.values():
+            outputs.append(state.to_output())
+            if state.finished:
+                del self.requests[state.request_id]
+                self._cumulative.num_finished += 1
+        return outputs
+
+    def _accept_token(self, state: RequestState, seq: Sequence, token: int, logprobs: dict | None) -> None:
+        seq.append_token(token)
+        index = seq.sample_index
+        state.output_token_ids[index].append(token)
+        if logprobs is not None:
+            for token_id, logprob in logprobs.items():
+                logprob.decoded_token = self.tokenizer.decode([token_id], skip_special_tokens=False)
+            state.logprobs[index].append(logprobs)
+        detokenizer = state.detokenizers[index]
+        detokenizer.add_token(token)
+        if detokenizer.finished:
+            self.scheduler.finish(seq)
+
+    def _fork(self, parent: Sequence) -> None:
+        state = self.requests[parent.request_id]
+        children = parent.fork([self._generator(parent.params, i) for i in range(parent.fork_into)])
+        self.block_manager.fork(children)
+        self.scheduler.replace(parent, children)
+        state.seqs = children
+
+    def _generator(self, params: SamplingParams, index: int) -> torch.Generator | None:
+        if params.greedy:
+            return None
+        seed = params.seed + index if params.seed is not None else self._rng.getrandbits(62)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _tokenize(self, prompt: str | list[int]) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, str):
+            text, ids = prompt, self.tokenizer.encode(prompt, add_bos=True)
+        elif isinstance(prompt, (list, tuple)):
+            text, ids = None, list(prompt)
+            vocab = self.model.config.vocab_size
+            if not all(isinstance(t, int) and 0 <= t < vocab for t in ids):
+                raise ValueError(f"prompt token ids must be ints in [0, {vocab})")
+        else:
+            raise ValueError(f"prompt must be a string or a list of token ids, got {type(prompt).__name__}")
+        if not ids:
+            if self.tokenizer.bos_token_id is None:
+                raise ValueError("empty prompt and the tokenizer has no BOS token to start from")
+            ids = [self.tokenizer.bos_token_id]
+        return text, ids
+
+    # ---- stats and maintenance
+    @property
+    def stats(self) -> EngineStats:
+        """Last step's figures plus cumulative counters (a copy)."""
+        stats = dataclasses.replace(self._cumulative)
+        stats.num_running, stats.num_waiting = len(self.scheduler.running), len(self.scheduler.waiting)
+        stats.num_kv_blocks_used = self.block_manager.num_used_blocks
+        stats.num_kv_blocks_total = self.block_manager.num_blocks
+        stats.num_preemptions = self.scheduler.num_preemptions
+        stats.num_prefix_cache_queries = self.block_manager.num_cache_queries
+        stats.num_prefix_cache_hits = self.block_manager.num_cache_hits
+        return stats
+
+    def swap_model(self, model: CausalLM, tokenizer: TokenizerLike) -> None:
+        """Serve the next step with another model. Running sequences are recomputed under it (their
+        generated tokens are kept); nothing is dropped. Call between steps."""
+        self.scheduler.preempt_all()
+        self.model_runner.release()
+        queries, hits = self.block_manager.num_cache_queries, self.block_manager.num_cache_hits
+        self._build(model, tokenizer)
+        self.block_manager.num_cache_queries, self.block_manager.num_cache_hits = queries, hits
+        self.scheduler.block_manager = self.block_manager
+
+    def _num_kv_blocks(self, model: CausalLM, dtype: torch.dtype) -> int:
+        cfg = self.config
+        if cfg.num_kv_blocks is not None:
+            return cfg.num_kv_blocks
+        budget = cfg.kv_cache_memory_bytes or int(cfg.kv_cache_memory_fraction * self._device_memory())
+        max_len = cfg.max_model_len or model.config.max_position_embeddings
+        useful = cfg.max_num_seqs * -(-max_len // cfg.block_size)  # more could never be used
+        return max(1, min(budget // kv_block_bytes(model, cfg.block_size, dtype), useful))
+
+    def _device_memory(self) -> int:
+        if self.device_profile is not None:
+            return self.device_profile.memory_bytes
+        if self.device.type == "cuda":
+            return torch.cuda.mem_get_info(self.device)[1]
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
