@@ -35,7 +35,8 @@ class StoreWriter:
         self._store = store
         self._max_retries = max_retries
         self._backoff_s = backoff_s
-        self._jobs: queue.Queue[tuple[str, Job] | None] = queue.Queue()
+        # (description, job) to write, a threading.Event to set (flush), or None to stop.
+        self._jobs: queue.Queue[tuple[str, Job] | threading.Event | None] = queue.Queue()
         self.stats = WriterStats()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
@@ -48,8 +49,10 @@ class StoreWriter:
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Block until every job queued before this call has been written (or given up on)."""
+        if not self._thread.is_alive():
+            return True
         done = threading.Event()
-        self._jobs.put(("flush", lambda _session: done.set()))
+        self._jobs.put(done)
         return done.wait(timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -59,7 +62,10 @@ class StoreWriter:
 
     def _run(self) -> None:
         while (item := self._jobs.get()) is not None:
-            self._write(*item)
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                self._write(*item)
 
     def _write(self, description: str, job: Job) -> None:
         delay_s = self._backoff_s
