@@ -6,6 +6,7 @@ the same thing for both backends. Knows nothing about the model's weights.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from model.hf_config import read_json
 TOKENIZER_JSON = "tokenizer.json"
 SENTENCEPIECE_MODEL = "tokenizer.model"
 _SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
+_LLAMA_CLASSES = ("LlamaTokenizer", "LlamaTokenizerFast")
 
 
 class Tokenizer:
@@ -35,8 +37,10 @@ class Tokenizer:
         """Load tokenizer.json (preferred) or tokenizer.model, with tokenizer_config.json's special
         tokens. `eos_token_ids` (from the model config) come first; the tokenizer's eos is added."""
         model_dir = Path(model_dir)
-        backend = _open_backend(model_dir)
-        special = _special_tokens(model_dir, backend)
+        config_file = model_dir / TOKENIZER_CONFIG
+        config = read_json(config_file) if config_file.is_file() else {}
+        backend = _open_backend(model_dir, config)
+        special = _special_tokens(config, backend)
         eos_ids = list(eos_token_ids)
         eos = special.get("eos_token")
         if eos and backend.token_to_id(eos) is not None and backend.token_to_id(eos) not in eos_ids:
@@ -86,13 +90,15 @@ class _Backend:
 
 
 class _HFTokenizersBackend(_Backend):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tokenizer_config: dict):
         from tokenizers import Tokenizer as HFTokenizer
 
         try:
             self._tok = HFTokenizer.from_file(str(path))
         except Exception as e:  # tokenizers raises a bare Exception on bad JSON / unknown model
             raise ValueError(f"{path}: cannot load tokenizer ({e})") from e
+        if tokenizer_config.get("tokenizer_class") in _LLAMA_CLASSES:
+            _as_transformers_llama(self._tok, tokenizer_config)
         vocab = self._tok.get_vocab(with_added_tokens=True)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.max_token_id = max(vocab.values())
@@ -121,9 +127,20 @@ class _SentencePieceBackend(_Backend):
             raise ValueError(f"{path}: cannot load sentencepiece model ({e})") from e
         self.vocab_size = self._sp.GetPieceSize()
         self.max_token_id = self.vocab_size - 1
+        specials = [self._sp.IdToPiece(i) for i in range(self.vocab_size) if self._is_special(i)]
+        # Control pieces written as text (chat templates write "<s>") are the tokens, as in HF.
+        self._special_re = re.compile("(" + "|".join(map(re.escape, specials)) + ")") if specials else None
 
     def encode(self, text: str) -> list[int]:
-        return self._sp.EncodeAsIds(text)
+        if self._special_re is None:
+            return self._sp.EncodeAsIds(text)
+        ids = []
+        for index, part in enumerate(self._special_re.split(text)):
+            if index % 2:
+                ids.append(self._sp.PieceToId(part))
+            elif part:
+                ids += self._sp.EncodeAsIds(part)
+        return ids
 
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str:
         if skip_special_tokens:
@@ -149,18 +166,34 @@ class _SentencePieceBackend(_Backend):
         return self._sp.IsControl(token_id) or self._sp.IsUnknown(token_id)
 
 
-def _open_backend(model_dir: Path) -> _Backend:
+def _as_transformers_llama(tok, tokenizer_config: dict) -> None:
+    """transformers' LlamaTokenizer rebuilds the text pipeline around the stored BPE when it loads:
+    no normalizer, a Metaspace that prefixes "▁" only at the start of the input (not after every
+    special token) unless `legacy`, and a decoder that strips that prefix. Do the same, so ids match."""
+    from tokenizers import decoders, pre_tokenizers
+
+    add_prefix_space = tokenizer_config.get("add_prefix_space")
+    add_prefix_space = True if add_prefix_space is None else bool(add_prefix_space)
+    scheme = ("always" if tokenizer_config.get("legacy", False) else "first") if add_prefix_space \
+        else "never"
+    tok.normalizer = None
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=False)
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if add_prefix_space:
+        steps.append(decoders.Strip(content=" ", left=1, right=0))
+    tok.decoder = decoders.Sequence(steps)
+
+
+def _open_backend(model_dir: Path, tokenizer_config: dict) -> _Backend:
     if (model_dir / TOKENIZER_JSON).is_file():
-        return _HFTokenizersBackend(model_dir / TOKENIZER_JSON)
+        return _HFTokenizersBackend(model_dir / TOKENIZER_JSON, tokenizer_config)
     if (model_dir / SENTENCEPIECE_MODEL).is_file():
         return _SentencePieceBackend(model_dir / SENTENCEPIECE_MODEL)
     raise ValueError(f"{model_dir / TOKENIZER_JSON} not found (nor {SENTENCEPIECE_MODEL})")
 
 
-def _special_tokens(model_dir: Path, backend: _Backend) -> dict[str, str]:
+def _special_tokens(config: dict, backend: _Backend) -> dict[str, str]:
     """bos/eos/unk/pad token strings from tokenizer_config.json (strings or {"content": ...})."""
-    config_file = model_dir / TOKENIZER_CONFIG
-    config = read_json(config_file) if config_file.is_file() else {}
     special = {}
     for name in _SPECIAL_NAMES:
         value = config.get(name)
@@ -168,7 +201,7 @@ def _special_tokens(model_dir: Path, backend: _Backend) -> dict[str, str]:
             value = value.get("content")
         if isinstance(value, str):
             special[name] = value
-    if not config_file.is_file() and isinstance(backend, _SentencePieceBackend):
+    if not config and isinstance(backend, _SentencePieceBackend):
         special.update(_sentencepiece_specials(backend))
     return special
 
