@@ -46,7 +46,9 @@ def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict) 
 def run_pending(path: list[dict], messages: list[dict], model: str, sampling: dict) -> bool:
     """Carry out a queued regenerate or edit, then remember which branch to show; True on success."""
     pending = st.session_state.pop("pending")
-    index = next(i for i, m in enumerate(path) if m["id"] == pending["message_id"])
+    index = next((i for i, m in enumerate(path) if m["id"] == pending["message_id"]), None)
+    if index is None:  # the message left the screen (another branch was picked): nothing to do
+        return False
     turns = [{"role": m["role"], "content": m["content"]} for m in path]
     extra = {"conversation_id": st.session_state.get("conversation_id")}
     choices = st.session_state.setdefault("branch_choices", {})
@@ -57,6 +59,8 @@ def run_pending(path: list[dict], messages: list[dict], model: str, sampling: di
         return new_id is not None
     if index > 0:
         extra["parent_message_id"] = path[index - 1]["id"]
+    else:  # the API attaches parentless turns to the latest message: an edited opening starts anew
+        extra, st.session_state["branch_choices"] = {}, {}
     with st.chat_message("user"):
         st.markdown(neutralize(pending["content"]))
     if not stream_answer(turns[:index] + [{"role": "user", "content": pending["content"]}], extra, model, sampling):
