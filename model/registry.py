@@ -1,0 +1,228 @@
+"""Model versions with lineage and a lifecycle, stored as one JSON file under the data dir.
+
+Every version records its parent, the dataset snapshot and recipe that made it, its evaluation
+metrics and a status: candidate -> canary -> production -> retired. Each change is a
+read-modify-write under an exclusive file lock, written to a temporary file and `os.replace`d, so
+readers never see a torn file, concurrent processes (API server, worker) never lose an update, and
+the registry survives restarts. It knows nothing about serving: callers act on the status.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+STATUSES = ("candidate", "canary", "production", "retired")
+# allowed status changes; retired -> production is a rollback restoring an earlier version
+TRANSITIONS = {
+    "candidate": {"canary", "production", "retired"},
+    "canary": {"production", "retired"},
+    "production": {"retired"},
+    "retired": {"production"},
+}
+REGISTRY_FILE = "registry.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(slots=True)
+class ModelVersion:
+    id: str
+    name: str
+    path: str  # Hugging Face model directory
+    parent_id: str | None = None
+    dataset_snapshot_id: str | None = None
+    recipe: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    status: str = "candidate"
+    created_at: str = field(default_factory=_now)
+    history: list[dict] = field(default_factory=list)  # [{status, at, reason, seq}] in order
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TransitionError(ValueError):
+    """A status change the lifecycle does not allow (e.g. promoting a retired candidate twice)."""
+
+
+class ModelRegistry:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.path = self.root / REGISTRY_FILE
+
+    # ---- reads -------------------------------------------------------------------------------
+    def list(self) -> list[ModelVersion]:
+        return list(self._read().values())
+
+    def get(self, version_id: str) -> ModelVersion:
+        versions = self._read()
+        if version_id not in versions:
+            raise KeyError(f"no model version {version_id!r}")
+        return versions[version_id]
+
+    def find(self, version_id: str) -> ModelVersion | None:
+        return self._read().get(version_id)
+
+    def with_status(self, status: str) -> list[ModelVersion]:
+        return [v for v in self.list() if v.status == status]
+
+    def production(self) -> ModelVersion | None:
+        live = self.with_status("production")
+        return live[-1] if live else None
+
+    def canary(self) -> ModelVersion | None:
+        live = self.with_status("canary")
+        return live[-1] if live else None
+
+    # ---- writes ------------------------------------------------------------------------------
+    def register(self, name: str, path: str | Path, *, parent_id: str | None = None,
+                 dataset_snapshot_id: str | None = None, recipe: dict | None = None,
+                 metrics: dict | None = None, status: str = "candidate",
+                 version_id: str | None = None) -> ModelVersion:
+        """Add a version (a candidate unless told otherwise). Re-registering `version_id` returns
+        the existing version unchanged, so a retried task does not duplicate it."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        with self._transaction() as versions:
+            if version_id is not None and version_id in versions:
+                return versions[version_id]
+            if parent_id is not None and parent_id not in versions:
+                raise ValueError(f"parent model version {parent_id!r} is not registered")
+            if status == "production":
+                self._retire_all(versions, "production", "replaced by a new production version")
+            new_id = version_id or f"mv-{len(versions) + 1:04d}"
+            version = ModelVersion(id=new_id, name=name, path=str(path), parent_id=parent_id,
+                                   dataset_snapshot_id=dataset_snapshot_id, recipe=recipe or {},
+                                   metrics=metrics or {}, status=status)
+            version.history.append({"status": status, "at": version.created_at,
+                                    "reason": "registered", "seq": self._next_seq(versions)})
+            versions[new_id] = version
+            return version
+
+    def update_metrics(self, version_id: str, metrics: dict) -> ModelVersion:
+        with self._transaction() as versions:
+            version = self._require(versions, version_id)
+            version.metrics.update(metrics)
+            return version
+
+    def start_canary(self, version_id: str, reason: str = "canary") -> ModelVersion:
+        with self._transaction() as versions:
+            self._retire_all(versions, "canary", "replaced by a newer canary",
+                             keep=version_id)
+            return self._move(versions, version_id, "canary", reason)
+
+    def promote(self, version_id: str, reason: str = "promoted") -> ModelVersion:
+        """Make `version_id` production; the previous production version is retired."""
+        with self._transaction() as versions:
+            version = self._require(versions, version_id)
+            if version.status == "production":
+                return version
+            if version.status == "retired":
+                raise TransitionError(f"{version_id} is retired; use rollback to restore it")
+            self._retire_all(versions, "production", f"replaced by {version_id}")
+            return self._move(versions, version_id, "production", reason)
+
+    def reject(self, version_id: str, reason: str) -> ModelVersion:
+        """A candidate or canary that failed the gate or the canary: retired, with the reason."""
+        with self._transaction() as versions:
+            return self._move(versions, version_id, "retired", reason)
+
+    def rollback(self, version_id: str, reason: str = "rolled back") -> ModelVersion:
+        """Undo `version_id`: a canary is retired; a production version is retired and the
+        version that was production before it is restored. Returns the version now serving."""
+        with self._transaction() as versions:
+            version = self._require(versions, version_id)
+            if version.status == "canary":
+                self._move(versions, version_id, "retired", reason).history[-1]["rolled_back"] = True
+                return self._live(versions)
+            if version.status != "production":
+                raise TransitionError(f"{version_id} is {version.status}; only a canary or the "
+                                      f"production version can be rolled back")
+            previous = self._previous_production(versions, version_id)
+            if previous is None:
+                raise TransitionError(f"{version_id} has no earlier production version to restore")
+            self._move(versions, version_id, "retired", reason).history[-1]["rolled_back"] = True
+            return self._move(versions, previous.id, "production", f"restored by rollback of "
+                                                                     f"{version_id}")
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _live(self, versions: dict[str, ModelVersion]) -> ModelVersion | None:
+        live = [v for v in versions.values() if v.status == "production"]
+        return live[-1] if live else None
+
+    def _previous_production(self, versions, version_id) -> ModelVersion | None:
+        """The version that was production most recently before `version_id` became it, skipping
+        versions that were themselves rolled back (a rollback never resurrects a bad version)."""
+        became = max(h["seq"] for h in versions[version_id].history if h["status"] == "production")
+        best, best_seq = None, -1
+        for v in versions.values():
+            seqs = [h["seq"] for h in v.history if h["status"] == "production" and h["seq"] < became]
+            rolled_back = any(h.get("rolled_back") for h in v.history)
+            if v.id != version_id and not rolled_back and seqs and max(seqs) > best_seq:
+                best, best_seq = v, max(seqs)
+        return best
+
+    @staticmethod
+    def _next_seq(versions) -> int:
+        return 1 + max((h.get("seq", 0) for v in versions.values() for h in v.history), default=0)
+
+    def _retire_all(self, versions, status: str, reason: str, keep: str | None = None) -> None:
+        for v in versions.values():
+            if v.status == status and v.id != keep:
+                self._move(versions, v.id, "retired", reason)
+
+    @staticmethod
+    def _require(versions, version_id) -> ModelVersion:
+        if version_id not in versions:
+            raise KeyError(f"no model version {version_id!r}")
+        return versions[version_id]
+
+    def _move(self, versions, version_id: str, status: str, reason: str) -> ModelVersion:
+        version = self._require(versions, version_id)
+        if status == version.status:
+            return version
+        if status not in TRANSITIONS[version.status]:
+            raise TransitionError(f"{version_id}: cannot go from {version.status} to {status}")
+        version.status = status
+        version.history.append({"status": status, "at": _now(), "reason": reason,
+                                "seq": self._next_seq(versions)})
+        return version
+
+    def _read(self) -> dict[str, ModelVersion]:
+        if not self.path.is_file():
+            return {}
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            return {item["id"]: ModelVersion(**item) for item in raw["versions"]}
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{self.path}: corrupt model registry ({e!r})") from e
+
+    def _write(self, versions: dict[str, ModelVersion]) -> None:
+        data = {"versions": [v.to_dict() for v in versions.values()]}
+        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.root)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[dict[str, ModelVersion]]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".registry.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                versions = self._read()
+                yield versions
+                self._write(versions)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
