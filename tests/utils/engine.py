@@ -65,3 +65,12 @@ def run_alone(model, prompt: list[int], params: SamplingParams, **config) -> lis
         for out in engine.step():
             final = out
     return [c.token_ids for c in final.outputs]
+
+
+def complete_step(scheduler: Scheduler, out, next_token: int = 0) -> None:
+    """What the engine does after a forward pass, without a model: advance, cache, sample."""
+    for seq, num_new in zip(out.seqs, out.num_new_tokens):
+        seq.num_computed_tokens += num_new
+        scheduler.block_manager.commit(seq)
+        if seq.num_pending_tokens == 0 and seq.fork_into == 1:
+            seq.append_token(next_token)

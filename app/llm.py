@@ -1,0 +1,112 @@
+"""Offline batch generation in vLLM's shape: `LLM(model=DIR).generate(prompts, params)`.
+
+All prompts go into one engine at once; continuous batching does the rest. Outputs come back in
+input order, each with its n completions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections.abc import Sequence
+
+from shared import EngineConfig, RequestOutput, SamplingParams, TokenizerLike
+
+logger = logging.getLogger(__name__)
+
+_ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)}
+
+
+class LLM:
+    """An engine over one loaded model. Engine options are `EngineConfig` fields."""
+
+    def __init__(self, model: str, *, dtype: str | None = None, seed: int = 0, device: str = "auto",
+                 **engine_options):
+        from model.loader import load_model
+
+        config = _engine_config(engine_options, dtype=dtype or "auto", seed=seed, device=device)
+        loaded = load_model(model, dtype=None if config.dtype == "auto" else config.dtype,
+                            device=_device(config.device))
+        self._start(loaded.model, loaded.tokenizer, config)
+
+    @classmethod
+    def from_loaded(cls, loaded_model, *, seed: int = 0, **engine_options) -> LLM:
+        """Wrap a `model.loader.LoadedModel` (or anything with `.model` and `.tokenizer`)."""
+        llm = cls.__new__(cls)
+        llm._start(loaded_model.model, loaded_model.tokenizer,
+                   _engine_config(engine_options, seed=seed))
+        return llm
+
+    def _start(self, model, tokenizer: TokenizerLike, config: EngineConfig) -> None:
+        from framework.engine import LLMEngine
+
+        self.engine = LLMEngine(model, tokenizer, config)
+        self._ids = itertools.count()
+
+    def get_tokenizer(self) -> TokenizerLike:
+        return self.engine.tokenizer
+
+    def generate(self, prompts: str | Sequence[str] | Sequence[Sequence[int]],
+                 sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+                 use_tqdm: bool = True) -> list[RequestOutput]:
+        """Generate for every prompt; returns one finished RequestOutput per prompt, in order.
+
+        Every prompt and parameter set is validated before any is queued (ValueError)."""
+        prompts = _as_prompt_list(prompts)
+        params = _as_params_list(sampling_params, len(prompts))
+        states = [self.engine.make_request(f"llm-{next(self._ids)}", prompt, p)
+                  for prompt, p in zip(prompts, params)]
+        for state in states:
+            self.engine.enqueue(state)
+        finished = self._run([s.request_id for s in states], use_tqdm)
+        return [finished[s.request_id] for s in states]
+
+    def _run(self, request_ids: list[str], use_tqdm: bool) -> dict[str, RequestOutput]:
+        from tqdm.auto import tqdm
+
+        finished: dict[str, RequestOutput] = {}
+        wanted = set(request_ids)
+        with tqdm(total=len(request_ids), desc="Generating", unit="req", disable=not use_tqdm) as bar:
+            while not wanted.issubset(finished):
+                for output in self.engine.step():
+                    if output.finished and output.request_id in wanted:
+                        finished[output.request_id] = output
+                        bar.update(1)
+                bar.set_postfix(running=len(self.engine.scheduler.running), refresh=False)
+        return finished
+
+
+def _engine_config(options: dict, **fixed) -> EngineConfig:
+    unknown = set(options) - _ENGINE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown engine option(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(_ENGINE_FIELDS))}")
+    return EngineConfig(**{**options, **{k: v for k, v in fixed.items() if k in _ENGINE_FIELDS}})
+
+
+def _as_prompt_list(prompts) -> list[str | list[int]]:
+    if isinstance(prompts, str):
+        return [prompts]
+    prompts = list(prompts)
+    if prompts and all(isinstance(t, int) for t in prompts):
+        return [prompts]  # one prompt given as token ids
+    if not all(isinstance(p, str) or isinstance(p, (list, tuple)) for p in prompts):
+        raise ValueError("prompts must be a string, a list of strings or a list of token-id lists")
+    return [p if isinstance(p, str) else list(p) for p in prompts]
+
+
+def _as_params_list(params, count: int) -> list[SamplingParams]:
+    if params is None or isinstance(params, SamplingParams):
+        return [params or SamplingParams()] * count
+    params = list(params)
+    if len(params) != count:
+        raise ValueError(f"got {len(params)} sampling params for {count} prompts")
+    return params
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
