@@ -63,7 +63,8 @@ class ServerThread:
 
 
 def load_model(**engine_overrides) -> ServedModel:
-    config = EngineConfig(num_kv_blocks=2048, max_num_seqs=128, num_threads=1, **engine_overrides)
+    settings = {"num_kv_blocks": 2048, "max_num_seqs": 128, **engine_overrides}
+    config = EngineConfig(**settings)
     return load_served_model(MODEL_DIR, config)
 
 
