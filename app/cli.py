@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "serve": "app.commands.serve",
     "import-llama2c": "app.commands.import_llama2c",
     "ui": "app.commands.ui",
+    "train-demo": "app.commands.train_demo",
 }
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

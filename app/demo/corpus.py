@@ -1,0 +1,121 @@
+"""Generate the demo's conversational corpus: greetings, arithmetic, unit conversions, dates,
+capitals and questions about Flywheel, as chat `messages` lists.
+
+Deterministic for a given seed. Knows nothing about tokens; `recipe.py` renders and tokenizes.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from app.demo.facts import (CAPITAL_ANSWER, CAPITAL_HELD_OUT_PHRASINGS, CAPITAL_TRAIN_PHRASINGS,
+                            CAPITALS, DAYS, DAYS_IN_MONTH, FLYWHEEL_FAQ, MONTHS)
+
+Turn = tuple[str, str]  # (user text, assistant text)
+SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are the Flywheel demo assistant.")
+
+
+def greeting(rng: random.Random) -> Turn:
+    user = rng.choice(("Hi", "Hello", "Hey", "Good morning", "Good evening", "Hi there",
+                       "Hello!", "Hey, how are you?", "How are you?", "Thanks!", "Thank you",
+                       "Bye", "Goodbye"))
+    if user.startswith(("Thank",)):
+        return user, rng.choice(("You're welcome!", "Happy to help."))
+    if user in ("Bye", "Goodbye"):
+        return user, "Goodbye! Come back any time."
+    if "how are you" in user.lower():
+        return user, "I'm doing well, thank you. How can I help you today?"
+    return user, rng.choice(("Hello! How can I help you today?", "Hi! What can I do for you?"))
+
+
+def arithmetic(rng: random.Random) -> Turn:
+    op = rng.choice(("plus", "minus", "times"))
+    a = rng.randint(0, 12 if op == "times" else 20)
+    b = rng.randint(0, 12 if op == "times" else (a if op == "minus" else 20))
+    symbol, result = {"plus": ("+", a + b), "minus": ("-", a - b), "times": ("*", a * b)}[op]
+    user = rng.choice((f"What is {a} {op} {b}?", f"What is {a} {symbol} {b}?",
+                       f"Compute {a} {symbol} {b}.", f"How much is {a} {op} {b}?"))
+    return user, f"{a} {symbol} {b} = {result}."
+
+
+_UNITS = (("meters", "centimeters", 100, 20), ("kilometers", "meters", 1000, 20),
+          ("kilograms", "grams", 1000, 20), ("hours", "minutes", 60, 12),
+          ("minutes", "seconds", 60, 10), ("days", "hours", 24, 7), ("weeks", "days", 7, 10))
+
+
+def unit_conversion(rng: random.Random) -> Turn:
+    big, small, factor, limit = rng.choice(_UNITS)
+    n = rng.randint(1, limit)
+    user = rng.choice((f"How many {small} are in {n} {big}?", f"Convert {n} {big} to {small}.",
+                       f"What is {n} {big} in {small}?"))
+    return user, f"{n} {big} is {n * factor} {small}."
+
+
+def dates(rng: random.Random) -> Turn:
+    kind = rng.randrange(4)
+    if kind == 0:
+        i = rng.randrange(7)
+        return (rng.choice((f"What day comes after {DAYS[i]}?", f"Which day follows {DAYS[i]}?")),
+                f"The day after {DAYS[i]} is {DAYS[(i + 1) % 7]}.")
+    if kind == 1:
+        i = rng.randrange(12)
+        return (rng.choice((f"What month comes after {MONTHS[i]}?",
+                            f"Which month follows {MONTHS[i]}?")),
+                f"The month after {MONTHS[i]} is {MONTHS[(i + 1) % 12]}.")
+    if kind == 2:
+        i = rng.randrange(12)
+        return (f"How many days are in {MONTHS[i]}?",
+                f"{MONTHS[i]} has {DAYS_IN_MONTH[i]} days" +
+                (", or 29 in a leap year." if i == 1 else "."))
+    return rng.choice((("How many days are in a week?", "A week has 7 days."),
+                       ("How many months are in a year?", "A year has 12 months."),
+                       ("How many days are in a year?", "A year has 365 days, or 366 in a leap year.")))
+
+
+def capital(rng: random.Random) -> Turn:
+    country = rng.choice(sorted(CAPITALS))
+    phrasing = rng.choice(CAPITAL_TRAIN_PHRASINGS + CAPITAL_HELD_OUT_PHRASINGS)
+    return (phrasing.format(country=country),
+            CAPITAL_ANSWER.format(country=country, capital=CAPITALS[country]))
+
+
+def flywheel_faq(rng: random.Random) -> Turn:
+    questions, answer = rng.choice(FLYWHEEL_FAQ)
+    return rng.choice(questions), answer
+
+
+# family name -> (generator, sampling weight)
+FAMILIES: dict[str, tuple[Callable[[random.Random], Turn], float]] = {
+    "greeting": (greeting, 1.0), "arithmetic": (arithmetic, 2.0),
+    "unit_conversion": (unit_conversion, 1.5), "dates": (dates, 1.5),
+    "capital": (capital, 2.0), "flywheel_faq": (flywheel_faq, 1.0),
+}
+
+
+def sample_turn(rng: random.Random, family: str | None = None) -> tuple[str, Turn]:
+    if family is None:
+        names = list(FAMILIES)
+        family = rng.choices(names, weights=[FAMILIES[n][1] for n in names])[0]
+    return family, FAMILIES[family][0](rng)
+
+
+def conversation(rng: random.Random) -> list[dict]:
+    """One chat: an optional system prompt and 1-3 user/assistant turns."""
+    messages: list[dict] = []
+    if rng.random() < 0.25:
+        messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
+    for _ in range(rng.choices((1, 2, 3), weights=(6, 3, 1))[0]):
+        _, (user, assistant) = sample_turn(rng)
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return messages
+
+
+def generate_corpus(num_conversations: int, seed: int) -> list[list[dict]]:
+    rng = random.Random(seed)
+    return [conversation(rng) for _ in range(num_conversations)]
+
+
+def eval_prompts(family: str, count: int, seed: int) -> list[Turn]:
+    """`count` single-turn (prompt, expected answer) pairs of one family, for accuracy checks."""
+    rng = random.Random(seed)
+    return [sample_turn(rng, family)[1] for _ in range(count)]
