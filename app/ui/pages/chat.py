@@ -19,11 +19,11 @@ def sidebar(models: list[str]) -> tuple[str, dict]:
             seed = st.number_input("Seed (empty: random)", min_value=0, value=None, step=1)
             if seed is not None:
                 sampling["seed"] = int(seed)
-        if st.button("New conversation", icon=":material/add:", use_container_width=True):
+        if st.button("New conversation", icon=":material/add:", width="stretch"):
             st.session_state.update(conversation_id=None, branch_choices={})
         for conv in call(api().conversations) or []:
             label = neutralize(conv.get("title") or "Untitled")
-            if st.button(label, key=f"conv_{conv['id']}", use_container_width=True,
+            if st.button(label, key=f"conv_{conv['id']}", width="stretch",
                          type="primary" if conv["id"] == st.session_state.get("conversation_id") else "secondary"):
                 st.session_state.update(conversation_id=conv["id"], branch_choices={})
     return model, sampling

@@ -34,10 +34,11 @@ def admin_actions(versions: list[dict]) -> None:
 st.title("Models")
 if flash := st.session_state.pop("flash", None):
     (st.success if flash[0] == "success" else st.error)(flash[1])
+versions, reachable = None, True
 try:
     versions = api().model_versions()
 except ApiError as e:
-    versions = None
+    reachable = e.status is not None
     if e.status == 404:
         st.info("The model registry is not available on this server yet.")
     else:
@@ -51,5 +52,5 @@ if versions:
     st.graphviz_chart(lineage_dot(versions))
     if role() == "admin":
         admin_actions(versions)
-if versions is not None and (served := call(api().models)):
+if reachable and (served := call(api().models)):
     st.caption("Served now: " + ", ".join(served))

@@ -37,7 +37,7 @@ def chart(table: pd.DataFrame, title: str, metrics: list[str]) -> None:
         tooltip=["series", "metric", "t:T", alt.Tooltip("value:Q", format=".4g")])
     if len(metrics) > 1:
         base = base.encode(strokeDash="metric:N")
-    st.altair_chart(base, use_container_width=True)
+    st.altair_chart(base, width="stretch")
 
 
 st.title("Report card")

@@ -1,0 +1,109 @@
+"""Account, review console, models and report pages in AppTest against the live API."""
+from pathlib import Path
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.ui.client import ApiClient, ChatIds
+
+MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
+
+
+def _session(api, username: str | None, role: str | None = None, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.session_state["api_url"] = api.url
+    if username:
+        for key, value in {"token": api.token_for(username), "role": role, "username": username}.items():
+            at.session_state[key] = value
+    at.run()
+    return at.switch_page(page).run() if page else at
+
+
+@pytest.fixture(scope="module")
+def answered(api):
+    """Two sibling answers by alice, the first one thumbed down with a correction."""
+    client = ApiClient(api.url, token=api.token_for("alice"))
+    first, second = ChatIds(), ChatIds()
+    prompt = [{"role": "user", "content": "Ben had a <b>kite</b>"}]
+    "".join(client.stream_chat(prompt, first, model=api.model, sampling={"max_tokens": 16}, extra={}))
+    "".join(client.stream_chat(prompt, second, model=api.model, sampling={"max_tokens": 16},
+                               extra={"conversation_id": first.conversation_id, "regenerate_of": first.message_id}))
+    client.send_feedback(first.message_id, thumbs="down", tags=["incorrect"], correction="Ben flew his kite.")
+    return first, second
+
+
+def test_login_with_password_shows_reviewer_pages(api):
+    at = _session(api, None, page="pages/login.py")
+    at.text_input[0].set_value("ann2")
+    at.text_input[1].set_value("wrong password")
+    at.button[0].click().run()
+    assert any("Incorrect username or password" in e.value for e in at.error)
+    at.text_input[0].set_value("ann2")
+    at.text_input[1].set_value("correct horse battery")
+    at.button[0].click().run()
+    assert at.session_state["role"] == "annotator" and at.session_state["token"]
+    assert any("Signed in as ann2" in s.value for s in at.success)
+    at.switch_page("pages/review.py").run()
+    assert at.title[0].value == "Review console" and not at.warning
+
+
+def test_review_console_is_closed_to_plain_users(api):
+    at = _session(api, "alice", "user")
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/review.py")  # not in the navigation for role "user"
+    page = AppTest.from_file(MAIN.replace("main.py", "pages/review.py"), default_timeout=30)
+    for key in ("api_url", "token", "role"):
+        page.session_state[key] = at.session_state[key]
+    page.run()  # reached directly, the page itself refuses
+    assert any("annotators and admins" in w.value for w in page.warning) and not page.button
+    token = at.session_state["token"]  # and the API refuses too
+    response = httpx.get(f"{api.url}/v1/review/queue", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403 and "annotator" in response.json()["error"]["message"]
+
+
+def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
+    first, second = answered
+    at = _session(api, "ann1", "annotator", page="pages/review.py")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Queue (" in h.value for h in at.subheader)
+    assert any("Ben flew his kite" in m.value for m in at.markdown)
+    assert any(m.value.startswith("Ben had a \\<b\\>kite\\<\\/b\\>") for m in at.markdown)  # escaped
+    feedback_id = httpx.get(f"{api.url}/v1/review/queue", headers={"Authorization": f"Bearer {api.admin_key}"}
+                            ).json()["data"][0]["feedback_id"]
+    at.button(key=f"prefer_{feedback_id}_{second.message_id}").click().run()
+    assert any("Labelled reject" in s.value for s in at.success)
+    assert not any("Ben flew his kite" in m.value for m in at.markdown)  # reviewed: left the default queue
+    next(s for s in at.selectbox if s.label == "Reviewed").set_value("yes").run()
+    at.text_area(key=f"rewrite_{feedback_id}").set_value("Ben ran with his kite.")
+    at.button(key=f"save_rewrite_{feedback_id}").click().run()
+    labels = ApiClient(api.url, token=api.admin_key).review_queue(reviewed="true")[0]["labels"]
+    assert [(l["annotator"], l["verdict"], l["rewrite"]) for l in labels] == [
+        ("ann1", "rewrite", "Ben ran with his kite.")]  # one label per annotator: replaced
+    # a second annotator disagrees: agreement over 1 overlapping item is 0%
+    ann2 = ApiClient(api.url, token=api.token_for("ann2"))
+    ann2.label(first.message_id, "accept")
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Items labelled by 2+ annotators"] == "1" and metrics["Percent agreement"] == "0.0%"
+    at.button(key=next(b.key for b in at.button if b.label == "Export a new snapshot")).click().run()
+    snapshot = ann2.snapshots()[0]
+    assert any(snapshot["content_hash"][:16] in s.value for s in at.success)
+    assert [d.label for d in at.get("download_button")] == ["SFT JSONL", "DPO JSONL", "KTO JSONL"]
+    assert "Ben ran with his kite." in ann2.snapshot_file(snapshot["id"], "sft")
+
+
+def test_models_page_shows_served_model_and_registry_state(api):
+    at = _session(api, "boss", "admin", page="pages/models.py")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    readable = [i.value for i in at.info] + [c.value for c in at.caption]
+    assert any("registry" in v or "No model version" in v for v in readable) or at.dataframe
+    assert any(api.model in c.value for c in at.caption)
+
+
+def test_report_page_plots_the_traffic(api, answered):
+    at = _session(api, "boss", "admin", page="pages/report.py")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Requests"]) >= 2 and int(metrics["Feedback items"]) >= 1
+    assert len(at.get("vega_lite_chart")) >= 6  # MFU/MBU need model size and device peaks in the answers
