@@ -1,4 +1,8 @@
-"""Dataset snapshots: export the reviewed feedback as versioned SFT / DPO / KTO JSONL."""
+"""Dataset snapshots: export the reviewed feedback as versioned SFT / DPO / KTO JSONL.
+
+Snapshots are built by the flywheel's builder (`app.flywheel.dataset`), the same one the training
+loop uses, so a console export and a flywheel iteration on the same data give the same snapshot
+(an unchanged content hash reuses the existing version)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,23 +10,23 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import AnnotatorUser, SessionDep
+from app.api.deps import AnnotatorUser, SessionDep, StateDep
 from app.api.errors import APIError
-from app.review.export import build_snapshot
+from app.flywheel.dataset import build_dataset_snapshot
 from app.store import crud_review
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
-def _snapshot_public(row) -> dict:
-    return {"id": row.id, "object": "dataset.snapshot", "version": row.version,
+def _snapshot_public(row, reused: bool = False) -> dict:
+    return {"id": row.id, "object": "dataset.snapshot", "version": row.version, "reused": reused,
             "content_hash": row.content_hash, "counts": row.counts, "created_at": row.created_at.isoformat()}
 
 
 @router.post("/snapshots")
-def create_snapshot(session: SessionDep, user: AnnotatorUser) -> dict:
-    snapshot = build_snapshot(crud_review.reviewed_answers(session))
-    return _snapshot_public(crud_review.create_snapshot(session, snapshot=snapshot, created_by=user.id))
+def create_snapshot(state: StateDep, session: SessionDep, user: AnnotatorUser) -> dict:
+    ref = build_dataset_snapshot(state.store, created_by=user.id)
+    return _snapshot_public(crud_review.get_snapshot(session, snapshot_id=ref.id), reused=ref.reused)
 
 
 @router.get("/snapshots")

@@ -41,7 +41,8 @@ def export_panel() -> None:
     st.subheader("Dataset snapshots")
     if st.button("Export a new snapshot", type="primary"):
         if snap := call(api().create_snapshot):
-            st.success(f"Snapshot v{snap['version']}: {snap['counts']} · sha256 {snap['content_hash'][:16]}…")
+            note = " (data unchanged: existing version reused)" if snap.get("reused") else ""
+            st.success(f"Snapshot v{snap['version']}{note}: {snap['counts']} · sha256 {snap['content_hash'][:16]}…")
     snapshots = call(api().snapshots) or []
     if not snapshots:
         st.caption("No snapshot exported yet.")
