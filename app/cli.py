@@ -14,6 +14,8 @@ import typer
 
 # command name -> module defining `command(...)`. Modules import heavy packages inside `command`.
 COMMANDS: dict[str, str] = {
+    "up": "app.commands.up",
+    "create-user": "app.commands.create_user",
     "generate": "app.commands.generate",
     "serve": "app.commands.serve",
     "import-llama2c": "app.commands.import_llama2c",

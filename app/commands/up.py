@@ -1,0 +1,98 @@
+"""`flywheel up`: the whole platform on its embedded default — API + engine, UI and worker.
+
+Each part runs as its own `flywheel` subprocess (the same commands a user can run one by one);
+this command only starts them in order, prints their URLs, and stops them all on Ctrl-C/SIGTERM.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "demo" / "model"
+
+
+def command(
+    model: Annotated[Optional[Path], typer.Option(
+        help="Hugging Face model directory (default: the bundled demo model).")] = None,
+    host: Annotated[str, typer.Option(help="Interface for the API and the UI.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    ui_port: Annotated[int, typer.Option(help="UI port.")] = 8501,
+    data_dir: Annotated[Path, typer.Option(help="Data directory (store, broker, registry).")] = Path("data"),
+    worker: Annotated[bool, typer.Option(help="Also start a flywheel worker.")] = True,
+    ui: Annotated[bool, typer.Option(help="Also start the UI.")] = True,
+) -> int:
+    """Start API, UI and worker; print their URLs; stop all of them on Ctrl-C."""
+    from app.commands.bootstrap import ensure_admin
+
+    model_dir = model or DEMO_MODEL_DIR
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"no model at {model_dir} (config.json missing); pass --model DIR"
+                                + (" or run `flywheel train-demo`" if model is None else ""))
+    env = {**os.environ, "FLYWHEEL_DATA_DIR": str(data_dir.resolve())}
+    admin_password = ensure_admin(os.environ.get("FLYWHEEL_ADMIN_PASSWORD"), data_dir=data_dir)
+    children: list[subprocess.Popen] = []
+    try:
+        api = _start(["serve", "--model", str(model_dir), "--host", host, "--port", str(port)],
+                     env, children)
+        api_url = _read_url(api, "API")
+        typer.echo(f"API   {api_url}/v1  (OpenAI-compatible; metrics at {api_url}/metrics)")
+        if ui:
+            _start(["ui", "--api-url", api_url, "--host", host, "--port", str(ui_port)], env, children)
+            typer.echo(f"UI    http://{host}:{ui_port}")
+        if worker:
+            _start(["worker"], env, children)
+            typer.echo("Worker started (flywheel jobs; embedded SQLite broker)")
+        if admin_password:
+            typer.echo(f"Sign in as admin / {admin_password}  (shown once; change with create-user)")
+        sys.stdout.flush()
+        return _wait(children)
+    finally:
+        _stop(children)
+
+
+def _start(args: list[str], env: dict, children: list[subprocess.Popen]) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=env,
+                             stdout=subprocess.PIPE if args[0] == "serve" else subprocess.DEVNULL,
+                             text=True)
+    children.append(child)
+    return child
+
+
+def _read_url(api: subprocess.Popen, name: str) -> str:
+    line = api.stdout.readline().strip()  # `flywheel serve` prints its URL once it accepts requests
+    if not line.startswith("http"):
+        raise RuntimeError(f"{name} did not start (exit code {api.poll()}); see the log above")
+    return line
+
+
+def _wait(children: list[subprocess.Popen]) -> int:
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    try:
+        while not stop["requested"]:
+            for child in children:
+                if child.poll() is not None:
+                    typer.echo(f"a component exited with code {child.returncode}; stopping", err=True)
+                    return child.returncode or 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # serve drains in-flight requests on SIGTERM
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
