@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     _register_commands()
     try:
         result = cli(args=argv, standalone_mode=False, prog_name="flywheel")
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         return 130
-    except click.exceptions.ClickException as e:  # usage errors: unknown flag, missing option, ...
+    # usage errors: unknown flag, missing option, ... (typer >= 0.20 raises its own vendored click's)
+    except (click.exceptions.ClickException, typer.exceptions.TyperException) as e:
         print(f"flywheel: error: {e.format_message()}", file=sys.stderr)
         return 2
     except (UserError, ValueError, FileNotFoundError, NotADirectoryError, KeyError) as e:
