@@ -1,0 +1,79 @@
+"""`flywheel up` starts the API (and UI) as subprocesses, prints their URLs, and stops them all."""
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STORIES = ROOT / ".." / "shared" / "models" / "stories260K-hf"
+FLYWHEEL = [sys.executable, "-m", "app.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(port: int, timeout_s: float = 120) -> dict:
+    """/health once the model has loaded (the API answers 503 while it loads)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10))
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_up_serves_the_api_and_stops_its_children(tmp_path):
+    port = _free_port()
+    up = subprocess.Popen([*FLYWHEEL, "up", "--model", str(STORIES), "--no-ui", "--no-worker",
+                           "--port", str(port), "--data-dir", str(tmp_path)],
+                          cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        api_line = up.stdout.readline()
+        assert api_line.startswith(f"API   http://127.0.0.1:{port}/v1"), api_line
+        admin_line = up.stdout.readline()
+        assert admin_line.startswith("Sign in as admin / ")
+        password = admin_line.split("/ ")[1].split()[0]
+        health = _wait_ready(port)
+        assert health["models"] == {"stories260K-hf": "ready"}
+        body = json.dumps({"username": "admin", "password": password}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/auth/login", body,
+                                         {"Content-Type": "application/json"})
+        login = json.load(urllib.request.urlopen(request, timeout=30))
+        assert login["role"] == "admin" and login["token"]
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+    with pytest.raises(OSError):  # the API child is gone with its parent
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+
+
+def test_up_without_a_model_is_a_one_line_error(tmp_path):
+    result = subprocess.run([*FLYWHEEL, "up", "--model", str(tmp_path / "missing"), "--data-dir",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "config.json missing" in result.stderr
+
+
+def test_create_user_refuses_duplicates_and_short_passwords(tmp_path):
+    run = lambda *args, pw: subprocess.run(  # noqa: E731
+        [*FLYWHEEL, "create-user", *args, "--password-stdin", "--data-dir", str(tmp_path)],
+        cwd=ROOT, input=pw + "\n", capture_output=True, text=True)
+    assert run("ann", "--role", "annotator", pw="long-enough-pw").returncode == 0
+    duplicate = run("ann", "--role", "annotator", pw="long-enough-pw")
+    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
+    short = run("bob", pw="short")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    bad_role = run("carol", "--role", "king", pw="long-enough-pw")
+    assert bad_role.returncode == 2 and "role must be one of" in bad_role.stderr
