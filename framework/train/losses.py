@@ -14,9 +14,9 @@ from framework.train.data import PackedBatch
 
 def token_logps(model, batch: PackedBatch) -> torch.Tensor:
     """(T,) log p(target_t | tokens <= t) under `model` for a packed batch (0 where masked)."""
-    from framework.train.packing import packed_attention
+    from framework.train.packing import differentiable_ops, packed_attention
 
-    with packed_attention(batch.seq_lens):
+    with packed_attention(batch.seq_lens), differentiable_ops():
         hidden = model(batch.input_ids, batch.positions)  # (T, H)
     logits = model.compute_logits(hidden).float()  # (T, V)
     logps = torch.log_softmax(logits, dim=-1)

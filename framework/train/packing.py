@@ -44,3 +44,16 @@ def packed_attention(seq_lens: list[int]) -> Iterator[None]:
 
     with override("causal_attention", attend):
         yield
+
+
+# Ops whose device fast paths are inference-only (they write into `out=` buffers, no backward).
+DIFFERENTIABLE_OPS = ("rms_norm", "silu_and_mul", "rotary")
+
+
+@contextlib.contextmanager
+def differentiable_ops() -> Iterator[None]:
+    """Within the block, layers use the torch reference ops, which autograd can differentiate."""
+    with contextlib.ExitStack() as stack:
+        for op in DIFFERENTIABLE_OPS:
+            stack.enter_context(override(op, "reference"))
+        yield

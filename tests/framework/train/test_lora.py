@@ -10,6 +10,7 @@ from tests.framework.train.conftest import sft_examples, tiny_model
 TARGETS = TrainConfig().lora_targets
 
 
+@torch.no_grad()
 def _logits(model, ids):
     return model.compute_logits(model(ids, torch.arange(len(ids))))
 

@@ -20,7 +20,8 @@ def test_packed_token_logps_equal_per_sequence_forward():
     for ex in examples:
         n = len(ex.input_ids)
         ids = torch.tensor(ex.input_ids)
-        logits = model.compute_logits(model(ids, torch.arange(n)))
+        with torch.no_grad():
+            logits = model.compute_logits(model(ids, torch.arange(n)))
         ref = torch.log_softmax(logits[:-1], -1).gather(-1, ids[1:, None]).squeeze(-1)
         ref = ref * torch.tensor(ex.loss_mask[1:], dtype=torch.float32)
         torch.testing.assert_close(packed[offset:offset + n - 1], ref, atol=1e-5, rtol=1e-5)
@@ -36,7 +37,8 @@ def test_sft_loss_matches_masked_cross_entropy():
     nll, count = 0.0, 0
     for ex in examples:
         ids = torch.tensor(ex.input_ids)
-        logits = model.compute_logits(model(ids, torch.arange(len(ids))))[:-1]
+        with torch.no_grad():
+            logits = model.compute_logits(model(ids, torch.arange(len(ids))))[:-1]
         keep = torch.tensor(ex.loss_mask[1:]).bool()
         nll += float(F.cross_entropy(logits[keep], ids[1:][keep], reduction="sum"))
         count += int(keep.sum())
