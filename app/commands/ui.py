@@ -27,5 +27,5 @@ def command(
            "PYTHONPATH": os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)}
     args = [sys.executable, "-m", "streamlit", "run", str(entrypoint), "--server.headless", "true",
             "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
     return subprocess.call(args, env=env)

@@ -37,3 +37,11 @@ def call(action, *args, **kwargs):
         else:
             st.error(str(e))
         return None
+
+
+def show_flash() -> None:
+    """The last action's outcome, in a slot that always exists: a message appearing or leaving
+    must not shift the widgets below (Streamlit would remount them and close open expanders)."""
+    slot = st.empty()
+    if flash := st.session_state.pop("flash", None):
+        (slot.success if flash[0] == "success" else slot.error)(flash[1])

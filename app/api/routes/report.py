@@ -19,7 +19,7 @@ HOUR_S, DAY_S = 3600, 86400
 @router.get("")
 def read_report(session: SessionDep, _user: CurrentUser, days: int = Query(default=30, ge=1, le=365),
                 bucket: str | None = Query(default=None, pattern="^(hour|day)$")) -> dict:
-    bucket = bucket or ("hour" if days <= 2 else "day")
+    bucket = bucket or ("hour" if days <= 7 else "day")
     bucket_s = HOUR_S if bucket == "hour" else DAY_S
     since = utcnow() - timedelta(days=days)
     answers = crud_report.answer_timings(session, since=since)

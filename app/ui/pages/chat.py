@@ -5,7 +5,7 @@ from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
 from app.ui.client import ApiError, ChatIds
 from app.ui.conversation_tree import ROOT, active_path, parent_key
 from app.ui.safe_text import neutralize, neutralize_stream
-from app.ui.session import api, call
+from app.ui.session import api, call, show_flash
 
 
 def sidebar(models: list[str]) -> tuple[str, dict]:
@@ -70,8 +70,7 @@ def run_pending(path: list[dict], messages: list[dict], model: str, sampling: di
 
 
 st.title("Chat")
-if flash := st.session_state.pop("flash", None):
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+show_flash()
 models = call(api().models)
 if not models:
     st.info("No model is being served yet, or the API is not reachable. Start it with `flywheel serve`.")

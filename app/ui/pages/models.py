@@ -2,7 +2,7 @@
 import streamlit as st
 
 from app.ui.client import ApiError
-from app.ui.session import api, call, role
+from app.ui.session import api, call, role, show_flash
 
 
 def lineage_dot(versions: list[dict]) -> str:
@@ -32,8 +32,7 @@ def admin_actions(versions: list[dict]) -> None:
 
 
 st.title("Models")
-if flash := st.session_state.pop("flash", None):
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+show_flash()
 versions, reachable = None, True
 try:
     versions = api().model_versions()

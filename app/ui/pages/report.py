@@ -36,7 +36,7 @@ def chart(table: pd.DataFrame, title: str, metrics: list[str]) -> None:
         x=alt.X("t:T", title=None), y=alt.Y("value:Q", title=None), color=color,
         tooltip=["series", "metric", "t:T", alt.Tooltip("value:Q", format=".4g")])
     if len(metrics) > 1:
-        base = base.encode(strokeDash="metric:N")
+        base = base.encode(strokeDash="metric:N", shape="metric:N")
     st.altair_chart(base, width="stretch")
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from app.ui.review_widgets import review_item
-from app.ui.session import REVIEWER_ROLES, api, call, role
+from app.ui.session import REVIEWER_ROLES, api, call, role, show_flash
 
 MAX_ITEMS_SHOWN = 20
 
@@ -42,7 +42,8 @@ def export_panel() -> None:
     if st.button("Export a new snapshot", type="primary"):
         if snap := call(api().create_snapshot):
             note = " (data unchanged: existing version reused)" if snap.get("reused") else ""
-            st.success(f"Snapshot v{snap['version']}{note}: {snap['counts']} · sha256 {snap['content_hash'][:16]}…")
+            counts = " · ".join(f"{kind.upper()} {count}" for kind, count in snap["counts"].items())
+            st.success(f"Snapshot v{snap['version']}{note}: {counts} · sha256 {snap['content_hash'][:16]}…")
     snapshots = call(api().snapshots) or []
     if not snapshots:
         st.caption("No snapshot exported yet.")
@@ -61,8 +62,7 @@ st.title("Review console")
 if role() not in REVIEWER_ROLES:
     st.warning("The review console is for annotators and admins. Sign in on the Account page.")
     st.stop()
-if flash := st.session_state.pop("flash", None):
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+show_flash()
 query = filters()
 agreement_panel()
 queue = call(api().review_queue, **query)

@@ -1,0 +1,106 @@
+"""End to end in a real browser: `flywheel ui` in headless Chromium against the live API.
+
+Sign in, ask, see the streamed answer, regenerate, thumbs-down with a correction, find the item in
+the review queue, label it, export a snapshot. Screenshots of every page go to
+artifacts/screenshots/ for a human to look at.
+"""
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.ui.live_servers import PASSWORD, REPO_ROOT, live_ui
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser_page(api):
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian Chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with live_ui(api.url) as ui_url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(ui_url)
+        yield page
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.wait_for_timeout(500)  # let the last rerun paint
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _open(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title if title != "Review" else "Review console").first.wait_for()
+
+
+def test_sign_in_chat_feedback_review_and_export(api, browser_page):
+    page = browser_page
+    page.get_by_text("sign in on the Account page").first.wait_for()  # keys required: chat refuses
+    _shot(page, "01-chat-signed-out")
+    _open(page, "Account")
+    page.get_by_label("Username").fill("boss")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as boss (admin).").wait_for()
+    _shot(page, "02-account")
+
+    _open(page, "Chat")
+    page.get_by_test_id("stChatInputTextArea").fill("Once upon a time")
+    page.keyboard.press("Enter")
+    assistant = page.get_by_label("Chat message from assistant")
+    page.get_by_role("button", name="Regenerate").wait_for()
+    headers = {"Authorization": f"Bearer {api.admin_key}"}
+    conversations = httpx.get(f"{api.url}/v1/conversations", headers=headers).json()["data"]
+    assert conversations == [], "admin key's user is not the signed-in user"
+    boss = {"Authorization": f"Bearer {api.token_for('boss')}"}
+    (conversation,) = httpx.get(f"{api.url}/v1/conversations", headers=boss).json()["data"]
+    stored = httpx.get(f"{api.url}/v1/conversations/{conversation['id']}", headers=boss).json()["messages"]
+    shown = " ".join(assistant.first.inner_text().split())
+    assert " ".join(stored[1]["content"].split())[:40] in shown  # the streamed answer is the stored one
+    _shot(page, "03-chat-answer")
+
+    page.get_by_role("button", name="Regenerate").click()
+    page.get_by_text("version 2 of 2").wait_for()
+    _shot(page, "04-chat-regenerated")
+
+    page.get_by_role("radio", name="Thumbs down").click()
+    page.get_by_text("Thanks, feedback saved.").wait_for()
+    page.get_by_text("Tell us more / write the better answer").click()
+    correction = page.get_by_label("Write the better answer")
+    correction.fill("Once upon a time, a bear found honey.")
+    correction.blur()  # a text area commits its value on blur
+    page.get_by_role("button", name="Send feedback").click()
+    page.get_by_text("Thanks, feedback saved.").wait_for()
+    _shot(page, "05-chat-feedback")
+
+    _open(page, "Review")
+    page.get_by_text("Once upon a time, a bear found honey.").first.wait_for()
+    _shot(page, "06-review-queue")
+    page.get_by_role("button", name="Accept").first.click()
+    page.get_by_text("Labelled accept.").wait_for()
+    page.get_by_role("button", name="Export a new snapshot").click()
+    page.get_by_text("Snapshot v1").wait_for()
+    _shot(page, "07-review-exported")
+    (snapshot,) = httpx.get(f"{api.url}/v1/datasets/snapshots", headers=headers).json()["data"]
+    sft = httpx.get(f"{api.url}/v1/datasets/snapshots/{snapshot['id']}/sft.jsonl", headers=headers).text
+    assert "a bear found honey" in sft
+
+    _open(page, "Models")
+    _shot(page, "08-models")
+    _open(page, "Report card")
+    page.get_by_test_id("stVegaLiteChart").first.wait_for()
+    _shot(page, "09-report")
