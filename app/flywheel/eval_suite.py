@@ -1,0 +1,48 @@
+"""Evaluation suites: task cases (what an iteration should teach), regression cases (what it must
+not break), held-out conversations (loss) and replay conversations (mixed into fine-tuning).
+
+The demo suite: the task is the held-out made-up-capitals family asked with phrasings the user
+corrections never used; the regression suite is every family of the demo corpus.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.demo.corpus import eval_prompts, generate_corpus
+from app.demo.facts import CAPITAL_ANSWER, CAPITAL_HELD_OUT_PHRASINGS, MADE_UP_CAPITALS
+from model.evaluation import EvalCase
+
+REGRESSION_FAMILIES = ("arithmetic", "unit_conversion", "dates", "capital", "flywheel_faq")
+
+
+@dataclass(slots=True)
+class EvalSuite:
+    tasks: dict[str, list[EvalCase]]
+    regression: dict[str, list[EvalCase]]
+    held_out: list[list[dict]]
+    replay: list[list[dict]]
+
+
+def made_up_capital_cases(phrasings=CAPITAL_HELD_OUT_PHRASINGS) -> list[EvalCase]:
+    return [EvalCase([{"role": "user", "content": p.format(country=country)}], capital)
+            for country, capital in MADE_UP_CAPITALS.items() for p in phrasings]
+
+
+def made_up_capital_answer(country: str) -> str:
+    return CAPITAL_ANSWER.format(country=country, capital=MADE_UP_CAPITALS[country])
+
+
+def demo_suite(cases_per_family: int, replay_conversations: int) -> EvalSuite:
+    # Seeds differ from the demo model's training corpus seed, so these are fresh samples.
+    regression = {family: [EvalCase([{"role": "user", "content": q}], a)
+                           for q, a in eval_prompts(family, cases_per_family, seed=900 + i)]
+                  for i, family in enumerate(REGRESSION_FAMILIES)}
+    return EvalSuite(tasks={"made_up_capitals": made_up_capital_cases()}, regression=regression,
+                     held_out=generate_corpus(120, seed=777),
+                     replay=generate_corpus(replay_conversations, seed=555))
+
+
+def load_suite(name: str, cases_per_family: int, replay_conversations: int) -> EvalSuite:
+    if name == "demo":
+        return demo_suite(cases_per_family, replay_conversations)
+    raise ValueError(f"unknown eval suite {name!r}; available: demo")

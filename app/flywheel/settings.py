@@ -1,0 +1,74 @@
+"""Flywheel settings: where data lives, which broker, the base model, the recipe and the gate.
+
+Built once at the entry point (CLI, worker) from keyword arguments, then `FLYWHEEL_*` environment
+variables, then defaults, and passed to every step as a JSON-safe dict (Celery payloads carry it,
+so a worker needs no global configuration to run a task).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from app.demo.recipe import DEMO_MODEL_DIR
+
+
+def default_recipe() -> dict:
+    """Fine-tuning recipe of one iteration: full SFT on the snapshot plus replay of the domain."""
+    return {"stages": ["sft"], "learning_rate": 1e-3, "num_epochs": 4, "micro_batch_size": 16,
+            "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 0,
+            "beta": 0.1, "seed": 0, "replay_conversations": 256, "eval_percent": 0}
+
+
+@dataclass(slots=True)
+class FlywheelSettings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("FLYWHEEL_DATA_DIR", "./data")))
+    database_url: str | None = None  # None: FLYWHEEL_DATABASE_URL or SQLite under data_dir
+    broker_url: str | None = None  # None: FLYWHEEL_BROKER_URL or the embedded SQLite broker
+    result_backend: str | None = None  # None: FLYWHEEL_RESULT_BACKEND or SQLite under data_dir
+    base_model_dir: str = field(default_factory=lambda: os.environ.get(
+        "FLYWHEEL_BASE_MODEL", str(DEMO_MODEL_DIR)))
+    min_new_feedback: int = 20  # the nightly beat iterates only after this many new items
+    eval_suite: str = "demo"
+    eval_cases_per_family: int = 25
+    max_regression_points: float = 2.0
+    max_loss_increase: float = 0.05
+    canary_min_feedback: int = 20  # below this, promotion rests on the offline gate alone
+    min_canary_thumbs_up_ratio: float = 0.9  # canary rate must be >= ratio * production rate
+    recipe: dict = field(default_factory=default_recipe)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        if self.database_url is None:
+            self.database_url = os.environ.get("FLYWHEEL_DATABASE_URL") or (
+                f"sqlite:///{self.data_dir / 'flywheel.db'}")
+        if self.broker_url is None:
+            self.broker_url = os.environ.get("FLYWHEEL_BROKER_URL") or (
+                f"sqla+sqlite:///{self.data_dir / 'broker.db'}")
+        if self.result_backend is None:
+            self.result_backend = os.environ.get("FLYWHEEL_RESULT_BACKEND") or (
+                f"db+sqlite:///{self.data_dir / 'celery-results.db'}")
+        if self.min_new_feedback < 1 or self.max_regression_points < 0:
+            raise ValueError("min_new_feedback must be >= 1 and max_regression_points >= 0")
+        self.recipe = {**default_recipe(), **self.recipe}
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.data_dir / "registry"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["data_dir"] = str(self.data_dir)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "FlywheelSettings":
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
