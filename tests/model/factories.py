@@ -51,6 +51,13 @@ def our_logits(loaded, token_ids: list[int]) -> torch.Tensor:
         return loaded.model.compute_logits(loaded.model(ids, torch.arange(len(ids))))  # (T, V)
 
 
+def manifest_sample() -> str:
+    """The indented greedy sample in the llama2.c MANIFEST, lines joined by newlines."""
+    text = (STORIES_LLAMA2C / "MANIFEST.md").read_text(encoding="utf-8")
+    section = text.split("## Sample", 1)[1]
+    return "\n".join(line[4:] for line in section.splitlines() if line.startswith("    "))
+
+
 def _randomize(model) -> None:
     # HF initialises biases to zero and norms to one; random values make every tensor count.
     with torch.no_grad():

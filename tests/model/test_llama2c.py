@@ -11,17 +11,11 @@ from app.commands.generate import stream_generate, stream_text
 from model.llama2c import import_llama2c
 from model.loader import load_model
 from shared import SamplingParams
-from tests.model.factories import STORIES_HF, STORIES_LLAMA2C, hf_logits, our_logits
+from tests.model.factories import (STORIES_HF, STORIES_LLAMA2C, hf_logits, manifest_sample,
+                                   our_logits)
 
 ATOL = 1e-4
 BIN, TOKENIZER = STORIES_LLAMA2C / "stories260K.bin", STORIES_LLAMA2C / "tok512.model"
-
-
-def manifest_sample() -> str:
-    """The indented greedy sample in the llama2.c MANIFEST, lines joined by newlines."""
-    text = (STORIES_LLAMA2C / "MANIFEST.md").read_text(encoding="utf-8")
-    section = text.split("## Sample", 1)[1]
-    return "\n".join(line[4:] for line in section.splitlines() if line.startswith("    "))
 
 
 @pytest.fixture(scope="module", autouse=True)
