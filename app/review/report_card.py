@@ -112,3 +112,10 @@ def report_series(answers: list[AnswerTiming], feedback: list[FeedbackEvent], bu
                  **_feedback_metrics(feedback_groups.get(key, []))}
         series[(key[0], key[1])].append(point)
     return [{"model_version": mv, "device": dev, "points": points} for (mv, dev), points in series.items()]
+
+
+def count_iterations(runs: list[dict], since: datetime) -> int:
+    """Flywheel iterations started since `since`: run records (`created_at` in epoch seconds) that
+    did more than skip for lack of new feedback."""
+    since_s = since.timestamp()
+    return sum(1 for run in runs if run.get("created_at", 0) >= since_s and run.get("status") != "skipped")

@@ -1,10 +1,9 @@
-"""Reads behind the report card: answer timings and feedback events since a moment, and the number
-of flywheel iterations (model versions registered) in that window."""
+"""Reads behind the report card: answer timings and feedback events since a moment."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.review.report_card import AnswerTiming, FeedbackEvent
@@ -35,10 +34,3 @@ def feedback_events(session: Session, *, since: datetime) -> list[FeedbackEvent]
                           device=_device(settings), thumbs=thumbs)
             for created, thumbs, version, settings in session.execute(query)]
 
-
-def iterations_since(session: Session, *, since: datetime) -> int:
-    """Model versions registered since `since`; 0 while the registry table does not exist."""
-    if not inspect(session.get_bind()).has_table("model_versions"):
-        return 0
-    return int(session.execute(text("SELECT COUNT(*) FROM model_versions WHERE created_at >= :since"),
-                               {"since": since}).scalar() or 0)

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentUser, SessionDep
-from app.review.report_card import report_series
+from app.api.deps import CurrentUser, SessionDep, StateDep
+from app.flywheel.runs import list_runs
+from app.review.report_card import count_iterations, report_series
 from app.store import crud_report
 from app.store.base import utcnow
 
@@ -17,7 +18,7 @@ HOUR_S, DAY_S = 3600, 86400
 
 
 @router.get("")
-def read_report(session: SessionDep, _user: CurrentUser, days: int = Query(default=30, ge=1, le=365),
+def read_report(state: StateDep, session: SessionDep, _user: CurrentUser, days: int = Query(default=30, ge=1, le=365),
                 bucket: str | None = Query(default=None, pattern="^(hour|day)$")) -> dict:
     bucket = bucket or ("hour" if days <= 7 else "day")
     bucket_s = HOUR_S if bucket == "hour" else DAY_S
@@ -26,5 +27,5 @@ def read_report(session: SessionDep, _user: CurrentUser, days: int = Query(defau
     feedback = crud_report.feedback_events(session, since=since)
     return {"object": "report", "days": days, "bucket": bucket, "since": since.isoformat(),
             "totals": {"requests": len(answers), "feedback": len(feedback)},
-            "iterations": crud_report.iterations_since(session, since=since),
+            "iterations": count_iterations(list_runs(state.settings.data_dir / "runs"), since),
             "series": report_series(answers, feedback, bucket_s)}

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app.review.report_card import AnswerTiming, FeedbackEvent, percentile, report_series
+from app.review.report_card import AnswerTiming, FeedbackEvent, count_iterations, percentile, report_series
 
 T0 = datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)
 T1 = datetime(2026, 11, 28, 11, 30, tzinfo=timezone.utc)
@@ -44,3 +44,9 @@ def test_series_per_version_and_hour():
 def test_bad_bucket_is_rejected():
     with pytest.raises(ValueError, match="bucket_s"):
         report_series([], [], bucket_s=0)
+
+
+def test_iterations_count_runs_in_the_window_that_did_not_skip():
+    runs = [{"created_at": T0.timestamp(), "status": "promoted"}, {"created_at": T1.timestamp(), "status": "skipped"},
+            {"created_at": T1.timestamp(), "status": "rejected"}, {"created_at": T0.timestamp() - 1, "status": "failed"}]
+    assert count_iterations(runs, T0) == 2

@@ -7,6 +7,8 @@ import httpx
 import openai
 import pytest
 
+from app.flywheel.runs import update_run
+
 
 def _headers(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
@@ -121,9 +123,12 @@ def test_snapshot_export_files_hash_and_versions(api, tokens, answers):
 
 
 def test_report_counts_stored_traffic(api, tokens, answers):
+    update_run(api.data_dir / "runs", "run-a", status="promoted")  # the flywheel's run records
+    update_run(api.data_dir / "runs", "run-b", status="skipped")
     response = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 1})
     report = response.json()
     assert report["totals"] == {"requests": 4, "feedback": 3} and report["bucket"] == "hour"
+    assert report["iterations"] == 1
     (series,) = report["series"]
     assert (series["model_version"], series["device"]) == (api.model, "cpu")
     assert sum(p["requests"] for p in series["points"]) == 4

@@ -60,4 +60,3 @@ def test_queue_labels_export_and_report_reads(store):  # noqa: F811
         assert sorted((t.model_version, t.device) for t in timings) == [
             ("v1", "cpu"), ("v1", "unknown"), ("v2", "unknown")]
         assert sorted(e.thumbs for e in crud_report.feedback_events(session, since=since)) == ["down", "up"]
-        assert crud_report.iterations_since(session, since=since) == 0

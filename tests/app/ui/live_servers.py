@@ -26,6 +26,7 @@ class LiveApi:
     url: str
     admin_key: str
     model: str
+    data_dir: Path
 
     def token_for(self, username: str) -> str:
         response = httpx.post(f"{self.url}/v1/auth/login", json={"username": username, "password": PASSWORD})
@@ -78,7 +79,7 @@ def live_api(data_dir: Path) -> Iterator[LiveApi]:
             httpx.post(f"{url}/v1/users", headers=headers,
                        json={"username": username, "password": PASSWORD, "role": role}).raise_for_status()
         model = httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
-        yield LiveApi(url=url, admin_key=ADMIN_KEY, model=model)
+        yield LiveApi(url=url, admin_key=ADMIN_KEY, model=model, data_dir=data_dir)
     finally:
         _stop(process)
 
