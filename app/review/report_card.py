@@ -5,11 +5,11 @@ Definitions (per time bucket):
 - req_per_s: answers in the bucket / bucket length (average offered load).
 - tokens_per_s: completion tokens / summed request latency (generation speed while serving).
 - ttft_ms_p50/p99: time to first token; tpot_ms_p50/p99: (latency - TTFT) / (completion tokens - 1).
-- mfu: 2 * num_params * (prompt + completion tokens) / latency / peak FLOP/s, per request, averaged;
-  mbu: weight bytes * completion tokens / latency / memory bandwidth (each decode step reads the
-  weights once). Both need `num_params`, `weight_bytes`, `peak_flops`, `memory_bandwidth` in the
-  answer's engine settings; otherwise they are None. Concurrent requests share steps, so these are
-  single-request estimates.
+- mfu / mbu, averaged over answers: the engine's measured `mfu` / `mbu` when the answer's engine
+  settings carry them; else estimated as 2 * num_params * (prompt + completion tokens) / latency /
+  peak FLOP/s and weight bytes * completion tokens / latency / memory bandwidth (each decode step
+  reads the weights once) from `num_params`, `weight_bytes`, `peak_flops`, `memory_bandwidth`;
+  else None. Concurrent requests share steps, so the estimates are single-request figures.
 - thumbs_up_rate: up / (up + down) of the bucket's feedback; feedback_count: all feedback items.
 Percentiles use the nearest-rank method. No database access here.
 """
@@ -65,10 +65,10 @@ def _utilization(answer: AnswerTiming) -> tuple[float | None, float | None]:
         return None, None
     seconds = answer.latency_ms / 1000.0
     tokens = (answer.prompt_tokens or 0) + answer.completion_tokens
-    mfu = mbu = None
-    if settings.get("num_params") and settings.get("peak_flops"):
+    mfu, mbu = settings.get("mfu"), settings.get("mbu")
+    if mfu is None and settings.get("num_params") and settings.get("peak_flops"):
         mfu = 2.0 * settings["num_params"] * tokens / seconds / settings["peak_flops"]
-    if settings.get("weight_bytes") and settings.get("memory_bandwidth"):
+    if mbu is None and settings.get("weight_bytes") and settings.get("memory_bandwidth"):
         mbu = settings["weight_bytes"] * answer.completion_tokens / seconds / settings["memory_bandwidth"]
     return mfu, mbu
 

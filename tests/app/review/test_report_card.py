@@ -22,7 +22,8 @@ def test_series_per_version_and_hour():
         AnswerTiming(T0, "v1", "cpu", 10, 11, 100.0, 1100.0, SETTINGS),  # tpot (1100-100)/10 = 100
         AnswerTiming(T0, "v1", "cpu", 10, 5, 300.0, 1300.0, SETTINGS),  # tpot 1000/4 = 250
         AnswerTiming(T1, "v1", "cpu", 2, 1, 50.0, 50.0, None),  # no tpot, no utilization
-        AnswerTiming(T0, "v2", "cpu", 1, 3, 10.0, 30.0, None),
+        AnswerTiming(T0, "v2", "cpu", 1, 3, 10.0, 30.0, {"mfu": 0.2, "mbu": 0.5}),  # measured by the engine
+        AnswerTiming(T0, "v2", "cpu", 1, 3, 10.0, 30.0, {"mfu": 0.4, "mbu": 0.7}),
     ]
     feedback = [FeedbackEvent(T0, "v1", "cpu", "up"), FeedbackEvent(T0, "v1", "cpu", "down"),
                 FeedbackEvent(T0, "v1", "cpu", "up"), FeedbackEvent(T0, "v1", "cpu", None)]
@@ -38,7 +39,9 @@ def test_series_per_version_and_hour():
     assert first["mbu"] == pytest.approx((4000 * 11 / 1.1 + 4000 * 5 / 1.3) / 2 / 1e6)
     assert first["thumbs_up_rate"] == pytest.approx(2 / 3) and first["feedback_count"] == 4
     assert second["tpot_ms_p50"] is None and second["mfu"] is None and second["thumbs_up_rate"] is None
-    assert series["v2"]["points"][0]["tokens_per_s"] == pytest.approx(3 / 0.03)
+    v2 = series["v2"]["points"][0]
+    assert v2["tokens_per_s"] == pytest.approx(6 / 0.06)
+    assert (v2["mfu"], v2["mbu"]) == (pytest.approx(0.3), pytest.approx(0.6))
 
 
 def test_bad_bucket_is_rejected():
