@@ -2,30 +2,19 @@
 import streamlit as st
 
 from app.ui.client import ApiError
+from app.ui.lineage import lineage_dot, version_rows
 from app.ui.session import api, call, role, show_flash
-
-
-def lineage_dot(versions: list[dict]) -> str:
-    """Graphviz DOT of parent -> child edges; labels are quoted so names stay plain text."""
-    def quote(text: str) -> str:
-        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    lines = ["digraph lineage {", "rankdir=LR;", "node [shape=box, style=rounded];"]
-    for v in versions:
-        lines.append(f"{quote(v['id'])} [label={quote(v['name'] + ' (' + v['status'] + ')')}];")
-        if v.get("parent_id"):
-            lines.append(f"{quote(v['parent_id'])} -> {quote(v['id'])};")
-    return "\n".join(lines + ["}"])
 
 
 def admin_actions(versions: list[dict]) -> None:
     st.subheader("Promote or roll back")
-    chosen = st.selectbox("Version", versions, format_func=lambda v: f"{v['name']} ({v['status']})")
+    chosen = st.selectbox("Version", versions, format_func=lambda v: f"{v.get('name') or v['id']} ({v.get('status')})")
     promote, rollback, _ = st.columns([1, 1, 4])
     for column, action, label in ((promote, api().promote, "Promote"), (rollback, api().rollback, "Roll back")):
         if column.button(label, key=f"{label}_{chosen['id']}"):
             try:
                 action(chosen["id"])
-                st.session_state["flash"] = ("success", f"{label} of {chosen['name']} done.")
+                st.session_state["flash"] = ("success", f"{label} of {chosen.get('name') or chosen['id']} done.")
             except ApiError as e:
                 st.session_state["flash"] = ("error", f"{label} failed: {e}")
             st.rerun()
@@ -45,8 +34,7 @@ except ApiError as e:
 if versions is not None and not versions:
     st.info("No model version is registered yet. The flywheel registers one after each fine-tune.")
 if versions:
-    st.dataframe([{k: v.get(k) for k in ("name", "status", "parent_id", "dataset_snapshot_id", "recipe",
-                                          "metrics", "created_at")} for v in versions], hide_index=True)
+    st.dataframe(version_rows(versions), hide_index=True)
     st.subheader("Lineage")
     st.graphviz_chart(lineage_dot(versions))
     if role() == "admin":

@@ -30,3 +30,14 @@ def test_neutralize_escapes_html_and_markdown():
     assert "<" not in escaped.replace("\\<", "") and ">" not in escaped.replace("\\>", "")
     assert escaped.startswith("\\<script\\>") and "\\*\\*bold\\*\\*" in escaped and "\\$x\\$" in escaped
     assert escaped.endswith("  \nline")
+
+
+def test_lineage_dot_quotes_names_and_links_known_parents():
+    from app.ui.lineage import lineage_dot, version_rows
+    versions = [{"id": "v1", "name": 'base "x"', "status": "production", "parent_id": None},
+                {"id": "v2", "name": "ft", "status": "candidate", "parent_id": "v1", "metrics": {"eval": 1}},
+                {"id": "v3", "name": "orphan", "status": "retired", "parent_id": "gone"}]
+    dot = lineage_dot(versions)
+    assert '"v1" [label="base \\"x\\" (production)"];' in dot
+    assert '"v1" -> "v2";' in dot and '"gone"' not in dot
+    assert version_rows(versions)[1]["metrics"] == '{"eval": 1}'

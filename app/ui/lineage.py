@@ -1,0 +1,30 @@
+"""Model versions as a table and a lineage graph (Graphviz DOT), without Streamlit."""
+from __future__ import annotations
+
+import json
+
+TABLE_COLUMNS = ("name", "status", "id", "parent_id", "dataset_snapshot_id", "recipe", "metrics", "created_at")
+
+
+def _quote(text: object) -> str:
+    """A DOT string literal: backslashes and quotes escaped, so names never become DOT syntax."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def lineage_dot(versions: list[dict]) -> str:
+    """parent -> child edges; each node labelled 'name (status)'."""
+    lines = ["digraph lineage {", "rankdir=LR;", "node [shape=box, style=rounded];"]
+    known = {v["id"] for v in versions}
+    for v in versions:
+        label = f"{v.get('name') or v['id']} ({v.get('status', '?')})"
+        lines.append(f"{_quote(v['id'])} [label={_quote(label)}];")
+        if v.get("parent_id") in known:
+            lines.append(f"{_quote(v['parent_id'])} -> {_quote(v['id'])};")
+    return "\n".join(lines + ["}"])
+
+
+def version_rows(versions: list[dict]) -> list[dict]:
+    """Flat rows for st.dataframe: nested recipe/metrics become compact JSON text."""
+    def cell(value: object) -> object:
+        return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+    return [{column: cell(v.get(column)) for column in TABLE_COLUMNS} for v in versions]
