@@ -62,11 +62,11 @@ def _wait_until(check, timeout_s: float, what: str, process: subprocess.Popen) -
 
 
 @contextlib.contextmanager
-def live_api(data_dir: Path) -> Iterator[LiveApi]:
-    """`flywheel serve` with API keys required; yields once the model answers."""
+def live_api(data_dir: Path, require_key: bool = True) -> Iterator[LiveApi]:
+    """`flywheel serve` (API keys required unless `require_key` is False); yields once the model answers."""
     port = free_port()
     args = [sys.executable, "-m", "app.cli", "serve", "--model", str(TINY_MODEL.resolve()), "--port", str(port),
-            "--api-key", ADMIN_KEY, "--data-dir", str(data_dir), "--num-threads", "1"]
+            "--data-dir", str(data_dir), "--num-threads", "1"] + (["--api-key", ADMIN_KEY] if require_key else [])
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=open(data_dir / "serve.log", "w"))

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.ui.client import ApiClient
-from tests.app.ui.live_servers import free_port
+from tests.app.ui.live_servers import free_port, live_api
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
 
@@ -140,3 +140,19 @@ def test_editing_the_opening_message_starts_a_new_conversation(chat):
     assert [m["content"] for m in _stored(client, at) if m["role"] == "user"] == ["Sam found a hat"]
     assert [m["content"] for m in client.conversation(first)["messages"] if m["role"] == "user"] == [
         "Sam found a ball"]
+
+
+def test_open_server_chats_without_signing_in_and_stores_sampling(tmp_path):
+    with live_api(tmp_path, require_key=False) as open_api:
+        at = AppTest.from_file(MAIN, default_timeout=60)
+        at.session_state["api_url"] = open_api.url
+        at.run()
+        assert not at.error
+        at.sidebar.number_input[0].set_value(8)  # max tokens
+        at.sidebar.slider[0].set_value(0.0)  # temperature
+        at.sidebar.number_input[1].set_value(7)  # seed
+        _send(at, "Hello")
+        assert not at.error, [e.value for e in at.error]
+        answer = ApiClient(open_api.url).conversation(at.session_state["conversation_id"])["messages"][1]
+        assert answer["completion_tokens"] <= 8
+        assert answer["sampling_params"]["temperature"] == 0.0 and answer["sampling_params"]["seed"] == 7
