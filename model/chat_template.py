@@ -54,9 +54,11 @@ def validate_messages(messages: Sequence[dict]) -> list[dict]:
             raise ValueError(f"messages[{index}] must be a dict, got {type(message).__name__}")
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
-            raise ValueError(f"messages[{index}].role must be one of {', '.join(ROLES)}, got {role!r}")
+            raise ValueError(f"messages[{index}].role must be one of {', '.join(ROLES)}, "
+                             f"got {role!r}")
         if not isinstance(content, str) and not (content is None and message.get("tool_calls")):
-            raise ValueError(f"messages[{index}].content must be a string, got {type(content).__name__}")
+            raise ValueError(f"messages[{index}].content must be a string, "
+                             f"got {type(content).__name__}")
         clean.append({key: value for key, value in message.items() if value is not None})
     return clean
 

@@ -84,7 +84,7 @@ def _architecture(raw: dict, path: Path) -> str:
 
 
 def _rope(raw: dict) -> tuple[float, dict | None]:
-    """(theta, scaling) from either `rope_parameters` (transformers 5) or `rope_theta`/`rope_scaling`."""
+    """(theta, scaling) from `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling`."""
     params = raw.get("rope_parameters")
     if isinstance(params, dict):
         theta = float(params.get("rope_theta", raw.get("rope_theta", 10000.0)))

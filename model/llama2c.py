@@ -83,7 +83,8 @@ def import_llama2c(model_bin: str | Path, tokenizer_model: str | Path, out_dir: 
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir}: output directory exists and is not empty")
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(hf_state_dict(header, raw), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    save_file(hf_state_dict(header, raw), str(out_dir / "model.safetensors"),
+              metadata={"format": "pt"})
     _write_json(out_dir / "config.json", hf_config(header))
     # llama2.c ends a story by emitting BOS, so BOS also stops generation.
     _write_json(out_dir / "generation_config.json",
@@ -136,7 +137,8 @@ def hf_state_dict(header: Llama2cHeader, raw: dict[str, torch.Tensor]) -> dict[s
 def pairs_to_halves(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
     """Reorder each head's output rows from (x0, y0, x1, y1, ...) to (x0, x1, ..., y0, y1, ...)."""
     rows, cols = weight.shape
-    return weight.view(num_heads, rows // num_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+    pairs = weight.view(num_heads, rows // num_heads // 2, 2, cols)  # (heads, D/2, 2, in)
+    return pairs.transpose(1, 2).reshape(rows, cols)
 
 
 def hf_config(header: Llama2cHeader) -> dict:

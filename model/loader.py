@@ -3,6 +3,7 @@ model, tokenizer and configs. The engine and the server call this; they never re
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ def load_model(model_dir: str | Path, dtype: str | None = None, device: str = "c
     torch_dtype = resolve_dtype(dtype or config.torch_dtype)
     files = checkpoint_files(model_dir)
     tokenizer = Tokenizer.from_dir(model_dir, config.eos_token_ids)
+    # tokenizer_config.json's eos (a chat model's end-of-turn) ends generation too.
+    config = dataclasses.replace(config, eos_token_ids=tokenizer.eos_token_ids)
     check_tokenizer_fits(tokenizer, config, model_dir)
     model = _build(config, torch_dtype, device)
     load_weights(model, files, NAME_MAPPINGS[config.architecture], config.tie_word_embeddings)

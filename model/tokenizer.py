@@ -129,7 +129,9 @@ class _SentencePieceBackend(_Backend):
         self.max_token_id = self.vocab_size - 1
         specials = [self._sp.IdToPiece(i) for i in range(self.vocab_size) if self._is_special(i)]
         # Control pieces written as text (chat templates write "<s>") are the tokens, as in HF.
-        self._special_re = re.compile("(" + "|".join(map(re.escape, specials)) + ")") if specials else None
+        self._special_re = None
+        if specials:
+            self._special_re = re.compile("(" + "|".join(map(re.escape, specials)) + ")")
 
     def encode(self, text: str) -> list[int]:
         if self._special_re is None:
@@ -167,17 +169,18 @@ class _SentencePieceBackend(_Backend):
 
 
 def _as_transformers_llama(tok, tokenizer_config: dict) -> None:
-    """transformers' LlamaTokenizer rebuilds the text pipeline around the stored BPE when it loads:
-    no normalizer, a Metaspace that prefixes "▁" only at the start of the input (not after every
-    special token) unless `legacy`, and a decoder that strips that prefix. Do the same, so ids match."""
+    """transformers' LlamaTokenizer rebuilds the text pipeline around the stored BPE when it
+    loads: no normalizer, a Metaspace that prefixes "▁" only at the start of the input (not after
+    every special token) unless `legacy`, and a decoder that strips that prefix. Do the same, so
+    the ids match."""
     from tokenizers import decoders, pre_tokenizers
 
     add_prefix_space = tokenizer_config.get("add_prefix_space")
     add_prefix_space = True if add_prefix_space is None else bool(add_prefix_space)
-    scheme = ("always" if tokenizer_config.get("legacy", False) else "first") if add_prefix_space \
-        else "never"
+    scheme = "always" if tokenizer_config.get("legacy", False) else "first"
     tok.normalizer = None
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=False)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme=scheme if add_prefix_space else "never", split=False)
     steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
     if add_prefix_space:
         steps.append(decoders.Strip(content=" ", left=1, right=0))

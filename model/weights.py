@@ -67,7 +67,9 @@ def load_weights(model: nn.Module, files: list[Path], mapping: NameMapping, tied
         loaded.add(target)
     missing = sorted(set(params) - loaded)
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5])
+        if len(missing) > 5:
+            shown += f" and {len(missing) - 5} more"
         raise ValueError(f"{files[0].parent}: checkpoint is missing tensor(s) {shown}")
 
 

@@ -6,6 +6,7 @@ replaced by the engine. stdout carries only generated text; logs go to stderr.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -19,14 +20,14 @@ _REPLACEMENT_CHAR = "\ufffd"  # an incomplete UTF-8 sequence at the end of a dec
 
 def command(
     model: Annotated[str, typer.Option("--model", help="Hugging Face model directory.")],
-    prompt: Annotated[str, typer.Option("--prompt", help="Text to continue ('' starts at BOS).")] = "",
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most new tokens.")] = 128,
-    temperature: Annotated[float, typer.Option("--temperature", help="0 is greedy.")] = 1.0,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus mass.")] = 1.0,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for sampling.")] = None,
-    chat: Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the chat template.")] = False,
-    dtype: Annotated[str | None, typer.Option("--dtype", help="Default: the checkpoint's.")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, ...")] = "cpu",
+    prompt: Annotated[str, typer.Option(help="Text to continue ('' starts at BOS).")] = "",
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens.")] = 128,
+    temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus probability mass.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+    chat: Annotated[bool, typer.Option(help="Wrap the prompt in the chat template.")] = False,
+    dtype: Annotated[str | None, typer.Option(help="Default: the checkpoint's.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
 ) -> None:
     """Generate text from a prompt, streamed to stdout."""
     from model.loader import load_model
@@ -34,11 +35,10 @@ def command(
 
     params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     loaded = load_model(model, dtype=dtype, device=device)
-    tokenizer = loaded.tokenizer
     if chat:
-        prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}])
+        prompt_ids = loaded.tokenizer.apply_chat_template([{"role": "user", "content": prompt}])
     else:
-        prompt_ids = tokenizer.encode(prompt, add_bos=True)
+        prompt_ids = loaded.tokenizer.encode(prompt, add_bos=True)
     started, generated = time.perf_counter(), []
 
     def tracked() -> Iterator[int]:
@@ -46,12 +46,17 @@ def command(
             generated.append(token_id)
             yield token_id
 
-    for delta in stream_text(tokenizer, prompt_ids, tracked()):
-        sys.stdout.write(delta)
+    try:
+        for delta in stream_text(loaded.tokenizer, prompt_ids, tracked()):
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
         sys.stdout.flush()
-    sys.stdout.write("\n")
-    elapsed, count = time.perf_counter() - started, len(generated)
-    logger.info("%d tokens in %.2f s (%.1f tokens/s)", count, elapsed, count / max(elapsed, 1e-9))
+    except BrokenPipeError:  # `flywheel generate ... | head`: the reader left, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    elapsed = time.perf_counter() - started
+    logger.info("%d tokens in %.2f s (%.1f tokens/s)", len(generated), elapsed,
+                len(generated) / max(elapsed, 1e-9))
 
 
 def stream_generate(loaded, prompt_ids: list[int], params) -> Iterator[int]:
@@ -75,7 +80,9 @@ def stream_generate(loaded, prompt_ids: list[int], params) -> Iterator[int]:
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-    stop_ids = set() if params.ignore_eos else set(config.eos_token_ids) | set(params.stop_token_ids)
+    stop_ids = set(params.stop_token_ids)
+    if not params.ignore_eos:
+        stop_ids |= set(config.eos_token_ids)
     ids = list(prompt_ids)
     for _ in range(max_new):
         with torch.inference_mode():

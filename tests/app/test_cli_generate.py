@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from model.loader import load_model
 from shared import SamplingParams
 from tests.model.factories import STORIES_HF
 
-FLYWHEEL = str(__import__("pathlib").Path(sys.executable).with_name("flywheel"))
+FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny model; threads only contend on shared CPUs
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n"
                  "{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}")
@@ -61,7 +62,8 @@ def test_chat_cli_matches_transformers(tmp_path):
         if path.name != "tokenizer_config.json":
             shutil.copyfile(path, tmp_path / path.name)
     config = json.loads((STORIES_HF / "tokenizer_config.json").read_text())
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}))
+    config["chat_template"] = CHAT_TEMPLATE
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     result = run_cli("generate", "--model", str(tmp_path), "--prompt", "Tell me about Lily.",
                      "--chat", "--temperature", "0", "--max-tokens", "30")
     assert result.returncode == 0, result.stderr
@@ -77,8 +79,8 @@ def test_seeded_sampling_is_reproducible(stories):
     prompt = stories.tokenizer.encode("Tom and his dog")
 
     def sample(seed):
-        return list(stream_generate(stories, prompt, SamplingParams(temperature=1.0, seed=seed,
-                                                                    max_tokens=24, ignore_eos=True)))
+        params = SamplingParams(temperature=1.0, seed=seed, max_tokens=24, ignore_eos=True)
+        return list(stream_generate(stories, prompt, params))
 
     first = sample(7)
     assert len(first) == 24

@@ -39,6 +39,7 @@ def test_truncated_checkpoint_exits_2(tmp_path):
 
 
 def test_missing_files_and_arguments_exit_2(tmp_path):
-    result = run_cli("import-llama2c", str(tmp_path / "none.bin"), str(TOKENIZER), str(tmp_path / "o"))
-    _assert_one_line_error(result, str(tmp_path / "none.bin"), "not found")
+    missing = tmp_path / "none.bin"
+    result = run_cli("import-llama2c", str(missing), str(TOKENIZER), str(tmp_path / "o"))
+    _assert_one_line_error(result, str(missing), "not found")
     _assert_one_line_error(run_cli("import-llama2c", str(BIN)), "Missing argument")

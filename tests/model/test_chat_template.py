@@ -44,7 +44,8 @@ LLAMA3 = """{{- bos_token }}
         {{- raise_exception('Unexpected role ' + message['role']) }}
     {%- endif %}
     {%- if loop.index > 8 %}{% break %}{% endif %}
-    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}
+    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}
+    {{- message['content'] | trim + '<|eot_id|>' }}
 {%- endfor %}
 {%- if add_generation_prompt %}
     {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
@@ -63,7 +64,8 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 def _tokenizer_dir(tmp_path, template):
     config = json.loads((STORIES_HF / "tokenizer_config.json").read_text())
     copy_tokenizer(tmp_path)
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": template}))
+    config["chat_template"] = template
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     return tmp_path
 
 

@@ -81,7 +81,8 @@ def _write_llama2c(path, model, seq_len: int) -> None:
                stack("self_attn.v_proj.weight"), stack("self_attn.o_proj.weight"),
                stack("post_attention_layernorm.weight"), stack("mlp.gate_proj.weight"),
                stack("mlp.down_proj.weight"), stack("mlp.up_proj.weight"), sd["model.norm.weight"],
-               torch.zeros(seq_len, half_head), torch.zeros(seq_len, half_head), sd["lm_head.weight"]]
+               torch.zeros(seq_len, half_head), torch.zeros(seq_len, half_head),
+               sd["lm_head.weight"]]
     path.write_bytes(header + b"".join(t.float().contiguous().numpy().tobytes() for t in tensors))
 
 
@@ -94,7 +95,8 @@ def test_untied_classifier_model_matches_transformers(tmp_path):
     loaded = load_model(out)
     assert not loaded.config.tie_word_embeddings and loaded.config.max_position_embeddings == 64
     ids = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 17, 42, 500, 3]
-    torch.testing.assert_close(our_logits(loaded, ids), hf_logits(reference, ids), atol=ATOL, rtol=0)
+    torch.testing.assert_close(our_logits(loaded, ids), hf_logits(reference, ids),
+                               atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("size", [10, 28, 1000, 1056540 - 4])
@@ -121,7 +123,8 @@ def test_tokenizer_size_must_match_vocab(tmp_path):
     data = bytearray(BIN.read_bytes())
     struct.pack_into("<i", data, 20, 256)  # vocab_size field
     (tmp_path / "small.bin").write_bytes(bytes(data[: 28 + (len(data) - 28) - 256 * 64 * 4]))
-    with pytest.raises(ValueError, match=r"tok512\.model: 512 pieces, but .*small\.bin has vocab_size 256"):
+    message = r"tok512\.model: 512 pieces, but .*small\.bin has vocab_size 256"
+    with pytest.raises(ValueError, match=message):
         import_llama2c(tmp_path / "small.bin", TOKENIZER, tmp_path / "out")
 
 
