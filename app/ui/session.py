@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.client import ApiClient, ApiError, api_url_from_env
+from app.ui.safe_text import neutralize
 
 REVIEWER_ROLES = ("annotator", "admin")
 
@@ -32,11 +33,18 @@ def call(action, *args, **kwargs):
     try:
         return action(*args, **kwargs)
     except ApiError as e:
-        if e.status == 401:
-            st.error(f"{e} — sign in on the Account page.")
-        else:
-            st.error(str(e))
+        show_api_error(e)
         return None
+
+
+def show_api_error(error: ApiError) -> None:
+    """One readable line: sign-in hint for 401, the server's own words (as plain text) otherwise."""
+    if error.status == 401:
+        st.warning("This server asks you to sign in: use the Account page in the sidebar.")
+    elif error.status == 403:
+        st.warning(neutralize(str(error)))
+    else:
+        st.error(neutralize(str(error)))
 
 
 def show_flash() -> None:
@@ -44,4 +52,4 @@ def show_flash() -> None:
     must not shift the widgets below (Streamlit would remount them and close open expanders)."""
     slot = st.empty()
     if flash := st.session_state.pop("flash", None):
-        (slot.success if flash[0] == "success" else slot.error)(flash[1])
+        (slot.success if flash[0] == "success" else slot.error)(neutralize(flash[1]))

@@ -5,7 +5,7 @@ from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
 from app.ui.client import ApiError, ChatIds
 from app.ui.conversation_tree import ROOT, active_path, parent_key
 from app.ui.safe_text import neutralize, neutralize_stream
-from app.ui.session import api, call, show_flash
+from app.ui.session import api, call, show_api_error, show_flash
 
 
 def sidebar(models: list[str]) -> tuple[str, dict]:
@@ -37,7 +37,7 @@ def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict) 
             st.write_stream(neutralize_stream(api().stream_chat(history, ids, model=model,
                                                                 sampling=sampling, extra=extra)))
         except ApiError as e:
-            st.error(str(e))
+            show_api_error(e)
             return None
     st.session_state["conversation_id"] = ids.conversation_id or st.session_state.get("conversation_id")
     return ids.message_id
@@ -72,8 +72,10 @@ def run_pending(path: list[dict], messages: list[dict], model: str, sampling: di
 st.title("Chat")
 show_flash()
 models = call(api().models)
+if models is None:  # the reason is already on screen
+    st.stop()
 if not models:
-    st.info("No model is being served yet, or the API is not reachable. Start it with `flywheel serve`.")
+    st.info("No model is ready yet: the server may still be loading it. Start one with `flywheel serve`.")
     st.stop()
 model, sampling = sidebar(models)
 conversation_id = st.session_state.get("conversation_id")

@@ -3,7 +3,7 @@ import streamlit as st
 
 from app.ui.client import ApiClient, ApiError
 from app.ui.safe_text import neutralize
-from app.ui.session import api, call, role, sign_in, sign_out
+from app.ui.session import api, role, sign_in, sign_out
 
 st.title("Account")
 if role():
@@ -20,19 +20,34 @@ with st.form("login"):
 if submitted:
     if not username or not password:
         st.error("Enter a username and a password.")
-    elif session := call(api().login, username, password):
-        sign_in(session["token"], session.get("role", "user"), username)
-        st.rerun()
+    else:
+        try:
+            session = api().login(username, password)
+            sign_in(session["token"], session.get("role", "user"), username)
+            st.rerun()
+        except ApiError as e:  # a 401 here means wrong credentials, not "please sign in"
+            st.error(neutralize(str(e)))
+
+
+
+def key_role(key: str) -> str | None:
+    """'annotator' or 'user' for a working key (the server decides what it may do; the UI only picks
+    which pages to show), None after showing why the key does not work."""
+    probe = ApiClient(base_url=api().base_url, token=key)
+    try:
+        probe.models()
+    except ApiError as e:
+        st.error(neutralize(str(e)))
+        return None
+    try:
+        probe.agreement()
+        return "annotator"
+    except ApiError:
+        return "user"
+
 
 with st.expander("Use an API key instead"):
     key = st.text_input("API key", type="password", key="api_key_input")
-    if st.button("Use key") and key:
-        # The server decides what a key may do; probing the review API tells the UI which pages to show.
-        probe = ApiClient(base_url=api().base_url, token=key)
-        try:
-            probe.agreement()
-            key_role = "admin"
-        except ApiError:
-            key_role = "user"
-        sign_in(key, key_role, "API key")
+    if st.button("Use key") and key and (found := key_role(key)):
+        sign_in(key, found, "API key")
         st.rerun()

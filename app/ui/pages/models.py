@@ -3,7 +3,7 @@ import streamlit as st
 
 from app.ui.client import ApiError
 from app.ui.lineage import lineage_dot, version_rows
-from app.ui.session import api, call, role, show_flash
+from app.ui.session import api, call, role, show_api_error, show_flash
 
 
 def admin_actions(versions: list[dict]) -> None:
@@ -30,7 +30,7 @@ except ApiError as e:
     if e.status == 404:
         st.info("The model registry is not available on this server yet.")
     else:
-        st.error(str(e))
+        show_api_error(e)
 if versions is not None and not versions:
     st.info("No model version is registered yet. The flywheel registers one after each fine-tune.")
 if versions:

@@ -49,7 +49,7 @@ def _open(page, title: str) -> None:
 
 def test_sign_in_chat_feedback_review_and_export(api, browser_page):
     page = browser_page
-    page.get_by_text("sign in on the Account page").first.wait_for()  # keys required: chat refuses
+    page.get_by_text("This server asks you to sign in").first.wait_for()  # keys required: chat refuses
     _shot(page, "01-chat-signed-out")
     _open(page, "Account")
     page.get_by_label("Username").fill("boss")

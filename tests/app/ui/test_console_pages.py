@@ -107,3 +107,13 @@ def test_report_page_plots_the_traffic(api, answered):
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Requests"]) >= 2 and int(metrics["Feedback items"]) >= 1
     assert len(at.get("vega_lite_chart")) >= 6  # MFU/MBU need model size and device peaks in the answers
+
+
+def test_api_key_sign_in_checks_the_key(api):
+    at = _session(api, None, page="pages/login.py")
+    at.text_input(key="api_key_input").set_value("sk-not-a-real-key-123")
+    at.button[1].click().run()
+    assert any("Incorrect API key" in e.value for e in at.error) and "token" not in at.session_state
+    at.text_input(key="api_key_input").set_value(api.admin_key)
+    at.button[1].click().run()
+    assert at.session_state["token"] == api.admin_key and at.session_state["role"] == "annotator"
