@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.client import ApiError
+from app.ui.review_queue import feedback_summary, latest_correction
 from app.ui.safe_text import neutralize
 from app.ui.session import api, call
 
@@ -25,19 +26,6 @@ def _rewrite(message_id: str, key: str) -> None:
     _label(message_id, "rewrite", rewrite=text)
 
 
-def _feedback_line(item: dict) -> str:
-    parts = []
-    if item.get("thumbs"):
-        parts.append(f"thumbs {item['thumbs']}")
-    if item.get("rating"):
-        parts.append(f"{item['rating']}/5 stars")
-    if item.get("tags"):
-        parts.append("tags: " + ", ".join(item["tags"]))
-    parts.append(f"model {item.get('model_version') or '?'}")
-    parts.append(str(item.get("created_at", ""))[:19])
-    return neutralize(" · ".join(parts))
-
-
 def siblings_side_by_side(item: dict) -> None:
     """Every answer to the same prompt in columns, each with a 'prefer this' button."""
     siblings = call(api().siblings, item["message_id"])
@@ -49,31 +37,32 @@ def siblings_side_by_side(item: dict) -> None:
             st.markdown(neutralize(sibling.get("content", "")))
             st.caption(neutralize(f"model {sibling.get('model_version') or '?'}"))
             preferred_is_item = sibling["id"] == item["message_id"]
-            st.button("Prefer this", key=f"prefer_{item['feedback_id']}_{sibling['id']}", on_click=_label,
+            st.button("Prefer this", key=f"prefer_{item['message_id']}_{sibling['id']}", on_click=_label,
                       args=(item["message_id"], "accept" if preferred_is_item else "reject", None, sibling["id"]))
 
 
-def review_item(item: dict) -> None:
-    key = item["feedback_id"]
+def review_item(card: dict) -> None:
+    """One answer with all its feedback (see `review_queue.group_by_answer`)."""
+    key = card["message_id"]
     with st.container(border=True):
-        st.caption(_feedback_line(item))
+        st.caption(neutralize(f"model {card.get('model_version') or '?'} · {len(card['feedback'])} feedback item(s)"))
         st.markdown("**Prompt**")
-        st.markdown(neutralize(item.get("prompt") or ""))
+        st.markdown(neutralize(card["prompt"]))
         st.markdown("**Answer**")
-        st.markdown(neutralize(item.get("answer") or ""))
-        if item.get("comment"):
-            st.markdown("**Comment:** " + neutralize(item["comment"]))
-        if item.get("correction"):
-            st.markdown("**User's better answer:** " + neutralize(item["correction"]))
-        for label in item.get("labels", []):
+        st.markdown(neutralize(card["answer"]))
+        for entry in card["feedback"]:
+            st.caption(neutralize(feedback_summary(entry)))
+            if entry.get("comment"):
+                st.markdown("**Comment:** " + neutralize(entry["comment"]))
+            if entry.get("correction"):
+                st.markdown("**User's better answer:** " + neutralize(entry["correction"]))
+        for label in card.get("labels", []):
             st.caption(neutralize(f"label by {label.get('annotator')}: {label.get('verdict')}"))
         accept, reject, _ = st.columns([1, 1, 6])
-        accept.button("Accept", key=f"accept_{key}", on_click=_label, args=(item["message_id"], "accept"))
-        reject.button("Reject", key=f"reject_{key}", on_click=_label, args=(item["message_id"], "reject"))
+        accept.button("Accept", key=f"accept_{key}", on_click=_label, args=(key, "accept"))
+        reject.button("Reject", key=f"reject_{key}", on_click=_label, args=(key, "reject"))
         with st.expander("Rewrite"):
-            st.text_area("Better answer", value=item.get("correction") or item.get("answer") or "",
-                         key=f"rewrite_{key}")
-            st.button("Save rewrite", key=f"save_rewrite_{key}", on_click=_rewrite,
-                      args=(item["message_id"], key))
+            st.text_area("Better answer", value=latest_correction(card) or card["answer"], key=f"rewrite_{key}")
+            st.button("Save rewrite", key=f"save_rewrite_{key}", on_click=_rewrite, args=(key, key))
         with st.expander("Compare sibling answers"):
-            siblings_side_by_side(item)
+            siblings_side_by_side(card)

@@ -3,6 +3,7 @@ import datetime as dt
 
 import streamlit as st
 
+from app.ui.review_queue import group_by_answer
 from app.ui.review_widgets import review_item
 from app.ui.session import REVIEWER_ROLES, api, call, role, show_flash
 
@@ -67,9 +68,12 @@ query = filters()
 agreement_panel()
 queue = call(api().review_queue, **query)
 if queue is not None:
-    st.subheader(f"Queue ({len(queue)} items)")
-    if not queue:
+    cards = group_by_answer(queue)
+    st.subheader(f"Queue ({len(cards)} answers, {len(queue)} feedback items)")
+    if not cards:
         st.info("Nothing to review for these filters.")
-    for item in queue[:MAX_ITEMS_SHOWN]:
-        review_item(item)
+    for card in cards[:MAX_ITEMS_SHOWN]:
+        review_item(card)
+    if len(cards) > MAX_ITEMS_SHOWN:
+        st.caption(f"Showing the newest {MAX_ITEMS_SHOWN}; narrow the filters to see others.")
 export_panel()

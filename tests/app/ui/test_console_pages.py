@@ -69,14 +69,12 @@ def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
     assert any("Queue (" in h.value for h in at.subheader)
     assert any("Ben flew his kite" in m.value for m in at.markdown)
     assert any(m.value.startswith("Ben had a \\<b\\>kite\\<\\/b\\>") for m in at.markdown)  # escaped
-    feedback_id = httpx.get(f"{api.url}/v1/review/queue", headers={"Authorization": f"Bearer {api.admin_key}"}
-                            ).json()["data"][0]["feedback_id"]
-    at.button(key=f"prefer_{feedback_id}_{second.message_id}").click().run()
+    at.button(key=f"prefer_{first.message_id}_{second.message_id}").click().run()
     assert any("Labelled reject" in s.value for s in at.success)
     assert not any("Ben flew his kite" in m.value for m in at.markdown)  # reviewed: left the default queue
     next(s for s in at.selectbox if s.label == "Reviewed").set_value("yes").run()
-    at.text_area(key=f"rewrite_{feedback_id}").set_value("Ben ran with his kite.")
-    at.button(key=f"save_rewrite_{feedback_id}").click().run()
+    at.text_area(key=f"rewrite_{first.message_id}").set_value("Ben ran with his kite.")
+    at.button(key=f"save_rewrite_{first.message_id}").click().run()
     labels = ApiClient(api.url, token=api.admin_key).review_queue(reviewed="true")[0]["labels"]
     assert [(l["annotator"], l["verdict"], l["rewrite"]) for l in labels] == [
         ("ann1", "rewrite", "Ben ran with his kite.")]  # one label per annotator: replaced

@@ -41,3 +41,17 @@ def test_lineage_dot_quotes_names_and_links_known_parents():
     assert '"v1" [label="base \\"x\\" (production)"];' in dot
     assert '"v1" -> "v2";' in dot and '"gone"' not in dot
     assert version_rows(versions)[1]["metrics"] == '{"eval": 1}'
+
+
+def test_queue_items_group_into_one_card_per_answer():
+    from app.ui.review_queue import feedback_summary, group_by_answer, latest_correction
+    items = [{"feedback_id": "f3", "message_id": "a", "prompt": "p", "answer": "x", "thumbs": None,
+              "rating": 2, "tags": ["t"], "correction": None, "created_at": "2026-11-28T10:00:03Z"},
+             {"feedback_id": "f2", "message_id": "b", "prompt": "q", "answer": "y", "thumbs": "up"},
+             {"feedback_id": "f1", "message_id": "a", "prompt": "p", "answer": "x", "thumbs": "down",
+              "correction": "better"}]
+    cards = group_by_answer(items)
+    assert [c["message_id"] for c in cards] == ["a", "b"]
+    assert [f["feedback_id"] for f in cards[0]["feedback"]] == ["f3", "f1"]
+    assert latest_correction(cards[0]) == "better" and latest_correction(cards[1]) is None
+    assert feedback_summary(cards[0]["feedback"][0]) == "2/5 stars · tags: t · 2026-11-28T10:00:03"
