@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from framework.layers import RotaryEmbedding
 from model.hf_config import load_generation_config, load_model_config
 from model.llama import LlamaForCausalLM
 from model.tokenizer import Tokenizer
@@ -72,12 +73,32 @@ def check_tokenizer_fits(tokenizer: Tokenizer, config: ModelConfig, model_dir: P
 
 
 def _build(config: ModelConfig, dtype: torch.dtype, device: str) -> LlamaForCausalLM:
-    # Parameters are created directly in the target dtype and device (no fp32 copy on the side);
-    # the rotary table keeps its own float32 dtype.
+    """The model with uninitialised parameters (load_weights fills them all) in `dtype` on
+    `device`. Built on the meta device first, so no time goes into random init that the
+    checkpoint overwrites anyway."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        with torch.device(device):
-            return LlamaForCausalLM(config)
+        with torch.device("meta"):
+            model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
+    model.to_empty(device=device)
+    _compute_buffers(model, config, device)
+    return model
+
+
+def _compute_buffers(model: LlamaForCausalLM, config: ModelConfig, device: str) -> None:
+    # Buffers are computed, not loaded. Every layer's rotary table is the same, so one float32
+    # table is computed and shared (a per-layer copy costs GBs for 128K-context models).
+    with torch.device(device):
+        rotary = RotaryEmbedding(config.head_dim, config.max_position_embeddings,
+                                 config.rope_theta, config.rope_scaling)
+    computed = set()
+    for module_name, module in model.named_modules():
+        if isinstance(module, RotaryEmbedding):
+            for name, buffer in rotary.named_buffers():
+                setattr(module, name, buffer)
+                computed.add(f"{module_name}.{name}")
+    left = {name for name, _ in model.named_buffers(remove_duplicate=False)} - computed
+    assert not left, f"the loader does not know how to compute buffers {sorted(left)}"
