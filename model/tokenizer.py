@@ -97,7 +97,8 @@ class _HFTokenizersBackend(_Backend):
             self._tok = HFTokenizer.from_file(str(path))
         except Exception as e:  # tokenizers raises a bare Exception on bad JSON / unknown model
             raise ValueError(f"{path}: cannot load tokenizer ({e})") from e
-        if tokenizer_config.get("tokenizer_class") in _LLAMA_CLASSES:
+        if (tokenizer_config.get("tokenizer_class") in _LLAMA_CLASSES
+                and getattr(self._tok.model, "byte_fallback", False)):  # sentencepiece-style BPE
             _as_transformers_llama(self._tok, tokenizer_config)
         vocab = self._tok.get_vocab(with_added_tokens=True)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
