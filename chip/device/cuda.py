@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,14 @@ def load_gpu_specs(path: Path = SPECS_PATH) -> list[dict]:
 
 
 def match_spec(facts: GpuFacts, specs: list[dict]) -> dict | None:
-    """The table row whose 'match' is the longest substring of the device name (memory bound respected)."""
+    """The table row whose 'match' is the longest whole-word part of the device name.
+
+    Whole words, so that "L4" does not match an "L40S"; a row's memory bound tells A100 40/80 GB apart.
+    """
     candidates = []
     for spec in specs:
-        if spec["match"].lower() not in facts.name.lower():
+        pattern = rf"(?<![a-z0-9]){re.escape(spec['match'].lower())}(?![a-z0-9])"
+        if not re.search(pattern, facts.name.lower()):
             continue
         max_gib = spec.get("memory_gib_max")
         if max_gib is not None and facts.memory_bytes > max_gib * GIB:
