@@ -152,3 +152,31 @@ def test_model_without_template_refuses_chat(tmp_path):
     shutil.copyfile(STORIES_HF / "tokenizer.json", tmp_path / "tokenizer.json")
     with pytest.raises(ValueError, match="no chat template"):
         Tokenizer.from_dir(tmp_path).apply_chat_template(TURNS)
+
+
+def test_byte_level_chatml_tokenizer_matches_transformers(tmp_path):
+    """A Qwen2-style tokenizer (byte-level BPE, no BOS, <|im_end|> as eos), trained here."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    backend = HFTokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator([m["content"] for m in [SYSTEM, *TURNS]] * 20, trainer=trainer)
+    backend.save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": None, "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>", "chat_template": CHATML}))
+    reference = _reference(tmp_path)
+    tokenizer = Tokenizer.from_dir(tmp_path, eos_token_ids=[0])
+    assert tokenizer.bos_token_id is None and tokenizer.eos_token_ids == [0, 2]
+    text = "Héllo <|im_end|> wörld\n  two  spaces"
+    assert tokenizer.encode(text) == reference.encode(text)
+    assert tokenizer.decode(reference.encode(text)) == reference.decode(
+        reference.encode(text), skip_special_tokens=True)
+    messages = [SYSTEM, *TURNS]
+    assert tokenizer.apply_chat_template(messages) == reference.apply_chat_template(
+        messages, tokenize=True, add_generation_prompt=True, return_dict=False)
