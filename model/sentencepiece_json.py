@@ -16,7 +16,7 @@ _BPE_MODEL_TYPE = 2  # sentencepiece TrainerSpec.ModelType.BPE
 
 def tokenizer_from_sentencepiece(model_path: str | Path):
     """A `tokenizers.Tokenizer` that encodes and decodes like the SentencePiece BPE model."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     processor = _load(Path(model_path))
     vocab, scores, specials = {}, {}, []
@@ -39,6 +39,11 @@ def tokenizer_from_sentencepiece(model_path: str | Path):
     ])
     tokenizer.add_special_tokens([AddedToken(piece, special=True, normalized=False)
                                   for piece in specials])
+    if processor.bos_id() >= 0:  # transformers adds BOS through the post-processor
+        bos = processor.IdToPiece(processor.bos_id())
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos}:1 $B:1",
+            special_tokens=[(bos, processor.bos_id())])
     return tokenizer
 
 

@@ -47,7 +47,8 @@ def test_imported_model_matches_transformers_on_the_hf_conversion(imported):
     loaded = load_model(imported)
     text = "Once upon a time, Lily went to the park."
     ids = loaded.tokenizer.encode(text)
-    assert ids == AutoTokenizer.from_pretrained(STORIES_HF).encode(text)
+    for directory in (STORIES_HF, imported):  # and transformers reads our tokenizer files
+        assert ids == AutoTokenizer.from_pretrained(directory).encode(text)
     for directory in (STORIES_HF, imported):  # transformers reads our config.json too
         reference = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
         torch.testing.assert_close(our_logits(loaded, ids), hf_logits(reference, ids),

@@ -101,6 +101,7 @@ def test_tokenizer_json_built_from_sentencepiece_matches_transformers_conversion
     for text in _corpus():
         ids = built.encode(text, add_special_tokens=False).ids
         assert ids == converted.encode(text, add_special_tokens=False).ids, text
+        assert built.encode(text).ids == converted.encode(text).ids  # BOS post-processor
         assert built.decode(ids) == converted.decode(ids)
 
 
