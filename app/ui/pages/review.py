@@ -69,7 +69,7 @@ agreement_panel()
 queue = call(api().review_queue, **query)
 if queue is not None:
     cards = group_by_answer(queue)
-    st.subheader(f"Queue ({len(cards)} answers, {len(queue)} feedback items)")
+    st.subheader(f"Queue — answers: {len(cards)} · feedback items: {len(queue)}")
     if not cards:
         st.info("Nothing to review for these filters.")
     for card in cards[:MAX_ITEMS_SHOWN]:

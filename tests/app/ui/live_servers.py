@@ -73,8 +73,12 @@ def live_api(data_dir: Path, require_key: bool = True) -> Iterator[LiveApi]:
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     try:
-        _wait_until(lambda: httpx.get(f"{url}/v1/models", headers=headers).json().get("data"), 120,
-                    "flywheel serve", process)
+        try:
+            _wait_until(lambda: httpx.get(f"{url}/v1/models", headers=headers).json().get("data"), 180,
+                        "flywheel serve", process)
+        except (RuntimeError, TimeoutError) as e:
+            log_tail = (data_dir / "serve.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{e}; server log ends with:\n{log_tail}") from e
         for username, role in USERS.items():
             httpx.post(f"{url}/v1/users", headers=headers,
                        json={"username": username, "password": PASSWORD, "role": role}).raise_for_status()
