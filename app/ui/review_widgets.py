@@ -35,8 +35,9 @@ def siblings_side_by_side(item: dict) -> None:
     for column, sibling in zip(st.columns(len(siblings)), siblings):
         with column.container(border=True):
             st.markdown(neutralize(sibling.get("content", "")))
-            st.caption(neutralize(f"model {sibling.get('model_version') or '?'}"))
             preferred_is_item = sibling["id"] == item["message_id"]
+            which = "this answer" if preferred_is_item else "sibling answer"
+            st.caption(neutralize(f"{which} · model {sibling.get('model_version') or '?'}"))
             st.button("Prefer this", key=f"prefer_{item['message_id']}_{sibling['id']}", on_click=_label,
                       args=(item["message_id"], "accept" if preferred_is_item else "reject", None, sibling["id"]))
 

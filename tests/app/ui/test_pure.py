@@ -55,3 +55,10 @@ def test_queue_items_group_into_one_card_per_answer():
     assert [f["feedback_id"] for f in cards[0]["feedback"]] == ["f3", "f1"]
     assert latest_correction(cards[0]) == "better" and latest_correction(cards[1]) is None
     assert feedback_summary(cards[0]["feedback"][0]) == "2/5 stars · tags: t · 2026-11-28T10:00:03"
+
+
+def test_ui_command_rejects_bad_flags_with_exit_code_2(capsys):
+    from app.cli import main
+    assert main(["ui", "--api-url", "localhost:8000"]) == 2
+    assert "--api-url must start with http" in capsys.readouterr().err
+    assert main(["ui", "--port", "70000"]) == 2
