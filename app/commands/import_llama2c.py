@@ -14,7 +14,11 @@ def command(
     tokenizer_model: Annotated[str, typer.Argument(help="Its sentencepiece tokenizer.model.")],
     out_dir: Annotated[str, typer.Argument(help="New (or empty) output directory.")],
 ) -> None:
-    """Write config.json, model.safetensors and tokenizer files that `flywheel generate` loads."""
+    """Convert a legacy llama2.c checkpoint into a Hugging Face model directory.
+
+    Writes config.json, generation_config.json, model.safetensors and tokenizer files, which
+    `flywheel generate --model OUT_DIR` (and transformers) load.
+    """
     from model.llama2c import import_llama2c
 
     path = import_llama2c(model_bin, tokenizer_model, out_dir)
