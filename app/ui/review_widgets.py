@@ -65,5 +65,5 @@ def review_item(card: dict) -> None:
         with st.expander("Rewrite"):
             st.text_area("Better answer", value=latest_correction(card) or card["answer"], key=f"rewrite_{key}")
             st.button("Save rewrite", key=f"save_rewrite_{key}", on_click=_rewrite, args=(key, key))
-        with st.expander("Compare sibling answers"):
+        if st.toggle("Compare sibling answers", key=f"siblings_{key}"):  # fetched only when asked for
             siblings_side_by_side(card)

@@ -88,7 +88,7 @@ def test_sign_in_chat_feedback_review_and_export(api, browser_page):
     _open(page, "Review")
     page.get_by_text("Once upon a time, a bear found honey.").first.wait_for()
     _shot(page, "06-review-queue")
-    page.get_by_text("Compare sibling answers").first.click()
+    page.get_by_text("Compare sibling answers").first.click()  # a toggle: siblings load on demand
     page.get_by_role("button", name="Prefer this").nth(1).wait_for()  # both answers, side by side
     _shot(page, "06b-review-siblings")
     page.get_by_role("button", name="Accept").first.click()

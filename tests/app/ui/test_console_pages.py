@@ -69,6 +69,8 @@ def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
     assert any("Queue — answers: 1 · feedback items: 1" == h.value for h in at.subheader)
     assert any("Ben flew his kite" in m.value for m in at.markdown)
     assert any(m.value.startswith("Ben had a \\<b\\>kite\\<\\/b\\>") for m in at.markdown)  # escaped
+    assert not [b for b in at.button if b.key and b.key.startswith("prefer_")]  # siblings load on demand
+    at.toggle(key=f"siblings_{first.message_id}").set_value(True).run()
     at.button(key=f"prefer_{first.message_id}_{second.message_id}").click().run()
     assert any("Labelled reject" in s.value for s in at.success)
     assert not any("Ben flew his kite" in m.value for m in at.markdown)  # reviewed: left the default queue
