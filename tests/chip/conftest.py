@@ -3,9 +3,10 @@
 `triton.jit` decides at decoration time whether a kernel is interpreted (TRITON_INTERPRET=1), so
 the kernel modules are (re)imported under the wanted setting rather than relying on import order.
 Triton's own library functions (tl.sum, tl.max, tl.sigmoid) are decorated when `triton` is first
-imported, so the interpreter only works if that first import saw TRITON_INTERPRET=1. On a CPU-only
-machine nothing imports triton before these fixtures (chip.ops skips the kernels there); on a GPU
-machine it may have been imported compiled, and then the compiled GPU tests cover the kernels.
+imported, so the interpreter only works if that first import saw TRITON_INTERPRET=1. chip.ops
+skips the kernels on CPU-only machines, but other imports (transformers' modeling_llama) pull triton
+in compiled; then the interpreted tests skip here and `test_triton_kernels.py` reruns itself in a
+fresh process with TRITON_INTERPRET=1.
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def load_triton_kernels(interpret: bool) -> SimpleNamespace:
             os.environ["TRITON_INTERPRET"] = previous
 
 
-def _triton_imported_compiled() -> bool:
+def triton_imported_compiled() -> bool:
+    """True when this process already imported triton without TRITON_INTERPRET=1."""
     if "triton" not in sys.modules:
         return False
     from triton.language import standard
@@ -55,8 +57,8 @@ def interpreted():
     TRITON_INTERPRET stays set while the module's tests run: Triton imports parts of itself lazily
     at the first launch and checks the variable again then.
     """
-    if _triton_imported_compiled():
-        pytest.skip("triton was imported before TRITON_INTERPRET=1 was set; the gpu tests cover it")
+    if triton_imported_compiled():
+        pytest.skip("triton was imported without TRITON_INTERPRET=1; a fresh process runs these")
     previous = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1"
     try:

@@ -8,11 +8,18 @@ to three bf16 ulps: rtol = atol = 3 * 2^-7.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from chip.ops import activation, attention, kv_cache, norm, rotary
-from tests.chip.conftest import requires_cuda
+from tests.chip.conftest import requires_cuda, triton_imported_compiled
+
+ROOT = Path(__file__).resolve().parents[2]
 
 F32_TOL = dict(rtol=1e-5, atol=1e-5)
 BF16_TOL = dict(rtol=3 * 2**-7, atol=3 * 2**-7)
@@ -161,6 +168,18 @@ def test_rotary_triton_rejects_mismatched_head_dim(interpreted):
     with pytest.raises(AssertionError, match="head dim"):
         interpreted.rotary_triton.apply_rotary_triton(q, k, torch.zeros(3, dtype=torch.long),
                                                       torch.zeros(10, 6))
+
+
+def test_interpreted_kernels_in_a_fresh_process_if_triton_was_imported_compiled():
+    # Runs last in this file: by then the interpreted tests above have either run or been skipped.
+    if not triton_imported_compiled():
+        pytest.skip("the interpreted tests ran in this process")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-m", "not gpu", str(Path(__file__).relative_to(ROOT))],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
 
 
 # ---- compiled on a real GPU
