@@ -64,6 +64,12 @@ def run_server(app, host: str, port: int) -> None:
                 typer.echo(f"http://{host}:{bound_port}")  # the one line of stdout
                 sys.stdout.flush()
 
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after its graceful shutdown; once in-flight requests
+            # are drained and the store is closed, stopping is a clean exit (status 0).
+            self._captured_signals.clear()
+
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=None)
     AnnouncingServer(config).run()
