@@ -92,7 +92,8 @@ def cases() -> list[Case]:
         "top_k=50 top_p=0.9": (torch.full((batch,), 50), torch.full((batch,), 0.9), torch.zeros(batch)),
         "min_p=0.05": (torch.zeros(batch, dtype=long), torch.ones(batch), torch.full((batch,), 0.05)),
         "top_p=0.9": (torch.zeros(batch, dtype=long), torch.full((batch,), 0.9), torch.zeros(batch)),
-        "mixed rows": (torch.tensor([0, 50] * (batch // 2)), torch.tensor([1.0, 0.9, 0.5, 1.0] * (batch // 4)),
+        "mixed rows": (torch.tensor([0, 50] * (batch // 2)),
+                       torch.tensor([1.0, 0.9, 0.5, 1.0] * (batch // 4)),
                        torch.tensor([0.0, 0.0, 0.0, 0.1] * (batch // 4))),
     }
     for name, params in sampling.items():
@@ -123,7 +124,8 @@ def main() -> None:
             continue
         agreement = _agreement(case.fast(*case.args), case.reference(*case.args))
         ref_s, fast_s = best_seconds([case.reference, case.fast], case.args, args.rounds, clock)
-        print(f"{case.name:48s} {ref_s * 1e6:10.1f}us {fast_s * 1e6:10.1f}us {ref_s / fast_s:6.2f}x  {agreement}")
+        print(f"{case.name:48s} {ref_s * 1e6:10.1f}us {fast_s * 1e6:10.1f}us "
+              f"{ref_s / fast_s:6.2f}x  {agreement}")
 
 
 if __name__ == "__main__":

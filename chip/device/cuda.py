@@ -21,7 +21,7 @@ GIB = 1024**3
 
 @dataclass(slots=True)
 class GpuFacts:
-    """What torch.cuda tells about one device; a dataclass so the table lookup is testable without a GPU."""
+    """What torch.cuda tells about one device (a dataclass: the table lookup is testable on CPU)."""
 
     name: str
     num_sms: int

@@ -23,8 +23,9 @@ def _store_kv_cache_kernel(k_ptr, v_ptr, k_cache_ptr, v_cache_ptr, slot_mapping_
     slot = tl.load(slot_mapping_ptr + tok).to(tl.int64)  # slot * stride can pass 2^31
     k = tl.load(k_ptr + tok * stride_k_tok + offs, mask=mask)
     v = tl.load(v_ptr + tok * stride_v_tok + offs, mask=mask)
-    tl.store(k_cache_ptr + slot * stride_cache_slot + offs, k.to(k_cache_ptr.dtype.element_ty), mask=mask)
-    tl.store(v_cache_ptr + slot * stride_cache_slot + offs, v.to(v_cache_ptr.dtype.element_ty), mask=mask)
+    dst = slot * stride_cache_slot + offs
+    tl.store(k_cache_ptr + dst, k.to(k_cache_ptr.dtype.element_ty), mask=mask)
+    tl.store(v_cache_ptr + dst, v.to(v_cache_ptr.dtype.element_ty), mask=mask)
 
 
 @register("store_kv_cache", "cuda")

@@ -121,7 +121,8 @@ def test_known_gpus_come_from_the_datasheet_table(name, memory_gib, bandwidth, b
     assert profile.kind == "cuda" and not profile.measured
     assert profile.memory_bandwidth == bandwidth
     assert profile.peak_flops["bfloat16"] == bf16
-    assert profile.peak_flops["float32"] <= profile.peak_flops["tfloat32"] <= profile.peak_flops["bfloat16"]
+    peaks = profile.peak_flops
+    assert peaks["float32"] <= peaks["tfloat32"] <= peaks["bfloat16"]
 
 
 def test_unknown_gpu_is_estimated_with_a_warning(caplog):
