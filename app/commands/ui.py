@@ -10,10 +10,9 @@ def command(
     api_url: Annotated[str, typer.Option("--api-url", help="Base URL of the Flywheel API.")] = "http://127.0.0.1:8000",
     port: Annotated[int, typer.Option("--port", help="Port the UI listens on.")] = 8501,
     host: Annotated[str, typer.Option("--host", help="Address the UI binds to.")] = "127.0.0.1",
-) -> int:
+) -> None:
     """Run the chat, review console, models page and report card (Streamlit)."""
     import os
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -28,4 +27,7 @@ def command(
     args = [sys.executable, "-m", "streamlit", "run", str(entrypoint), "--server.headless", "true",
             "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
-    return subprocess.call(args, env=env)
+    sys.stdout.flush()
+    # Replace this process with Streamlit, so a signal sent to `flywheel ui` reaches the server itself
+    # (a child would outlive a terminated parent).
+    os.execve(sys.executable, args, env)
