@@ -1,6 +1,8 @@
 """Every exchange is stored with its tree, timings and settings; conversations and feedback API."""
 from __future__ import annotations
 
+import json
+
 from tests.app.api.conftest import MODEL_ID
 
 
@@ -69,7 +71,6 @@ def test_streamed_answers_are_stored_too(http):
             "model": MODEL_ID, "messages": [{"role": "user", "content": "Stream"}], "max_tokens": 6,
             "temperature": 0, "stream": True}) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: {")]
-    import json
     chunks = [json.loads(line[6:]) for line in lines]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     stored = _conversation(http, chunks[0]["conversation_id"])["messages"]
@@ -108,3 +109,25 @@ def test_create_and_delete_conversations(http):
     assert http.delete(f"/v1/conversations/{created['id']}").status_code == 204
     assert http.get(f"/v1/conversations/{created['id']}").status_code == 404
     assert http.delete(f"/v1/conversations/{created['id']}").status_code == 404
+
+
+def test_a_locked_database_does_not_block_streaming(http, live_server):
+    """While another process holds the write lock, answers still stream; the history lands after."""
+    import sqlite3
+    import time
+
+    blocker = sqlite3.connect(live_server.settings.data_dir / "flywheel.db", timeout=1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.perf_counter()
+        with http.stream("POST", "/v1/chat/completions", json={
+                "model": MODEL_ID, "messages": [{"role": "user", "content": "Locked"}],
+                "max_tokens": 5, "temperature": 0, "stream": True}) as response:
+            lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "data: [DONE]" and time.perf_counter() - started < 10
+        conversation_id = json.loads(lines[0][6:])["conversation_id"]
+        time.sleep(0.3)  # the writer is now waiting on the lock
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert [m["role"] for m in _conversation(http, conversation_id)["messages"]] == ["user", "assistant"]
