@@ -1,0 +1,68 @@
+"""Celery tasks: thin wrappers over `steps` (tested without a broker), chained per iteration.
+
+Every task takes and returns the JSON payload; options: acks_late (a crash redelivers the task),
+bounded retries with backoff for transient errors (database locked, broker hiccups). Tasks are
+idempotent by their inputs (see `steps`), so a redelivered task is safe.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from celery import Celery, chain, shared_task
+from sqlalchemy.exc import OperationalError
+
+from app.flywheel import steps
+from app.flywheel.settings import FlywheelSettings
+
+logger = logging.getLogger(__name__)
+
+TASK_OPTIONS = dict(bind=True, acks_late=True, autoretry_for=(OperationalError, sqlite3.OperationalError,
+                                                               ConnectionError, TimeoutError),
+                    retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=5)
+
+
+def _step_task(name: str, fn):
+    @shared_task(name=f"flywheel.{name}", **TASK_OPTIONS)
+    def task(self, payload: dict) -> dict:
+        logger.info("flywheel %s (run %s, attempt %d)", name, payload.get("run_id"),
+                    self.request.retries + 1)
+        return fn(payload)
+    return task
+
+
+build_dataset = _step_task("build_dataset", steps.build_dataset)
+finetune = _step_task("finetune", steps.finetune)
+evaluate = _step_task("evaluate", steps.evaluate)
+register = _step_task("register", steps.register)
+canary = _step_task("canary", steps.canary)
+promote = _step_task("promote", steps.promote)
+
+
+STEP_NAMES = ("build_dataset", "finetune", "evaluate", "register", "canary", "promote")
+
+
+def iteration_chain(app: Celery, payload: dict):
+    """The signature of one iteration on `app`: build_dataset -> ... -> promote."""
+    first, *rest = STEP_NAMES
+    return chain(app.signature(f"flywheel.{first}", args=(payload,)),
+                 *(app.signature(f"flywheel.{name}") for name in rest))
+
+
+def enqueue_iteration(app: Celery, settings: FlywheelSettings, run_id: str | None = None):
+    """Queue one iteration; returns (run_id, AsyncResult of the last task)."""
+    payload = steps.new_payload(settings, run_id)
+    return payload["run_id"], iteration_chain(app, payload).apply_async()
+
+
+@shared_task(name="flywheel.maybe_iterate", **TASK_OPTIONS)
+def maybe_iterate(self, settings_dict: dict) -> dict:
+    """Beat entry point: iterate when >= min_new_feedback feedback items arrived since the last."""
+    from app.flywheel.trigger import claim_new_feedback
+
+    settings = FlywheelSettings.from_dict(settings_dict)
+    claimed = claim_new_feedback(settings)
+    if claimed is None:
+        return {"enqueued": False}
+    run_id, _ = enqueue_iteration(self.app, settings)
+    return {"enqueued": True, "run_id": run_id, "new_feedback": claimed}

@@ -1,0 +1,98 @@
+"""The flywheel steps as plain functions (no broker) on a tiny model and a real SQLite store."""
+from __future__ import annotations
+
+import pytest
+
+from app.flywheel import steps
+from app.flywheel.runs import list_runs
+from app.flywheel.settings import FlywheelSettings
+from app.flywheel.trigger import claim_new_feedback
+from app.store.session import open_store
+from model.registry import ModelRegistry
+from tests.app.flywheel.model_factory import tiny_chat_model
+from tests.app.flywheel.store_factory import add_exchange, add_feedback, add_user
+
+FAST_RECIPE = {"num_epochs": 1, "replay_conversations": 8, "micro_batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    return tiny_chat_model(tmp_path_factory.mktemp("tiny"))
+
+
+def make_settings(tmp_path, base_model, **overrides) -> FlywheelSettings:
+    return FlywheelSettings(data_dir=tmp_path / "data", base_model_dir=str(base_model),
+                            eval_cases_per_family=1, recipe=dict(FAST_RECIPE), **overrides)
+
+
+def seed_corrections(settings, count: int = 3) -> None:
+    store = open_store(settings.database_url)
+    with store.transaction() as s:
+        uid = add_user(s, f"u{count}")
+        for i in range(count):
+            (mid,) = add_exchange(s, uid, f"What is the capital of Zorvania? ({i})", ["Paris."],
+                                  model_version="mv-base")
+            add_feedback(s, mid, uid, thumbs="down", correction="The capital of Zorvania is Quillport.")
+    store.close()
+
+
+def test_iteration_registers_a_child_version_with_lineage(tmp_path, base_model):
+    settings = make_settings(tmp_path, base_model)
+    seed_corrections(settings)
+    payload = steps.iterate(settings)
+    registry = ModelRegistry(settings.registry_dir)
+    version = registry.get(payload["version_id"])
+    assert version.parent_id == steps.BASE_VERSION_ID
+    assert version.dataset_snapshot_id == payload["snapshot"]["id"]
+    assert payload["snapshot"]["counts"]["sft"] == 3
+    assert version.metrics["eval"]["regression"].keys() == payload["baseline_metrics"]["regression"].keys()
+    assert version.status == ("production" if payload["gate"]["passed"] else "retired")
+    (run,) = list_runs(settings.runs_dir)
+    assert run["status"] == payload["status"] and run["wall_s"] > 0
+    assert set(run["steps"]) == {"build_dataset", "finetune", "evaluate", "register", "canary", "promote"}
+
+
+def test_steps_are_idempotent_by_inputs(tmp_path, base_model):
+    settings = make_settings(tmp_path, base_model)
+    seed_corrections(settings)
+    payload = steps.new_payload(settings)
+    payload = steps.finetune(steps.build_dataset(payload))
+    weights = settings.models_dir / payload["candidate"]["key"] / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    again = steps.finetune(steps.build_dataset(steps.new_payload(settings)))  # same inputs
+    assert again["candidate"]["key"] == payload["candidate"]["key"]
+    assert weights.stat().st_mtime_ns == mtime  # not retrained
+    registered = steps.register(steps.evaluate(payload))
+    assert steps.register(registered)["version_id"] == registered["version_id"]
+    assert len(ModelRegistry(settings.registry_dir).list()) == 2  # base + one candidate
+
+
+def test_a_regressing_candidate_is_rejected_with_the_reason(tmp_path, base_model):
+    settings = make_settings(tmp_path, base_model)
+    seed_corrections(settings)
+    registry = ModelRegistry(settings.registry_dir)
+    steps.ensure_base_version(settings)
+    # The production baseline claims perfect arithmetic: any real candidate regresses on it.
+    registry.update_metrics(steps.BASE_VERSION_ID, {"eval": {
+        "held_out_loss": None, "tasks": {}, "regression": {"arithmetic": 1.0}}})
+    payload = steps.iterate(settings)
+    assert payload["status"] == "rejected" and not payload["gate"]["passed"]
+    version = registry.get(payload["version_id"])
+    assert version.status == "retired"
+    assert "regressed arithmetic by 100.0 points" in version.history[-1]["reason"]
+    assert registry.production().id == steps.BASE_VERSION_ID
+
+
+def test_no_feedback_means_no_training(tmp_path, base_model):
+    settings = make_settings(tmp_path, base_model)
+    payload = steps.iterate(settings)
+    assert payload["status"] == "skipped" and "candidate" not in payload
+
+
+def test_beat_trigger_waits_for_enough_new_feedback(tmp_path, base_model):
+    settings = make_settings(tmp_path, base_model, min_new_feedback=5)
+    seed_corrections(settings, count=3)
+    assert claim_new_feedback(settings) is None
+    seed_corrections(settings, count=4)
+    assert claim_new_feedback(settings) == 7
+    assert claim_new_feedback(settings) is None  # claimed: counting restarts

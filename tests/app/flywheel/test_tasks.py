@@ -1,0 +1,48 @@
+"""The iteration chain through a real Celery worker: on the embedded SQLite broker, and (marked
+`broker`) on real Redis and RabbitMQ servers."""
+from __future__ import annotations
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from app.flywheel.celery_app import create_celery
+from app.flywheel.runs import read_run
+from app.flywheel.tasks import enqueue_iteration
+from model.registry import ModelRegistry
+from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
+
+
+def _run_chain_through_worker(settings) -> dict:
+    app = create_celery(settings)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        run_id, result = enqueue_iteration(app, settings)
+        payload = result.get(timeout=120)
+    assert payload["run_id"] == run_id
+    record = read_run(settings.runs_dir, run_id)
+    assert record["status"] == payload["status"] in ("promoted", "rejected")
+    version = ModelRegistry(settings.registry_dir).get(payload["version_id"])
+    assert version.parent_id == "mv-base" and version.dataset_snapshot_id == payload["snapshot"]["id"]
+    return payload
+
+
+def test_chain_on_the_embedded_sqlite_broker(tmp_path, base_model):  # noqa: F811
+    settings = make_settings(tmp_path, base_model)
+    assert settings.broker_url.startswith("sqla+sqlite:///")
+    assert settings.result_backend.startswith("db+sqlite:///")
+    seed_corrections(settings)
+    payload = _run_chain_through_worker(settings)
+    assert payload["snapshot"]["counts"]["sft"] == 3
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("broker_url, backend", [
+    ("redis://127.0.0.1:6379/5", "redis://127.0.0.1:6379/6"),
+    ("amqp://guest:guest@127.0.0.1:5672//", None),
+], ids=["redis", "rabbitmq"])
+def test_chain_on_real_brokers(tmp_path, base_model, broker_url, backend):  # noqa: F811
+    overrides = {"broker_url": broker_url}
+    if backend:
+        overrides["result_backend"] = backend
+    settings = make_settings(tmp_path, base_model, **overrides)
+    seed_corrections(settings)
+    _run_chain_through_worker(settings)
