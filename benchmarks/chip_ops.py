@@ -92,13 +92,18 @@ def cases() -> list[Case]:
         "top_k=50 top_p=0.9": (torch.full((batch,), 50), torch.full((batch,), 0.9), torch.zeros(batch)),
         "min_p=0.05": (torch.zeros(batch, dtype=long), torch.ones(batch), torch.full((batch,), 0.05)),
         "top_p=0.9": (torch.zeros(batch, dtype=long), torch.full((batch,), 0.9), torch.zeros(batch)),
+        "top_p=0.9 peaked": (torch.zeros(batch, dtype=long), torch.full((batch,), 0.9),
+                             torch.zeros(batch)),
         "mixed rows": (torch.tensor([0, 50] * (batch // 2)),
                        torch.tensor([1.0, 0.9, 0.5, 1.0] * (batch // 4)),
                        torch.tensor([0.0, 0.0, 0.0, 0.1] * (batch // 4))),
     }
+    # randn * 3 puts ~1400 tokens in a 0.9 nucleus; a trained LM's next-token logits are peakier.
+    peaked = torch.randn(batch, vocab, generator=gen) * 8
     for name, params in sampling.items():
+        rows = peaked if "peaked" in name else logits
         out.append(Case(f"filter_logits {batch}x{vocab} {name}", filter_logits, filter_logits_fast,
-                        (logits, *params)))
+                        (rows, *params)))
     return out
 
 

@@ -22,12 +22,17 @@ def _remove_sorted(sorted_logits: torch.Tensor, k: torch.Tensor, top_p: torch.Te
                    min_p: torch.Tensor) -> torch.Tensor:
     """(B, N) bool: which of the descending-sorted candidates the three filters drop."""
     ranks = torch.arange(sorted_logits.shape[-1], device=sorted_logits.device).unsqueeze(0)
-    remove = ranks >= k.unsqueeze(1)
-    probs = sorted_logits.masked_fill(remove, float("-inf")).softmax(dim=-1)
-    # Keep a token while the mass strictly before it is < top_p (the first token always stays).
-    mass_before = probs.cumsum(dim=-1) - probs
-    remove |= (mass_before >= top_p.unsqueeze(1)) & (top_p < 1).unsqueeze(1)
-    remove |= probs < (min_p.unsqueeze(1) * probs[:, :1])
+    beyond_k = ranks >= k.unsqueeze(1)
+    probs = sorted_logits.masked_fill(beyond_k, float("-inf")).softmax(dim=-1)
+    return beyond_k | _remove_by_mass(probs, top_p, min_p)
+
+
+def _remove_by_mass(sorted_probs: torch.Tensor, top_p: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool: top-p and min-p on descending probabilities (the first token always stays)."""
+    # Keep a token while the mass strictly before it is < top_p.
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    remove = (mass_before >= top_p.unsqueeze(1)) & (top_p < 1).unsqueeze(1)
+    remove |= sorted_probs < (min_p.unsqueeze(1) * sorted_probs[:, :1])
     remove[:, 0] = False
     return remove
 
@@ -53,7 +58,8 @@ def filter_logits_fast(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.T
 
     Rows are grouped by what they need: nothing enabled -> copied; min-p only -> one softmax and a
     threshold; top-k set -> only the top max(k) candidates are sorted (torch.topk), since nothing
-    outside them can survive; top-p without top-k -> the reference's full sort.
+    outside them can survive; top-p without top-k -> the nucleus is searched among the few most
+    likely tokens first (see `_filter_nucleus_rows`).
     """
     vocab = logits.shape[-1]
     k = _effective_k(top_k, vocab)
@@ -61,7 +67,7 @@ def filter_logits_fast(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.T
     out = logits.clone()
     groups = (
         (has_k, _filter_top_k_rows),
-        (~has_k & has_p, filter_logits),
+        (~has_k & has_p, _filter_nucleus_rows),
         (~has_k & ~has_p & has_min_p, _filter_min_p_rows),
     )
     for rows_mask, fn in groups:
@@ -80,6 +86,27 @@ def _filter_top_k_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.T
     cand_logits, cand_ids = logits.topk(int(k.max()), dim=-1)  # (B, max_k), sorted descending
     cand_logits = cand_logits.masked_fill(_remove_sorted(cand_logits, k, top_p, min_p), float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter_(-1, cand_ids, cand_logits)
+
+
+def _filter_nucleus_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
+                         min_p: torch.Tensor, first_candidates: int = 64) -> torch.Tensor:
+    """Top-p (and min-p) without top-k, sorting only the m most likely tokens (m = 64, 256, ...).
+
+    Once the top m hold at least top_p of the mass in every row, the nucleus lies inside them and
+    every token outside is dropped anyway; LLM distributions are peaked, so m stays small. Falls
+    back to the full sort when the nucleus is wider than a quarter of the vocabulary.
+    """
+    vocab = logits.shape[-1]
+    probs = logits.softmax(dim=-1)  # over the whole vocabulary, as without top-k
+    num_candidates = first_candidates
+    while num_candidates * 4 <= vocab:
+        cand_probs, cand_ids = probs.topk(num_candidates, dim=-1)  # (B, m), descending
+        if bool((cand_probs.sum(dim=-1) >= top_p).all()):
+            remove = _remove_by_mass(cand_probs, top_p, min_p)
+            cand_logits = logits.gather(-1, cand_ids).masked_fill(remove, float("-inf"))
+            return torch.full_like(logits, float("-inf")).scatter_(-1, cand_ids, cand_logits)
+        num_candidates *= 4
+    return filter_logits(logits, top_k, top_p, min_p)
 
 
 def _filter_min_p_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,

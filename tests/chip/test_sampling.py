@@ -7,7 +7,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from chip.ops.sampling import filter_logits, filter_logits_fast, sample
+from chip.ops.sampling import _filter_nucleus_rows, filter_logits, filter_logits_fast, sample
 
 IMPLS = pytest.mark.parametrize("impl", [filter_logits, filter_logits_fast], ids=["reference", "cpu"])
 
@@ -104,6 +104,10 @@ def test_argmax_always_kept_and_fast_path_equals_reference(row, top_k, top_p, mi
     kept = sorted(_kept(want[0]))
     assert torch.equal(want[0, kept], logits[0, kept])
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+    if top_k <= 0 and top_p < 1:
+        # The nucleus search with a tiny first candidate count, so small vocabularies exercise it.
+        nucleus = _filter_nucleus_rows(logits, *params, first_candidates=2)
+        torch.testing.assert_close(nucleus, want, rtol=0, atol=0)
 
 
 @settings(max_examples=100, deadline=None)
@@ -115,6 +119,16 @@ def test_min_p_drops_exactly_the_tokens_below_the_floor(row, min_p):
     want = {i for i, p in enumerate(probs.tolist()) if p >= floor}
     for impl in (filter_logits, filter_logits_fast):
         assert _kept(impl(torch.tensor([row]), *_params(1, min_p=min_p))[0]) == want
+
+
+@pytest.mark.parametrize("spread", [0.5, 3.0, 12.0])  # flat (falls back to the full sort) .. peaked
+def test_nucleus_search_equals_the_full_sort_on_a_large_vocabulary(spread):
+    logits = torch.randn(6, 32000, generator=torch.Generator().manual_seed(4)) * spread
+    top_p = torch.tensor([0.5, 0.9, 0.95, 0.99, 0.3, 0.9])
+    min_p = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.01])
+    top_k = torch.zeros(6, dtype=torch.long)
+    assert torch.equal(filter_logits_fast(logits, top_k, top_p, min_p),
+                       filter_logits(logits, top_k, top_p, min_p))
 
 
 # ---- sample
