@@ -36,6 +36,14 @@ def _rms_norm_kernel(x_ptr, residual_ptr, weight_ptr, y_ptr, residual_out_ptr,
     tl.store(y_ptr + row * stride_y_row + offs_n, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+def _launch_config(num_cols: int, element_size: int) -> dict:
+    # One row per program held in registers (as in the Triton layer-norm tutorial): the row must fit
+    # 64 KB, and wider rows get more warps so each thread holds a bounded slice.
+    block_n = triton.next_power_of_2(num_cols)
+    assert block_n * element_size <= 65536, f"hidden size {num_cols} too wide for one-row programs"
+    return {"BLOCK_N": block_n, "num_warps": min(max(block_n // 256, 1), 8)}
+
+
 @register("rms_norm", "cuda")
 def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float,
                     residual: torch.Tensor | None = None):
@@ -57,6 +65,6 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float,
         num_cols,
         x2.stride(0), r2.stride(0), y.stride(0), residual_out.stride(0),
         eps,
-        HAS_RESIDUAL=residual is not None, BLOCK_N=triton.next_power_of_2(num_cols))
+        HAS_RESIDUAL=residual is not None, **_launch_config(num_cols, x.element_size()))
     y = y.view(x.shape)
     return y if residual is None else (y, residual_out.view(x.shape))
