@@ -62,6 +62,8 @@ class ApiClient:
             raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
         if response.status_code >= 400:
             raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code)
+        if response.status_code == 204 or not response.content:
+            return None
         try:
             return response.json()
         except ValueError as e:

@@ -79,7 +79,10 @@ if not models:
     st.stop()
 model, sampling = sidebar(models)
 conversation_id = st.session_state.get("conversation_id")
-messages = (call(api().conversation, conversation_id) or {}).get("messages", []) if conversation_id else []
+conversation = call(api().conversation, conversation_id) if conversation_id else None
+if conversation_id and conversation is None:  # deleted or not ours: the next message starts a new one
+    st.session_state["conversation_id"] = conversation_id = None
+messages = (conversation or {}).get("messages", [])
 path = active_path(messages, st.session_state.get("branch_choices", {}))
 if not path:
     st.caption("Ask anything to start a conversation. Your conversations are listed in the sidebar.")

@@ -156,3 +156,15 @@ def test_open_server_chats_without_signing_in_and_stores_sampling(tmp_path):
         answer = ApiClient(open_api.url).conversation(at.session_state["conversation_id"])["messages"][1]
         assert answer["completion_tokens"] <= 8
         assert answer["sampling_params"]["temperature"] == 0.0 and answer["sampling_params"]["seed"] == 7
+
+
+def test_a_deleted_conversation_is_reported_and_the_next_message_starts_a_new_one(api, chat):
+    at, client = chat
+    _send(at, "A red ball")
+    gone = at.session_state["conversation_id"]
+    client.request("DELETE", f"/v1/conversations/{gone}")
+    at.run()
+    assert any("HTTP 404" in e.value for e in at.error) and not at.chat_message
+    _send(at, "A blue ball")
+    assert at.session_state["conversation_id"] not in (None, gone)
+    assert [m["content"] for m in _stored(client, at) if m["role"] == "user"] == ["A blue ball"]
