@@ -92,6 +92,9 @@ class ApiClient:
     def conversation(self, conversation_id: str) -> dict:
         return self.request("GET", f"/v1/conversations/{conversation_id}")
 
+    def delete_conversation(self, conversation_id: str) -> None:
+        self.request("DELETE", f"/v1/conversations/{conversation_id}")
+
     def stream_chat(self, messages: list[dict], ids: ChatIds, *, model: str, sampling: dict,
                     extra: dict) -> Iterator[str]:
         """Yield answer text as it streams; fills `ids` from the chunks' extra fields."""

@@ -21,6 +21,10 @@ def sidebar(models: list[str]) -> tuple[str, dict]:
                 sampling["seed"] = int(seed)
         if st.button("New conversation", icon=":material/add:", width="stretch"):
             st.session_state.update(conversation_id=None, branch_choices={})
+        current = st.session_state.get("conversation_id")
+        if current and st.button("Delete this conversation", icon=":material/delete:", width="stretch"):
+            if call(api().delete_conversation, current) is None:
+                st.session_state.update(conversation_id=None, branch_choices={})
         for conv in call(api().conversations) or []:
             label = neutralize(conv.get("title") or "Untitled")
             if st.button(label, key=f"conv_{conv['id']}", width="stretch",

@@ -162,7 +162,13 @@ def test_a_deleted_conversation_is_reported_and_the_next_message_starts_a_new_on
     at, client = chat
     _send(at, "A red ball")
     gone = at.session_state["conversation_id"]
-    client.request("DELETE", f"/v1/conversations/{gone}")
+    other = AppTest.from_file(MAIN, default_timeout=60)  # the same user, in a second browser tab
+    for key in ("api_url", "token", "role", "username", "conversation_id"):
+        other.session_state[key] = at.session_state[key]
+    other.run()
+    next(b for b in other.sidebar.button if b.label == "Delete this conversation").click().run()
+    assert other.session_state["conversation_id"] is None and not other.error
+    assert gone not in [c["id"] for c in client.conversations()]
     at.run()
     assert any("HTTP 404" in e.value for e in at.error) and not at.chat_message
     _send(at, "A blue ball")
