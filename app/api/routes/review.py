@@ -25,9 +25,10 @@ class LabelCreate(BaseModel):
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc) if value else None
-    return value.astimezone(timezone.utc)
+    """Query bounds in UTC, the store's clock; a naive bound is taken to be UTC already."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _label_public(label, username: str) -> dict:

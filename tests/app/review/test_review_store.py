@@ -2,8 +2,6 @@
 one label per annotator, export inputs with the conversation prefix, snapshot versions, report reads."""
 from datetime import timedelta
 
-import pytest
-
 from app.review.export import build_snapshot
 from app.store import crud_report, crud_review
 from app.store.base import utcnow
