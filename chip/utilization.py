@@ -30,6 +30,23 @@ def attended_keys(num_query_tokens: int, context_len: int) -> int:
     return q * (context_len - q) + q * (q + 1) // 2
 
 
+def decoder_matmul_params(hidden_size: int, intermediate_size: int, num_layers: int,
+                          num_heads: int, num_kv_heads: int, head_dim: int, vocab_size: int) -> int:
+    """N for a Llama-style decoder: per layer q, k, v, o and the gate/up/down MLP, plus the LM head.
+
+        N = L * (H * D * (2 * Hq + 2 * Hk) + 3 * H * I) + V * H
+
+    Biases and norm weights are left out (vector work, not matmuls); a tied LM head still counts,
+    since its matmul runs every step whatever storage it shares.
+    """
+    _check_non_negative(hidden_size=hidden_size, intermediate_size=intermediate_size,
+                        num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+                        head_dim=head_dim, vocab_size=vocab_size)
+    attention = hidden_size * head_dim * (2 * num_heads + 2 * num_kv_heads)
+    mlp = 3 * hidden_size * intermediate_size
+    return num_layers * (attention + mlp) + vocab_size * hidden_size
+
+
 def step_flops(num_params: int, num_tokens: int, attention_context_tokens: int = 0,
                num_layers: int = 0, num_heads: int = 0, head_dim: int = 0) -> float:
     """FLOPs of one forward step: 2 * num_params * num_tokens + 4 * L * Hq * D * context tokens."""
@@ -71,6 +88,18 @@ def mfu(flops: float, seconds: float, profile: DeviceProfile, dtype: str = "floa
 def mbu(num_bytes: float, seconds: float, profile: DeviceProfile) -> float:
     """Memory bandwidth utilization: achieved bytes/s over the profile's memory bandwidth."""
     return num_bytes / _positive_seconds(seconds) / profile.memory_bandwidth
+
+
+def roofline_seconds(flops: float, num_bytes: float, profile: DeviceProfile,
+                     dtype: str = "float32") -> float:
+    """The fastest a step could run on `profile`: max(flops / peak, bytes / bandwidth).
+
+    Decode steps are usually bandwidth-bound (the second term), long prefills compute-bound.
+    """
+    peak = profile.peak_flops_for(dtype)
+    if peak <= 0:
+        raise ValueError(f"profile {profile.name!r} has no peak FLOP/s for {dtype!r} or float32")
+    return max(flops / peak, num_bytes / profile.memory_bandwidth)
 
 
 def _positive_seconds(seconds: float) -> float:

@@ -4,7 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chip.utilization import attended_keys, kv_cache_bytes, mbu, mfu, step_bytes, step_flops
+from chip.utilization import (
+    attended_keys,
+    decoder_matmul_params,
+    kv_cache_bytes,
+    mbu,
+    mfu,
+    roofline_seconds,
+    step_bytes,
+    step_flops,
+)
 from shared import DeviceProfile
 
 PROFILE = DeviceProfile(kind="cuda", name="test", compute_units=1, memory_bytes=80 * 1024**3,
@@ -25,6 +34,8 @@ def test_step_flops_matches_torch_flop_counter_on_a_transformers_llama():
         model(torch.randint(0, 301, (1, num_tokens)))
     num_params = sum(p.numel() for name, p in model.named_parameters()
                      if p.dim() == 2 and "embed_tokens" not in name)
+    assert num_params == decoder_matmul_params(heads * head_dim, 172, layers, heads, kv_heads,
+                                               head_dim, 301)
     # Eager attention multiplies the full (T x T) score matrix, masked or not: T * T key visits.
     want = counter.get_total_flops()
     got = step_flops(num_params, num_tokens, attention_context_tokens=num_tokens * num_tokens,
@@ -61,6 +72,13 @@ def test_decode_step_mbu_and_mfu():
     assert mfu(flops, 0.010, PROFILE, "bfloat16") == pytest.approx(flops / 0.010 / 1000e12)
     # A dtype missing from the profile falls back to float32's peak.
     assert mfu(flops, 0.010, PROFILE, "float16") == pytest.approx(flops / 0.010 / 50e12)
+
+
+def test_roofline_is_the_slower_of_compute_and_memory():
+    # Decode: 14 GB of weights at 2 TB/s = 7 ms, far above 112 GFLOP at 1 PFLOP/s = 0.11 ms.
+    assert roofline_seconds(112e9, 14e9, PROFILE, "bfloat16") == pytest.approx(7e-3)
+    # Long prefill: 2 * 7e9 * 4096 FLOP at 1 PFLOP/s = 57 ms, above the same 7 ms of weights.
+    assert roofline_seconds(2 * 7e9 * 4096, 14e9, PROFILE, "bfloat16") == pytest.approx(0.057344)
 
 
 def test_bad_numbers_raise_value_error():
