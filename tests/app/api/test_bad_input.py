@@ -101,3 +101,9 @@ def test_a_good_request_stores_one_exchange(http, live_server):
     assert response.status_code == 200
     conversations, messages = _stored(live_server)
     assert (conversations, messages) == (before[0] + 1, before[1] + 2)
+
+
+def test_unknown_message_fields_are_rejected_like_openai(http):
+    body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi", "mood": "happy"}]}
+    error = _assert_openai_error(http.post("/v1/chat/completions", json=body), 400)
+    assert error["param"] == "messages.0.mood"
