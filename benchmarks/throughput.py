@@ -1,0 +1,191 @@
+"""Offline throughput of the engine against transformers on a SmolLM2-135M-shaped model.
+
+Workload W: 64 requests, prompt lengths uniform in [64, 512] (random ids, random.Random(1234)),
+exactly 128 output tokens each (ignore_eos), greedy, all submitted at once. Reported: requests/s,
+output tokens/s, TTFT and TPOT p50/p99, MFU/MBU; the same model in transformers one request at a
+time (on a subset, as a rate) and in static batches of 16 with left padding; and a batch-1 figure
+(128-token prompt, 128 out). Random bf16 weights: speed does not depend on what they say.
+
+    python benchmarks/throughput.py --quick      # < 3 minutes on 2 cores
+    python benchmarks/throughput.py --profile    # also print the top ops of a few engine steps
+
+The box may be shared: numbers move with other load; compare within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from framework.engine import LLMEngine  # noqa: E402
+from model.llama import LlamaForCausalLM  # noqa: E402
+from shared import EngineConfig, ModelConfig, SamplingParams  # noqa: E402
+
+logger = logging.getLogger("throughput")
+
+SMOLLM2_135M = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
+                    rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                    bos_token_id=1, eos_token_ids=[2], torch_dtype="bfloat16")
+NUM_REQUESTS, OUTPUT_LEN, PROMPT_RANGE = 64, 128, (64, 512)
+
+
+class IdTokenizer:
+    """Stands in for a real tokenizer: every id decodes to a short word."""
+    bos_token_id, eos_token_ids, vocab_size = 1, [2], SMOLLM2_135M["vocab_size"]
+
+    def encode(self, text: str, add_bos: bool = True) -> list[int]:
+        return [1] * add_bos + [int(w[1:]) for w in text.split()]
+
+    def decode(self, token_ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(f" t{t}" for t in token_ids)
+
+
+def build_model() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(ModelConfig(**SMOLLM2_135M)).to(torch.bfloat16).eval()
+
+
+def workload() -> list[list[int]]:
+    rng = random.Random(1234)
+    return [[rng.randrange(3, SMOLLM2_135M["vocab_size"]) for _ in range(rng.randint(*PROMPT_RANGE))]
+            for _ in range(NUM_REQUESTS)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# ---- our engine
+def run_engine(model, prompts: list[list[int]], config: EngineConfig, profile=None) -> dict:
+    engine = LLMEngine(model, IdTokenizer(), config, device_profile=profile)
+    params = SamplingParams(temperature=0.0, max_tokens=OUTPUT_LEN, ignore_eos=True)
+    started = time.perf_counter()
+    for i, prompt in enumerate(prompts):
+        engine.add_request(f"w{i}", prompt, params)
+    ttft, tpot, weighted_mfu, weighted_mbu = [], [], 0.0, 0.0
+    while engine.has_unfinished_requests():
+        outputs = engine.step()
+        stats = engine.stats
+        weighted_mfu += stats.mfu * stats.step_time_s
+        weighted_mbu += stats.mbu * stats.step_time_s
+        now = time.perf_counter() - started
+        for out in outputs:
+            if out.finished:
+                assert len(out.outputs[0].token_ids) == OUTPUT_LEN
+                ttft.append(out.first_token_latency)
+                tpot.append((now - out.first_token_latency) / (OUTPUT_LEN - 1))
+    elapsed = time.perf_counter() - started
+    return dict(seconds=elapsed, req_s=len(prompts) / elapsed, out_tok_s=len(prompts) * OUTPUT_LEN / elapsed,
+                ttft_p50=percentile(ttft, 0.5), ttft_p99=percentile(ttft, 0.99),
+                tpot_p50=percentile(tpot, 0.5), tpot_p99=percentile(tpot, 0.99),
+                mfu=weighted_mfu / elapsed, mbu=weighted_mbu / elapsed, steps=engine.stats.num_steps,
+                preemptions=engine.stats.num_preemptions)
+
+
+def engine_batch1(model, config: EngineConfig) -> float:
+    """Output tokens/s of one request (128-token prompt, 128 out), prefill included."""
+    prompt = workload()[0][:128] + [5] * max(0, 128 - len(workload()[0]))
+    return OUTPUT_LEN / run_engine(model, [prompt], config)["seconds"]
+
+
+# ---- transformers baselines
+def hf_model(model: LlamaForCausalLM):
+    import transformers
+
+    c = model.config
+    config = transformers.LlamaConfig(
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
+        num_key_value_heads=c.num_key_value_heads, max_position_embeddings=c.max_position_embeddings,
+        rope_theta=c.rope_theta, rms_norm_eps=c.rms_norm_eps, tie_word_embeddings=True,
+        bos_token_id=1, eos_token_id=None, pad_token_id=0)
+    hf = transformers.LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    missing, unexpected = hf.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    hf.generation_config.eos_token_id = None
+    return hf
+
+
+@torch.inference_mode()
+def hf_generate(hf, prompts: list[list[int]], new_tokens: int = OUTPUT_LEN) -> float:
+    """Seconds for one static batch, left-padded to its longest prompt."""
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    started = time.perf_counter()
+    out = hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens,
+                      min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    assert out.shape[1] == width + new_tokens
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller transformers baselines (< 3 min)")
+    parser.add_argument("--num-threads", type=int, default=2)
+    parser.add_argument("--max-num-batched-tokens", type=int, default=1024)
+    parser.add_argument("--profile", action="store_true", help="print the top ops of engine steps")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    torch.set_num_threads(args.num_threads)
+    from chip.device import detect_profile
+
+    profile = detect_profile("cpu")
+    model, prompts = build_model(), workload()
+    config = EngineConfig(max_num_seqs=NUM_REQUESTS, max_num_batched_tokens=args.max_num_batched_tokens,
+                          max_model_len=1024, num_threads=args.num_threads)
+    logger.info("model: SmolLM2-135M shape, bf16, random weights; %d threads; W: %d requests, "
+                "%d prompt tokens, %d output tokens each", args.num_threads, len(prompts),
+                sum(map(len, prompts)), OUTPUT_LEN)
+    run_engine(model, [p[:64] for p in prompts[:4]], config)  # warm-up
+    ours = run_engine(model, prompts, config, profile)
+    logger.info("engine  W: %.2f req/s, %.1f output tok/s, TTFT p50 %.2fs p99 %.2fs, TPOT p50 %.0fms "
+                "p99 %.0fms, MFU %.1f%%, MBU %.1f%% (%d steps, %d preemptions, %.1fs)",
+                ours["req_s"], ours["out_tok_s"], ours["ttft_p50"], ours["ttft_p99"], ours["tpot_p50"] * 1e3,
+                ours["tpot_p99"] * 1e3, ours["mfu"] * 100, ours["mbu"] * 100, ours["steps"],
+                ours["preemptions"], ours["seconds"])
+    ours_b1 = engine_batch1(model, config)
+    logger.info("engine  batch-1: %.1f output tok/s (128 prompt + 128 out)", ours_b1)
+    if args.profile:
+        profile_steps(model, prompts, config)
+
+    hf = hf_model(model)
+    one_subset = prompts[:1] if args.quick else prompts[:4]
+    one_rate = len(one_subset) / sum(hf_generate(hf, [p]) for p in one_subset)
+    static_sets = [prompts[i:i + 16] for i in range(0, (16 if args.quick else NUM_REQUESTS), 16)]
+    static_rate = 16 * len(static_sets) / sum(hf_generate(hf, batch) for batch in static_sets)
+    hf_b1 = OUTPUT_LEN / hf_generate(hf, [workload()[0][:128]])
+    logger.info("transformers one-at-a-time (%d reqs): %.3f req/s -> engine is %.1fx",
+                len(one_subset), one_rate, ours["req_s"] / one_rate)
+    logger.info("transformers static batches of 16 (%d batches): %.3f req/s -> engine is %.1fx",
+                len(static_sets), static_rate, ours["req_s"] / static_rate)
+    logger.info("transformers batch-1: %.1f tok/s -> engine is %.2fx", hf_b1, ours_b1 / hf_b1)
+
+
+def profile_steps(model, prompts: list[list[int]], config: EngineConfig) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    engine = LLMEngine(model, IdTokenizer(), config)
+    for i, prompt in enumerate(prompts):
+        engine.add_request(f"p{i}", prompt, SamplingParams(temperature=0, max_tokens=OUTPUT_LEN, ignore_eos=True))
+    while any(s.is_prefill or s.num_computed_tokens == 0 for s in engine.scheduler.running + engine.scheduler.waiting):
+        engine.step()  # get past the prefills: profile pure decode steps of the full batch
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            engine.step()
+    logger.info("decode steps (batch %d):\n%s", len(engine.scheduler.running),
+                prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+if __name__ == "__main__":
+    main()

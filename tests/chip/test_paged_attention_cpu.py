@@ -1,0 +1,48 @@
+"""The CPU fast paths of paged attention and KV-cache stores against the torch references."""
+import pytest
+import torch
+
+from chip.ops.attention import paged_attention, paged_attention_cpu
+from chip.ops.kv_cache import store_kv_cache, store_kv_cache_cpu
+
+
+def _paged_case(dtype, q_lens, ctx_lens, block_size=4, num_kv_heads=3, group=3, head_dim=16, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    num_blocks = sum(-(-c // block_size) for c in ctx_lens) + 5
+    k_cache = torch.randn(num_blocks, block_size, num_kv_heads, head_dim, generator=gen).to(dtype)
+    v_cache = torch.randn(num_blocks, block_size, num_kv_heads, head_dim, generator=gen).to(dtype)
+    order = torch.randperm(num_blocks, generator=gen)
+    width = max(-(-c // block_size) for c in ctx_lens) + 2
+    tables, used = torch.zeros(len(ctx_lens), width, dtype=torch.int32), 0
+    for i, ctx in enumerate(ctx_lens):
+        n = -(-ctx // block_size)
+        tables[i, :n] = order[used:used + n]
+        used += n
+    cu = torch.tensor([0] + torch.tensor(q_lens).cumsum(0).tolist(), dtype=torch.int32)
+    q = torch.randn(sum(q_lens), num_kv_heads * group, head_dim, generator=gen).to(dtype)
+    return q, k_cache, v_cache, tables, cu, torch.tensor(ctx_lens, dtype=torch.int32)
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("q_lens, ctx_lens", [
+    ([1] * 7, [1, 5, 17, 33, 2, 64, 9]),  # pure decode, ragged contexts
+    ([1, 13, 1, 40, 1], [9, 13, 30, 71, 1]),  # mixed: decodes, a whole prompt, a later chunk
+    ([23], [23]),  # one prompt
+])
+def test_cpu_paged_attention_matches_reference(dtype, atol, q_lens, ctx_lens):
+    args = _paged_case(dtype, q_lens, ctx_lens)
+    expected = paged_attention(*args, scale=0.17)
+    actual = paged_attention_cpu(*args, scale=0.17)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    torch.testing.assert_close(actual.float(), expected.float(), atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_cpu_store_kv_cache_matches_reference(dtype):
+    gen = torch.Generator().manual_seed(1)
+    caches = [torch.zeros(20, 4, 3, 8, dtype=dtype) for _ in range(4)]
+    k, v = torch.randn(37, 3, 8, generator=gen), torch.randn(37, 3, 8, generator=gen)
+    slots = torch.randperm(80, generator=gen)[:37]
+    store_kv_cache(k, v, caches[0], caches[1], slots)
+    store_kv_cache_cpu(k, v, caches[2], caches[3], slots)
+    assert torch.equal(caches[0], caches[2]) and torch.equal(caches[1], caches[3])
