@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.ui.client import ApiClient
+from app.ui.safe_text import neutralize
 from tests.app.ui.live_servers import free_port, live_api
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
@@ -174,3 +175,12 @@ def test_a_deleted_conversation_is_reported_and_the_next_message_starts_a_new_on
     _send(at, "A blue ball")
     assert at.session_state["conversation_id"] not in (None, gone)
     assert [m["content"] for m in _stored(client, at) if m["role"] == "user"] == ["A blue ball"]
+
+
+def test_each_answer_shows_its_model_tokens_and_timings(api, chat):
+    at, client = chat
+    _send(at, "The cat sat")
+    answer = _stored(client, at)[1]
+    facts = [c.value for c in at.chat_message[1].caption]
+    expected = neutralize(f"{api.model} · {answer['completion_tokens']} tokens · first token")
+    assert any(f.startswith(expected) for f in facts), facts
