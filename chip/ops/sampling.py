@@ -101,7 +101,8 @@ def _filter_nucleus_rows(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch
     num_candidates = first_candidates
     while num_candidates * 4 <= vocab:
         cand_probs, cand_ids = probs.topk(num_candidates, dim=-1)  # (B, m), descending
-        if bool((cand_probs.sum(dim=-1) >= top_p).all()):
+        # The same float32 cumulative sum the cut below uses, so the check and the cut agree.
+        if bool((cand_probs.cumsum(dim=-1)[:, -1] >= top_p).all()):
             remove = _remove_by_mass(cand_probs, top_p, min_p)
             cand_logits = logits.gather(-1, cand_ids).masked_fill(remove, float("-inf"))
             return torch.full_like(logits, float("-inf")).scatter_(-1, cand_ids, cand_logits)
