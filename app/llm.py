@@ -10,7 +10,7 @@ import itertools
 import logging
 from collections.abc import Sequence
 
-from shared import EngineConfig, RequestOutput, SamplingParams, TokenizerLike
+from shared import DeviceProfile, EngineConfig, RequestOutput, SamplingParams, TokenizerLike
 
 logger = logging.getLogger(__name__)
 
@@ -21,26 +21,29 @@ class LLM:
     """An engine over one loaded model. Engine options are `EngineConfig` fields."""
 
     def __init__(self, model: str, *, dtype: str | None = None, seed: int = 0, device: str = "auto",
-                 **engine_options):
+                 device_profile: DeviceProfile | None = None, **engine_options):
         from model.loader import load_model
 
         config = _engine_config(engine_options, dtype=dtype or "auto", seed=seed, device=device)
         loaded = load_model(model, dtype=None if config.dtype == "auto" else config.dtype,
                             device=_device(config.device))
-        self._start(loaded.model, loaded.tokenizer, config)
+        self._start(loaded.model, loaded.tokenizer, config, device_profile)
 
     @classmethod
-    def from_loaded(cls, loaded_model, *, seed: int = 0, **engine_options) -> LLM:
+    def from_loaded(cls, loaded_model, *, seed: int = 0, device_profile: DeviceProfile | None = None,
+                    **engine_options) -> LLM:
         """Wrap a `model.loader.LoadedModel` (or anything with `.model` and `.tokenizer`)."""
         llm = cls.__new__(cls)
         llm._start(loaded_model.model, loaded_model.tokenizer,
-                   _engine_config(engine_options, seed=seed))
+                   _engine_config(engine_options, seed=seed), device_profile)
         return llm
 
-    def _start(self, model, tokenizer: TokenizerLike, config: EngineConfig) -> None:
+    def _start(self, model, tokenizer: TokenizerLike, config: EngineConfig,
+               device_profile: DeviceProfile | None) -> None:
         from framework.engine import LLMEngine
 
-        self.engine = LLMEngine(model, tokenizer, config)
+        # With a profile the engine's stats carry MFU/MBU (e.g. chip.device.detect_profile()).
+        self.engine = LLMEngine(model, tokenizer, config, device_profile)
         self._ids = itertools.count()
 
     def get_tokenizer(self) -> TokenizerLike:
@@ -58,7 +61,12 @@ class LLM:
                   for prompt, p in zip(prompts, params)]
         for state in states:
             self.engine.enqueue(state)
-        finished = self._run([s.request_id for s in states], use_tqdm)
+        try:
+            finished = self._run([s.request_id for s in states], use_tqdm)
+        except BaseException:  # interrupted: leave nothing running in the engine
+            for state in states:
+                self.engine.abort(state.request_id)
+            raise
         return [finished[s.request_id] for s in states]
 
     def _run(self, request_ids: list[str], use_tqdm: bool) -> dict[str, RequestOutput]:
