@@ -10,6 +10,8 @@ def command(
     api_url: Annotated[str, typer.Option("--api-url", help="Base URL of the Flywheel API.")] = "http://127.0.0.1:8000",
     port: Annotated[int, typer.Option("--port", help="Port the UI listens on.")] = 8501,
     host: Annotated[str, typer.Option("--host", help="Address the UI binds to.")] = "127.0.0.1",
+    require_login: Annotated[bool, typer.Option(
+        "--require-login", help="Chat only after signing in, even when the API is open.")] = False,
 ) -> None:
     """Run the chat, review console, models page and report card (Streamlit)."""
     import os
@@ -22,7 +24,7 @@ def command(
         raise ValueError(f"--port must be between 1 and 65535, got {port}")
     entrypoint = Path(__file__).resolve().parents[1] / "ui" / "main.py"
     repo_root = str(entrypoint.parents[2])
-    env = {**os.environ, "FLYWHEEL_API_URL": api_url.rstrip("/"),
+    env = {**os.environ, "FLYWHEEL_API_URL": api_url.rstrip("/"), "FLYWHEEL_UI_REQUIRE_LOGIN": str(int(require_login)),
            "PYTHONPATH": os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)}
     args = [sys.executable, "-m", "streamlit", "run", str(entrypoint), "--server.headless", "true",
             "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",

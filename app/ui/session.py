@@ -1,6 +1,8 @@
 """Session state shared by the pages: who is signed in and the API client built for them."""
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from app.ui.client import ApiClient, ApiError, api_url_from_env
@@ -13,6 +15,11 @@ def api() -> ApiClient:
     """A client carrying this session's token (login session token or pasted API key)."""
     return ApiClient(base_url=st.session_state.get("api_url") or api_url_from_env(),
                      token=st.session_state.get("token"))
+
+
+def login_required() -> bool:
+    """The `flywheel ui --require-login` setting: chat needs a signed-in user even on an open API."""
+    return os.environ.get("FLYWHEEL_UI_REQUIRE_LOGIN", "0") not in ("", "0", "false")
 
 
 def role() -> str | None:

@@ -5,7 +5,7 @@ from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
 from app.ui.client import ApiError, ChatIds
 from app.ui.conversation_tree import ROOT, active_path, parent_key
 from app.ui.safe_text import neutralize, neutralize_stream
-from app.ui.session import api, call, show_api_error, show_flash
+from app.ui.session import api, call, login_required, role, show_api_error, show_flash
 
 
 def sidebar(models: list[str]) -> tuple[str, dict]:
@@ -75,6 +75,9 @@ def run_pending(path: list[dict], messages: list[dict], model: str, sampling: di
 
 st.title("Chat")
 show_flash()
+if login_required() and not role():
+    st.warning("Sign in to chat: use the Account page in the sidebar.")
+    st.stop()
 models = call(api().models)
 if models is None:  # the reason is already on screen
     st.stop()

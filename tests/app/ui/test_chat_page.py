@@ -143,8 +143,14 @@ def test_editing_the_opening_message_starts_a_new_conversation(chat):
         "Sam found a ball"]
 
 
-def test_open_server_chats_without_signing_in_and_stores_sampling(tmp_path):
+def test_open_server_chats_without_signing_in_and_stores_sampling(tmp_path, monkeypatch):
     with live_api(tmp_path, require_key=False) as open_api:
+        monkeypatch.setenv("FLYWHEEL_UI_REQUIRE_LOGIN", "1")  # `flywheel ui --require-login`
+        gated = AppTest.from_file(MAIN, default_timeout=60)
+        gated.session_state["api_url"] = open_api.url
+        gated.run()
+        assert any("Sign in to chat" in w.value for w in gated.warning) and not gated.chat_input
+        monkeypatch.setenv("FLYWHEEL_UI_REQUIRE_LOGIN", "0")
         at = AppTest.from_file(MAIN, default_timeout=60)
         at.session_state["api_url"] = open_api.url
         at.run()
