@@ -54,7 +54,7 @@ def sibling_switcher(message: dict, messages: list[dict]) -> None:
     if len(siblings) < 2:
         return
     key = parent_key(message, messages)
-    left, middle, right, _ = st.columns([1, 2, 1, 8])
+    left, middle, right, _ = st.columns([1, 2, 1, 8], vertical_alignment="center")
     choices = st.session_state.setdefault("branch_choices", {})
     if left.button("‹", key=f"prev_{message['id']}", disabled=index == 0):
         choices[key] = siblings[index - 1]["id"]
@@ -82,7 +82,7 @@ def answer_feedback(message: dict) -> None:
     mid = message["id"]
     if facts := answer_facts(message):
         st.caption(neutralize(facts))
-    cols = st.columns([1, 2, 2, 5])
+    cols = st.columns([1, 2, 2, 5], vertical_alignment="center")
     with cols[0]:
         st.feedback("thumbs", key=f"thumbs_{mid}", on_change=_on_thumbs, args=(mid,))
     with cols[1]:
