@@ -28,6 +28,7 @@ import json
 import logging
 import multiprocessing
 import random
+import resource
 import statistics
 import socket
 import sys
@@ -218,21 +219,26 @@ def main() -> None:
     logger.info("model: SmolLM2-135M shape with %d layers, bf16, random weights; %d threads; "
                 "%d requests, %d prompt tokens, %d output tokens each", num_layers, args.num_threads,
                 len(work.prompts), sum(map(len, work.prompts)), work.output_len)
-    # Warm-up on the whole workload: CPU kernels are prepared per shape on first use, and whichever
-    # run came first would pay for it. Offline and HTTP bursts then alternate, twice each, so slow
+    # Warm-up (on the whole workload in --quick): CPU kernels are prepared per shape on first use,
+    # and whichever run came first would pay for it. Offline and HTTP bursts then alternate, twice each, so slow
     # drift from other load on the machine hits both sides alike.
-    run_offline(model, work, config)
+    run_offline(model, work if args.quick else Workload(work.prompts[:8], 16), config)
     n = len(work.prompts)
-    offline_runs, burst_runs = [], []
+    offline_runs, burst_runs, offline_cpu, burst_cpu = [], [], [], []
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     with pool, tempfile.TemporaryDirectory() as data_dir, Server(model, config, Path(data_dir)) as server:
-        clients_in_subprocess(pool, server.url, work, [0.0] * n)  # warm-up of the HTTP path
+        warm_up = work if args.quick else Workload(work.prompts[:8], 16)
+        clients_in_subprocess(pool, server.url, warm_up, [0.0] * len(warm_up.prompts))
         for _ in range(args.repeats):
+            cpu_before = process_cpu_s()
             offline_runs.append(run_offline(model, work, config))
+            offline_cpu.append(process_cpu_s() - cpu_before)
             logger.info("%-20s %6.3f req/s %8.1f tok/s", "offline LLM", n / offline_runs[-1],
                         n * work.output_len / offline_runs[-1])
             steps_before = server.engine.stats.num_steps
+            cpu_before = process_cpu_s()
             burst_s, burst = clients_in_subprocess(pool, server.url, work, [0.0] * n)
+            burst_cpu.append(process_cpu_s() - cpu_before)
             logger.info("engine steps in the burst: %d", server.engine.stats.num_steps - steps_before)
             burst_runs.append(burst_s)
             summarize("HTTP burst", burst_s, burst, offline_runs[-1])
@@ -244,6 +250,16 @@ def main() -> None:
     logger.info("HTTP burst / offline LLM req/s: median %.1f%% over %d alternating pairs "
                 "(min %.1f%%, max %.1f%%; target >= 90%%)", statistics.median(ratios) * 100,
                 len(ratios), ratios[0] * 100, ratios[-1] * 100)
+    # CPU seconds of this process (engine + server, not the clients) per run: robust to other
+    # load on the machine, which only stretches wall time.
+    logger.info("CPU time: offline %.2fs, HTTP burst %.2fs per run (medians) -> serving costs "
+                "%.1f%% extra CPU", statistics.median(offline_cpu), statistics.median(burst_cpu),
+                (statistics.median(burst_cpu) / statistics.median(offline_cpu) - 1) * 100)
+
+
+def process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def poisson_arrivals(num_requests: int, rate_per_s: float) -> list[float]:
