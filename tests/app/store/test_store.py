@@ -122,3 +122,25 @@ def test_deleting_a_conversation_removes_its_messages(store):
         conversation = crud_chat.get_conversation(session, conversation_id="conv_1", user_id=user_id)
         crud_chat.delete_conversation(session, conversation=conversation)
     assert _count(store, Message) == 0
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    from sqlalchemy import text
+
+    from app.store.session import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'sub' / 'flywheel.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    store.close()
+
+
+def test_default_database_is_a_sqlite_file_under_the_data_dir(tmp_path, monkeypatch):
+    from app.core.config import Settings
+
+    monkeypatch.delenv("FLYWHEEL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("FLYWHEEL_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.data_dir == tmp_path
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'flywheel.db').resolve()}"
