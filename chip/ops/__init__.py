@@ -10,8 +10,9 @@ import os
 
 from chip.ops import activation, attention, int8_matmul, kv_cache, norm, rotary, sampling  # noqa: F401
 
-TRITON_MODULES = ("activation_triton", "attention_triton", "kv_cache_triton", "norm_triton",
-                  "rotary_triton")
+# Dependencies first: attention_triton imports attention_prefill_triton (reloads go in this order).
+TRITON_MODULES = ("activation_triton", "attention_prefill_triton", "attention_triton",
+                  "kv_cache_triton", "norm_triton", "rotary_triton")
 
 
 def triton_wanted() -> bool:

@@ -1,8 +1,8 @@
 """Paged decode attention as a Triton kernel: one query token per sequence over its block table.
 
 The torch reference is `chip.ops.attention.paged_attention` (varlen). This kernel covers the decode
-case (every sequence has exactly one query row); the "cuda" registration routes a step with any
-prefill rows back to the reference, which this file does not own.
+case (every sequence has exactly one query row); the "cuda" registration sends steps with prefill
+rows to the varlen kernel in `attention_prefill_triton.py`.
 
 One program per (sequence, kv head) handles that head's whole GQA group of query heads at once, so
 each key and value is read from memory once per group, with an online (flash-style) softmax over
@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from chip.dispatch import register
-from chip.ops.attention import paged_attention
+from chip.ops.attention_prefill_triton import paged_prefill_attention
 
 
 @triton.jit
@@ -109,7 +109,8 @@ def paged_attention_cuda(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.
                          block_tables: torch.Tensor, cu_seqlens_q: torch.Tensor,
                          context_lens: torch.Tensor, scale: float) -> torch.Tensor:
     """The reference's varlen contract. Every scheduled sequence has >= 1 query row, so T == B
-    (a shape check, no device sync) means pure decode: use the kernel; otherwise the reference."""
+    (a shape check, no device sync) means pure decode; anything else takes the varlen kernel."""
     if q.shape[0] == block_tables.shape[0]:
         return paged_decode_attention(q, k_cache, v_cache, block_tables, context_lens, scale)
-    return paged_attention(q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, scale)
+    return paged_prefill_attention(q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens,
+                                   scale)

@@ -10,6 +10,7 @@ import re
 import subprocess
 
 import pytest
+import torch
 
 from chip.ops import TRITON_MODULES
 
@@ -40,7 +41,7 @@ def _signature(kernel, pointer_types: dict[str, str]) -> dict[str, str]:
             signature[name] = pointer_types.get(name, "*bf16")
         elif name in SCALARS_FP32:
             signature[name] = "fp32"
-        elif name.isupper() or name.startswith(("BLOCK", "HAS_")):
+        elif name.isupper():
             signature[name] = "constexpr"
         else:
             signature[name] = "i32"
@@ -70,13 +71,15 @@ def _spill_bytes(ptx: str, arch: int, tmp_path) -> int:
 
 def _cases(kernels):
     int_ptrs = {"positions_ptr": "*i64", "slot_mapping_ptr": "*i64", "block_tables_ptr": "*i32",
-                "context_lens_ptr": "*i32", "cos_sin_ptr": "*fp32"}
+                "context_lens_ptr": "*i32", "cu_seqlens_q_ptr": "*i32", "cos_sin_ptr": "*fp32"}
     return [
         (kernels.norm_triton._rms_norm_kernel, {"HAS_RESIDUAL": True, "BLOCK_N": 4096}),
         (kernels.activation_triton._silu_and_mul_kernel, {"BLOCK_N": 1024}),
         (kernels.rotary_triton._rotary_kernel, {"BLOCK_H": 32, "BLOCK_D": 64}),
         (kernels.kv_cache_triton._store_kv_cache_kernel, {"BLOCK": 1024}),
         (kernels.attention_triton._paged_decode_kernel, kernels.attention_triton.decode_tile(4, 128)),
+        (kernels.attention_prefill_triton._paged_prefill_kernel,
+         kernels.attention_prefill_triton.prefill_tile(128, torch.bfloat16)),
     ], int_ptrs
 
 
@@ -97,4 +100,17 @@ def test_paged_decode_tiles_do_not_spill_registers(group_size, head_dim, tmp_pat
     compiled = _compile(attention._paged_decode_kernel, attention.decode_tile(group_size, head_dim),
                         90, {"block_tables_ptr": "*i32", "context_lens_ptr": "*i32"})
     # A few bytes of spill are harmless; whole tiles spilled (kilobytes) are what this guards.
+    assert _spill_bytes(compiled.asm["ptx"], 90, tmp_path) <= 64
+
+
+@pytest.mark.parametrize("head_dim,dtype", [(128, torch.bfloat16), (128, torch.float32), (64, torch.bfloat16)])
+def test_paged_prefill_tiles_do_not_spill_registers(head_dim, dtype, tmp_path):
+    kernels = _kernels_or_skip()
+    prefill = kernels.attention_prefill_triton
+    pointer = "*fp32" if dtype == torch.float32 else "*bf16"
+    pointer_types = {"q_ptr": pointer, "k_cache_ptr": pointer, "v_cache_ptr": pointer,
+                     "out_ptr": pointer, "block_tables_ptr": "*i32", "context_lens_ptr": "*i32",
+                     "cu_seqlens_q_ptr": "*i32"}
+    compiled = _compile(prefill._paged_prefill_kernel, prefill.prefill_tile(head_dim, dtype), 90,
+                        pointer_types)
     assert _spill_bytes(compiled.asm["ptx"], 90, tmp_path) <= 64

@@ -106,6 +106,30 @@ def check_paged_decode(kernels, device, dtype, context_lens, num_q_heads, num_kv
     torch.testing.assert_close(got, want, **_tol(dtype))
 
 
+def check_paged_varlen(kernels, device, dtype, query_lens, context_lens, num_q_heads, num_kv_heads,
+                       head_dim, block_size):
+    gen = torch.Generator().manual_seed(sum(query_lens))
+    num_seqs = len(context_lens)
+    max_blocks = max(context_lens) // block_size + 1
+    num_blocks = num_seqs * max_blocks + 1
+    cache_shape = (num_blocks, block_size, num_kv_heads, head_dim)
+    k_cache = torch.randn(cache_shape, generator=gen).to(device, dtype)
+    v_cache = torch.randn(cache_shape, generator=gen).to(device, dtype)
+    block_tables = torch.randperm(num_blocks, generator=gen)[: num_seqs * max_blocks]
+    block_tables = block_tables.view(num_seqs, max_blocks).to(device, torch.int32)
+    cu_seqlens_q = torch.tensor([0, *torch.tensor(query_lens).cumsum(0).tolist()], dtype=torch.int32,
+                                device=device)
+    lens = torch.tensor(context_lens, dtype=torch.int32, device=device)
+    q = torch.randn(sum(query_lens), num_q_heads, head_dim, generator=gen).to(device, dtype)
+    scale = head_dim ** -0.5
+    got = kernels.attention_triton.paged_attention_cuda(q, k_cache, v_cache, block_tables,
+                                                        cu_seqlens_q, lens, scale)
+    want = attention.paged_attention(q, k_cache, v_cache, block_tables, cu_seqlens_q, lens, scale)
+    # tf32 products on a real GPU carry ~1e-3 relative error for 16-bit inputs.
+    tol = _tol(dtype) if device == "cpu" or dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(got, want, **tol)
+
+
 # ---- interpreter on CPU
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -146,15 +170,17 @@ def test_paged_decode_attention_interpreted(interpreted, dtype, context_lens, he
     check_paged_decode(interpreted, "cpu", dtype, context_lens, *heads, head_dim, block_size)
 
 
-def test_paged_attention_with_prefill_rows_falls_back_to_reference(interpreted):
-    # Two sequences, one prefilling 3 tokens: T (4) != B (2), so the reference runs.
-    gen = torch.Generator().manual_seed(0)
-    k_cache, v_cache = torch.randn(4, 8, 2, 16, generator=gen), torch.randn(4, 8, 2, 16, generator=gen)
-    q = torch.randn(4, 4, 16, generator=gen)
-    args = (q, k_cache, v_cache, torch.tensor([[0, 1], [2, 3]]), torch.tensor([0, 3, 4]),
-            torch.tensor([3, 10]), 0.25)
-    got = interpreted.attention_triton.paged_attention_cuda(*args)
-    torch.testing.assert_close(got, attention.paged_attention(*args), **F32_TOL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("query_lens,context_lens,heads,head_dim,block_size", [
+    # A mixed step: a decode row, a later prefill chunk, a whole prompt longer than one tile, a
+    # one-token prompt; GQA group 3, head dim and block size not powers of two.
+    ([1, 3, 37, 1], [40, 9, 37, 1], (6, 2), 40, 7),
+    ([16, 5], [16, 70], (4, 4), 8, 16),  # stories260K's head dim (8), below tl.dot's 16
+])
+def test_paged_varlen_attention_interpreted(interpreted, dtype, query_lens, context_lens, heads,
+                                            head_dim, block_size):
+    check_paged_varlen(interpreted, "cpu", dtype, query_lens, context_lens, *heads, head_dim,
+                       block_size)
 
 
 def test_interpreted_kernels_register_as_cuda_backend(interpreted):
@@ -195,3 +221,5 @@ def test_kernels_on_gpu(compiled, dtype):
     check_rotary(compiled, "cuda", dtype, 1823, 9, 3, 66)
     check_store_kv_cache(compiled, "cuda", dtype, 1823, 3, 66, 16)
     check_paged_decode(compiled, "cuda", dtype, [1, 16, 17, 75, 1000, 333], 9, 3, 66, 16)
+    check_paged_varlen(compiled, "cuda", dtype, [1, 3, 300, 1, 77], [40, 9, 300, 1, 1000], 9, 3, 66,
+                       16)
