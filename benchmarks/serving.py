@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import os
 import random
 import resource
 import statistics
@@ -40,7 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
+# As in benchmarks/throughput.py: idle OpenMP workers sleep rather than spin on a shared box.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
