@@ -1,4 +1,4 @@
-"""Varlen causal attention over the paged KV cache (prefill chunks and mixed steps), as a Triton kernel.
+"""Varlen causal attention over the paged KV cache (prefill chunks, mixed steps) as a Triton kernel.
 
 The torch reference is `chip.ops.attention.paged_attention`: sequence i owns query rows
 cu_seqlens_q[i]:cu_seqlens_q[i+1], the last tokens of its context_lens[i] tokens, whose keys and
@@ -71,7 +71,8 @@ def _paged_prefill_kernel(q_ptr, k_cache_ptr, v_cache_ptr, block_tables_ptr, cu_
         m_i = m_new
     # ---- normalize and write this tile's rows
     out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
-    o_ptrs = out_ptr + (q_start + offs_m)[:, None] * stride_o_tok + head * stride_o_head + offs_d[None, :]
+    rows = (q_start + offs_m)[:, None]
+    o_ptrs = out_ptr + rows * stride_o_tok + head * stride_o_head + offs_d[None, :]
     tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_d[None, :])
 
 

@@ -52,9 +52,11 @@ def _compile(kernel, constexprs: dict, arch: int, pointer_types: dict[str, str] 
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    constexprs = dict(constexprs)
+    options = {"num_warps": constexprs.pop("num_warps")} if "num_warps" in constexprs else {}
     source = ASTSource(fn=kernel, signature=_signature(kernel, pointer_types or {}),
                        constexprs=constexprs)
-    return triton.compile(source, target=GPUTarget("cuda", arch, 32))
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
 
 
 def _spill_bytes(ptx: str, arch: int, tmp_path) -> int:
@@ -73,7 +75,8 @@ def _cases(kernels):
     int_ptrs = {"positions_ptr": "*i64", "slot_mapping_ptr": "*i64", "block_tables_ptr": "*i32",
                 "context_lens_ptr": "*i32", "cu_seqlens_q_ptr": "*i32", "cos_sin_ptr": "*fp32"}
     return [
-        (kernels.norm_triton._rms_norm_kernel, {"HAS_RESIDUAL": True, "BLOCK_N": 4096}),
+        (kernels.norm_triton._rms_norm_kernel,
+         {"HAS_RESIDUAL": True, **kernels.norm_triton._launch_config(4096, 2)}),
         (kernels.activation_triton._silu_and_mul_kernel, {"BLOCK_N": 1024}),
         (kernels.rotary_triton._rotary_kernel, {"BLOCK_H": 32, "BLOCK_D": 64}),
         (kernels.kv_cache_triton._store_kv_cache_kernel, {"BLOCK": 1024}),
@@ -103,7 +106,8 @@ def test_paged_decode_tiles_do_not_spill_registers(group_size, head_dim, tmp_pat
     assert _spill_bytes(compiled.asm["ptx"], 90, tmp_path) <= 64
 
 
-@pytest.mark.parametrize("head_dim,dtype", [(128, torch.bfloat16), (128, torch.float32), (64, torch.bfloat16)])
+@pytest.mark.parametrize("head_dim,dtype", [(128, torch.bfloat16), (128, torch.float32),
+                                            (64, torch.bfloat16)])
 def test_paged_prefill_tiles_do_not_spill_registers(head_dim, dtype, tmp_path):
     kernels = _kernels_or_skip()
     prefill = kernels.attention_prefill_triton
@@ -114,3 +118,12 @@ def test_paged_prefill_tiles_do_not_spill_registers(head_dim, dtype, tmp_path):
     compiled = _compile(prefill._paged_prefill_kernel, prefill.prefill_tile(head_dim, dtype), 90,
                         pointer_types)
     assert _spill_bytes(compiled.asm["ptx"], 90, tmp_path) <= 64
+
+
+@pytest.mark.parametrize("hidden_size", [4096, 8192])
+def test_rms_norm_rows_do_not_spill_registers(hidden_size, tmp_path):
+    kernels = _kernels_or_skip()
+    norm = kernels.norm_triton
+    config = {"HAS_RESIDUAL": True, **norm._launch_config(hidden_size, 2)}
+    compiled = _compile(norm._rms_norm_kernel, config, 90)
+    assert _spill_bytes(compiled.asm["ptx"], 90, tmp_path) == 0
