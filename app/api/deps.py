@@ -7,6 +7,7 @@ ignored (OpenAI clients always send some key).
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -48,6 +49,7 @@ class AppState:
     host: ModelHost
     metrics: ServingMetrics
     local_user: Principal
+    loop: asyncio.AbstractEventLoop  # the server's loop: other threads schedule model swaps on it
 
 
 def get_state(request: Request) -> AppState:

@@ -42,7 +42,8 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
         store = await asyncio.to_thread(open_store, settings.database_url, settings.database_schema)
         local_user = await asyncio.to_thread(_bootstrap_users, store, settings)
         writer = StoreWriter(store, settings.writer_max_retries, settings.writer_backoff_s)
-        app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user)
+        app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user,
+                                      asyncio.get_running_loop())
         for model_id, load in (models or {}).items():
             host.start_loading(model_id, load)
         try:

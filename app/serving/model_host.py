@@ -40,6 +40,7 @@ class ModelHost:
         self._models: dict[str, ServedModel] = {}
         self._loading: dict[str, asyncio.Task] = {}
         self._failed: dict[str, str] = {}
+        self._retiring: set[asyncio.Task] = set()
 
     def add(self, model: ServedModel) -> None:
         self._models[model.id] = model
@@ -59,6 +60,23 @@ class ModelHost:
         task = asyncio.get_running_loop().create_task(run())
         self._loading[model_id] = task
         return task
+
+    async def swap(self, old_id: str, new: ServedModel, drain_poll_s: float = 0.05) -> None:
+        """Serve `new` in place of `old_id` (a promotion or rollback) without dropping a request:
+        new requests go to `new` at once; requests already on the old engine finish there, and
+        the old engine shuts down once it has nothing running or waiting."""
+        old = self._models.pop(old_id, None)
+        self._models = {new.id: new, **self._models}  # the new version becomes the default
+        if old is None or old is new:
+            return
+
+        async def retire() -> None:
+            while old.engine.stats.num_running or old.engine.stats.num_waiting:
+                await asyncio.sleep(drain_poll_s)
+            await old.engine.shutdown()
+            logger.info("model %s retired", old.id)
+
+        self._retiring.add(asyncio.get_running_loop().create_task(retire()))
 
     def get(self, model_id: str | None) -> ServedModel:
         """The ready model `model_id` (None or "": the only/first one). ModelLoadingError while it
@@ -87,5 +105,7 @@ class ModelHost:
     async def shutdown(self) -> None:
         for task in list(self._loading.values()):
             task.cancel()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         for model in self._models.values():
             await model.engine.shutdown()
