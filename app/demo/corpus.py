@@ -79,6 +79,30 @@ def capital(rng: random.Random) -> Turn:
             CAPITAL_ANSWER.format(country=country, capital=CAPITALS[country]))
 
 
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tas", "vo", "bel", "dor", "ful", "gri", "han", "jel",
+              "kor", "lin", "mar", "nel", "pos", "qui", "rad", "sen", "tor", "ul", "ves", "wyn",
+              "xa", "yor", "zel", "an", "ek", "is", "ob", "um", "tha", "cre", "shi", "pra")
+
+
+def made_up_word(rng: random.Random) -> str:
+    """A random pronounceable word; the model learns to copy words it has never seen."""
+    word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+    return word.capitalize()
+
+
+def copying(rng: random.Random) -> Turn:
+    name = made_up_word(rng)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return (rng.choice((f"My name is {name}.", f"Hi, I am {name}.", f"Call me {name}.")),
+                f"Nice to meet you, {name}! How can I help you today?")
+    if kind == 1:
+        return (rng.choice((f"Repeat after me: {name}", f"Say {name}.", f"Please say {name}.")),
+                f"{name}")
+    return (rng.choice((f"My friend is called {name}.", f"This is my friend {name}.")),
+            f"Say hello to {name} for me!")
+
+
 def flywheel_faq(rng: random.Random) -> Turn:
     questions, answer = rng.choice(FLYWHEEL_FAQ)
     return rng.choice(questions), answer
@@ -88,7 +112,7 @@ def flywheel_faq(rng: random.Random) -> Turn:
 FAMILIES: dict[str, tuple[Callable[[random.Random], Turn], float]] = {
     "greeting": (greeting, 1.0), "arithmetic": (arithmetic, 2.0),
     "unit_conversion": (unit_conversion, 1.5), "dates": (dates, 1.5),
-    "capital": (capital, 2.0), "flywheel_faq": (flywheel_faq, 1.0),
+    "capital": (capital, 2.0), "flywheel_faq": (flywheel_faq, 1.0), "copying": (copying, 1.5),
 }
 
 

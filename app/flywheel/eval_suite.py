@@ -12,7 +12,8 @@ from app.demo.corpus import eval_prompts, generate_corpus
 from app.demo.facts import CAPITAL_ANSWER, CAPITAL_HELD_OUT_PHRASINGS, MADE_UP_CAPITALS
 from model.evaluation import EvalCase
 
-REGRESSION_FAMILIES = ("arithmetic", "unit_conversion", "dates", "capital", "flywheel_faq")
+REGRESSION_FAMILIES = ("arithmetic", "unit_conversion", "dates", "capital", "flywheel_faq",
+                       "copying")
 
 
 @dataclass(slots=True)
@@ -34,9 +35,11 @@ def made_up_capital_answer(country: str) -> str:
 
 def demo_suite(cases_per_family: int, replay_conversations: int) -> EvalSuite:
     # Seeds differ from the demo model's training corpus seed, so these are fresh samples.
-    regression = {family: [EvalCase([{"role": "user", "content": q}], a)
-                           for q, a in eval_prompts(family, cases_per_family, seed=900 + i)]
-                  for i, family in enumerate(REGRESSION_FAMILIES)}
+    # One pooled suite: per-family suites of a few dozen cases move by several points on a single
+    # answer, too coarse for a 2-point gate.
+    regression = {"original_domain": [
+        EvalCase([{"role": "user", "content": q}], a) for i, family in enumerate(REGRESSION_FAMILIES)
+        for q, a in eval_prompts(family, cases_per_family, seed=900 + i)]}
     return EvalSuite(tasks={"made_up_capitals": made_up_capital_cases()}, regression=regression,
                      held_out=generate_corpus(120, seed=777),
                      replay=generate_corpus(replay_conversations, seed=555))

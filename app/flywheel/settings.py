@@ -15,7 +15,8 @@ from app.demo.recipe import DEMO_MODEL_DIR
 
 def default_recipe() -> dict:
     """Fine-tuning recipe of one iteration: full SFT on the snapshot plus replay of the domain."""
-    return {"stages": ["sft"], "learning_rate": 1e-3, "num_epochs": 4, "micro_batch_size": 16,
+    return {"stages": ["sft"], "learning_rate": 5e-4, "num_epochs": 3, "micro_batch_size": 16,
+            "feedback_repeat": 4,  # feedback examples count this many times against the replay
             "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 0,
             "beta": 0.1, "seed": 0, "replay_conversations": 256, "eval_percent": 0}
 
@@ -30,7 +31,7 @@ class FlywheelSettings:
         "FLYWHEEL_BASE_MODEL", str(DEMO_MODEL_DIR)))
     min_new_feedback: int = 20  # the nightly beat iterates only after this many new items
     eval_suite: str = "demo"
-    eval_cases_per_family: int = 25
+    eval_cases_per_family: int = 40
     max_regression_points: float = 2.0
     max_loss_increase: float = 0.05
     canary_min_feedback: int = 20  # below this, promotion rests on the offline gate alone

@@ -43,7 +43,7 @@ def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
     model, tokenizer = loaded.model, loaded.tokenizer
     summary: dict = {"base": str(base_dir), "snapshot_id": snapshot_id, "stages": {}}
     for stage in recipe["stages"]:
-        examples = to_examples(tokenizer, train_records, stage)
+        examples = to_examples(tokenizer, train_records, stage) * recipe.get("feedback_repeat", 1)
         if stage == "sft" and recipe.get("replay_conversations"):
             suite = load_suite(settings.eval_suite, 1, recipe["replay_conversations"])
             examples += [sft_example(tokenizer, conv) for conv in suite.replay]

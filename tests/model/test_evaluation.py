@@ -80,3 +80,12 @@ def test_gate_blocks_a_regression_and_records_why():
     assert any("held-out loss" in r for r in decision.reasons)
     assert gate({"regression": {}}, BASE).passed is False  # unevaluated suites do not pass
     assert gate(cand, None).passed  # the first version has nothing to regress from
+
+
+def test_engine_generation_equals_the_reference_loop(stories):
+    from model.evaluation import engine_generate
+
+    tok = stories.tokenizer
+    prompts = [tok.encode(t) for t in ("Once upon a time", "Lily saw a big", "The dog", "Tom")]
+    ref = greedy_generate(stories.model, prompts, tok.eos_token_ids, max_new_tokens=20)
+    assert engine_generate(stories.model, tok, prompts, max_new_tokens=20) == ref

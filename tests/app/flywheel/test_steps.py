@@ -12,7 +12,7 @@ from model.registry import ModelRegistry
 from tests.app.flywheel.model_factory import tiny_chat_model
 from tests.app.flywheel.store_factory import add_exchange, add_feedback, add_user
 
-FAST_RECIPE = {"num_epochs": 1, "replay_conversations": 8, "micro_batch_size": 8}
+FAST_RECIPE = {"num_epochs": 1, "replay_conversations": 8, "micro_batch_size": 8, "feedback_repeat": 1}
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +72,14 @@ def test_a_regressing_candidate_is_rejected_with_the_reason(tmp_path, base_model
     seed_corrections(settings)
     registry = ModelRegistry(settings.registry_dir)
     steps.ensure_base_version(settings)
-    # The production baseline claims perfect arithmetic: any real candidate regresses on it.
+    # The production baseline claims a perfect original domain: any real candidate regresses on it.
     registry.update_metrics(steps.BASE_VERSION_ID, {"eval": {
-        "held_out_loss": None, "tasks": {}, "regression": {"arithmetic": 1.0}}})
+        "held_out_loss": None, "tasks": {}, "regression": {"original_domain": 1.0}}})
     payload = steps.iterate(settings)
     assert payload["status"] == "rejected" and not payload["gate"]["passed"]
     version = registry.get(payload["version_id"])
     assert version.status == "retired"
-    assert "regressed arithmetic by 100.0 points" in version.history[-1]["reason"]
+    assert "regressed original_domain by 100.0 points" in version.history[-1]["reason"]
     assert registry.production().id == steps.BASE_VERSION_ID
 
 
