@@ -183,6 +183,30 @@ def test_paged_varlen_attention_interpreted(interpreted, dtype, query_lens, cont
                        block_size)
 
 
+def test_stories260k_forward_with_triton_kernels_matches_reference(interpreted):
+    import contextlib
+
+    from chip import override
+    from model.loader import load_model
+
+    model_dir = ROOT / ".." / "shared" / "models" / "stories260K-hf"
+    if not model_dir.exists():
+        pytest.skip("shared models not present")
+    loaded = load_model(model_dir, dtype="float32")
+    ids = torch.tensor([1, 400, 37, 90, 12, 7, 256, 3])
+    positions = torch.arange(len(ids))
+    with torch.no_grad():
+        want = loaded.model.compute_logits(loaded.model(ids, positions))
+        kernels = {"rms_norm": interpreted.norm_triton.rms_norm_triton,
+                   "silu_and_mul": interpreted.activation_triton.silu_and_mul_triton,
+                   "rotary": interpreted.rotary_triton.apply_rotary_triton}
+        with contextlib.ExitStack() as stack:
+            for op, kernel in kernels.items():
+                stack.enter_context(override(op, kernel))
+            got = loaded.model.compute_logits(loaded.model(ids, positions))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_interpreted_kernels_register_as_cuda_backend(interpreted):
     from chip.dispatch import implementations
 
