@@ -19,7 +19,7 @@ from app.api.errors import install_error_handlers
 from app.api.metrics import ServingMetrics
 from app.api.routes import (auth, conversations, feedback, health, openai_chat,
                             openai_completions, openai_models)
-from app.api.routes import datasets, report, review
+from app.api.routes import datasets, model_versions, report, review
 from app.core.config import Settings
 from app.serving.model_host import ModelHost, ServedModel
 from app.store import crud_users
@@ -66,6 +66,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(review.router)
     app.include_router(datasets.router)
     app.include_router(report.router)
+    app.include_router(model_versions.router)
     return app
 
 

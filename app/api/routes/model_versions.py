@@ -1,0 +1,84 @@
+"""Model versions (registry lineage, promote, rollback) and flywheel iterations (enqueue, runs).
+
+The registry is `model.registry.ModelRegistry` under the server's data dir; iterations are queued
+on the flywheel's Celery broker and run by `flywheel worker`.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import AdminUser, CurrentUser, StateDep
+from app.api.errors import APIError
+
+router = APIRouter(prefix="/v1", tags=["model-versions"])
+
+
+def _flywheel_settings(state):
+    from app.flywheel.settings import FlywheelSettings
+
+    return FlywheelSettings(data_dir=state.settings.data_dir,
+                            database_url=state.settings.database_url)
+
+
+def _registry(state):
+    from model.registry import ModelRegistry
+
+    return ModelRegistry(_flywheel_settings(state).registry_dir)
+
+
+def _version_public(version) -> dict:
+    return {"object": "model.version", "id": version.id, "name": version.name,
+            "parent_id": version.parent_id, "dataset_snapshot_id": version.dataset_snapshot_id,
+            "recipe": version.recipe, "metrics": version.metrics, "status": version.status,
+            "created_at": version.created_at, "path": version.path, "history": version.history}
+
+
+def _change(state, version_id: str, action: str) -> dict:
+    from model.registry import TransitionError
+
+    registry = _registry(state)
+    if registry.find(version_id) is None:
+        raise APIError(404, f"No model version '{version_id}'.", param="id")
+    try:
+        if action == "promote":
+            registry.promote(version_id, reason="promoted by an admin")
+        else:
+            registry.rollback(version_id, reason="rolled back by an admin")
+    except TransitionError as e:
+        raise APIError(409, str(e), param="id", code="invalid_transition") from e
+    return _version_public(registry.get(version_id))
+
+
+@router.get("/model-versions")
+def read_model_versions(state: StateDep, _user: CurrentUser) -> dict:
+    return {"object": "list", "data": [_version_public(v) for v in _registry(state).list()]}
+
+
+@router.post("/model-versions/{version_id}/promote")
+def promote_model_version(version_id: str, state: StateDep, _user: AdminUser) -> dict:
+    return _change(state, version_id, "promote")
+
+
+@router.post("/model-versions/{version_id}/rollback")
+def rollback_model_version(version_id: str, state: StateDep, _user: AdminUser) -> dict:
+    return _change(state, version_id, "rollback")
+
+
+@router.post("/flywheel/iterate")
+def create_iteration(state: StateDep, _user: AdminUser) -> dict:
+    from app.flywheel.celery_app import create_celery
+    from app.flywheel.tasks import enqueue_iteration
+
+    settings = _flywheel_settings(state)
+    try:
+        run_id, result = enqueue_iteration(create_celery(settings), settings)
+    except Exception as e:  # broker unreachable or misconfigured: the iteration was not queued
+        raise APIError(503, f"Could not queue the iteration: {e}", code="broker_unavailable") from e
+    return {"object": "flywheel.run", "id": run_id, "status": "queued", "task_id": result.id}
+
+
+@router.get("/flywheel/runs")
+def read_iterations(state: StateDep, _user: CurrentUser) -> dict:
+    from app.flywheel.runs import list_runs
+
+    return {"object": "list", "data": list_runs(_flywheel_settings(state).runs_dir)}

@@ -1,0 +1,58 @@
+"""The model-versions and flywheel routes on a live server (real app, real store, real registry)."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from model.registry import ModelRegistry
+from tests.app.ui.live_servers import live_api
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with live_api(tmp_path_factory.mktemp("model-versions-api")) as server:
+        yield server
+
+
+def _admin(api) -> dict:
+    return {"Authorization": f"Bearer {api.admin_key}"}
+
+
+def test_list_promote_and_rollback(api):
+    registry = ModelRegistry(api.data_dir / "registry")
+    base = registry.register("base", "/models/base", status="production", version_id="mv-a")
+    child = registry.register("child", "/models/child", parent_id=base.id, version_id="mv-b",
+                              dataset_snapshot_id="ds_1", metrics={"eval": {"held_out_loss": 0.5}})
+    listed = httpx.get(f"{api.url}/v1/model-versions", headers=_admin(api)).json()["data"]
+    by_id = {v["id"]: v for v in listed}
+    assert by_id["mv-b"]["parent_id"] == "mv-a" and by_id["mv-b"]["status"] == "candidate"
+    assert by_id["mv-b"]["dataset_snapshot_id"] == "ds_1"
+    assert {"recipe", "metrics", "created_at", "path"} <= set(by_id["mv-b"])
+
+    promoted = httpx.post(f"{api.url}/v1/model-versions/{child.id}/promote", headers=_admin(api))
+    assert promoted.status_code == 200 and promoted.json()["status"] == "production"
+    assert registry.get(base.id).status == "retired"
+    rolled = httpx.post(f"{api.url}/v1/model-versions/{child.id}/rollback", headers=_admin(api))
+    assert rolled.status_code == 200 and rolled.json()["status"] == "retired"
+    assert registry.production().id == base.id
+
+    again = httpx.post(f"{api.url}/v1/model-versions/{child.id}/promote", headers=_admin(api))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+    missing = httpx.post(f"{api.url}/v1/model-versions/mv-nope/promote", headers=_admin(api))
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "id"
+
+
+def test_only_admins_change_versions_or_iterate(api):
+    user = {"Authorization": f"Bearer {api.token_for('alice')}"}
+    assert httpx.get(f"{api.url}/v1/model-versions", headers=user).status_code == 200
+    assert httpx.post(f"{api.url}/v1/model-versions/mv-a/promote", headers=user).status_code == 403
+    assert httpx.post(f"{api.url}/v1/flywheel/iterate", headers=user).status_code == 403
+
+
+def test_iterate_queues_a_run_on_the_embedded_broker(api):
+    queued = httpx.post(f"{api.url}/v1/flywheel/iterate", headers=_admin(api))
+    assert queued.status_code == 200, queued.text
+    run_id = queued.json()["id"]
+    runs = httpx.get(f"{api.url}/v1/flywheel/runs", headers=_admin(api)).json()["data"]
+    assert any(r["id"] == run_id and r["status"] == "queued" for r in runs)
+    assert (api.data_dir / "broker.db").is_file()  # the message waits in the SQLite broker
