@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "import-llama2c": "app.commands.import_llama2c",
     "ui": "app.commands.ui",
     "train-demo": "app.commands.train_demo",
+    "worker": "app.commands.worker",
+    "iterate": "app.commands.iterate",
 }
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
