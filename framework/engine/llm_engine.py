@@ -79,6 +79,8 @@ class LLMEngine:
             params = dataclasses.replace(params or SamplingParams())
         except (TypeError, AttributeError) as e:
             raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}") from e
+        if params.prompt_logprobs is not None:
+            raise ValueError("prompt_logprobs is not supported by this engine; use logprobs")
         text, ids = self._tokenize(prompt)
         if len(ids) >= self.max_model_len:
             raise ValueError(f"prompt has {len(ids)} tokens; the context holds {self.max_model_len} "
