@@ -183,30 +183,6 @@ def test_paged_varlen_attention_interpreted(interpreted, dtype, query_lens, cont
                        block_size)
 
 
-def test_stories260k_forward_with_triton_kernels_matches_reference(interpreted):
-    import contextlib
-
-    from chip import override
-    from model.loader import load_model
-
-    model_dir = ROOT / ".." / "shared" / "models" / "stories260K-hf"
-    if not model_dir.exists():
-        pytest.skip("shared models not present")
-    loaded = load_model(model_dir, dtype="float32")
-    ids = torch.tensor([1, 400, 37, 90, 12, 7, 256, 3])
-    positions = torch.arange(len(ids))
-    with torch.no_grad():
-        want = loaded.model.compute_logits(loaded.model(ids, positions))
-        kernels = {"rms_norm": interpreted.norm_triton.rms_norm_triton,
-                   "silu_and_mul": interpreted.activation_triton.silu_and_mul_triton,
-                   "rotary": interpreted.rotary_triton.apply_rotary_triton}
-        with contextlib.ExitStack() as stack:
-            for op, kernel in kernels.items():
-                stack.enter_context(override(op, kernel))
-            got = loaded.model.compute_logits(loaded.model(ids, positions))
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-
-
 def test_interpreted_kernels_register_as_cuda_backend(interpreted):
     from chip.dispatch import implementations
 
@@ -226,8 +202,9 @@ def test_interpreted_kernels_in_a_fresh_process_if_triton_was_imported_compiled(
     if not triton_imported_compiled():
         pytest.skip("the interpreted tests ran in this process")
     env = dict(os.environ, TRITON_INTERPRET="1")
+    files = [str(Path(__file__).relative_to(ROOT)), "tests/chip/test_triton_in_model.py"]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "-m", "not gpu", str(Path(__file__).relative_to(ROOT))],
+                             "-m", "not gpu", *files],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
