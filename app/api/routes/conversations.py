@@ -32,6 +32,10 @@ async def read_conversation(conversation_id: str, state: StateDep,
                             user: CurrentUser) -> ConversationDetail:
     # Answers just streamed may still be queued for writing: wait for them, then read.
     await asyncio.to_thread(state.writer.flush, 10.0)
+    return await asyncio.to_thread(_read_detail, state, conversation_id, user)
+
+
+def _read_detail(state, conversation_id: str, user) -> ConversationDetail:
     with state.store.session_factory() as session:
         row = crud_chat.get_conversation(session, conversation_id=conversation_id,
                                          user_id=None if user.is_admin else user.id,
