@@ -33,6 +33,8 @@ def silu_and_mul_triton(x: torch.Tensor, block_n: int = 1024) -> torch.Tensor:
     num_cols = x.shape[-1] // 2
     x2 = x.reshape(-1, x.shape[-1])  # (M, 2I)
     out = torch.empty((x2.shape[0], num_cols), dtype=x.dtype, device=x.device)
+    if out.numel() == 0:
+        return out.view(*x.shape[:-1], num_cols)
     block_n = min(block_n, triton.next_power_of_2(num_cols))
     grid = (x2.shape[0], triton.cdiv(num_cols, block_n))
     _silu_and_mul_kernel[grid](x2, out, num_cols, x2.stride(0), out.stride(0), BLOCK_N=block_n)

@@ -60,6 +60,8 @@ def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float,
         residual_out = torch.empty_like(x2)
     else:
         r2, residual_out = x2, y  # unused when HAS_RESIDUAL is False
+    if x2.shape[0] == 0:
+        return y.view(x.shape) if residual is None else (y.view(x.shape), residual_out.view(x.shape))
     _rms_norm_kernel[(x2.shape[0],)](
         x2, r2, weight, y, residual_out,
         num_cols,

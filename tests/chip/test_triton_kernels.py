@@ -183,6 +183,17 @@ def test_paged_varlen_attention_interpreted(interpreted, dtype, query_lens, cont
                        block_size)
 
 
+def test_empty_batches_launch_nothing(interpreted):
+    x, weight = torch.empty(0, 64), torch.ones(64)
+    assert interpreted.norm_triton.rms_norm_triton(x, weight, 1e-6).shape == (0, 64)
+    y, residual = interpreted.norm_triton.rms_norm_triton(x, weight, 1e-6, x)
+    assert y.shape == residual.shape == (0, 64)
+    assert interpreted.activation_triton.silu_and_mul_triton(torch.empty(0, 8)).shape == (0, 4)
+    q = torch.empty(0, 4, 8)
+    assert interpreted.rotary_triton.apply_rotary_triton(q, q, torch.empty(0, dtype=torch.long),
+                                                         torch.zeros(4, 8))[0].shape == (0, 4, 8)
+
+
 def test_interpreted_kernels_register_as_cuda_backend(interpreted):
     from chip.dispatch import implementations
 
