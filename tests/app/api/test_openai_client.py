@@ -148,3 +148,13 @@ def test_openai_errors_map_to_client_exceptions(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=MODEL_ID, messages=PROMPT, max_tokens=100_000)
     assert e.value.body["param"] == "max_tokens" and e.value.body["code"] == "context_length_exceeded"
+
+
+def test_streamed_n_choices_match_the_non_streamed_ones(client):
+    params = dict(model=MODEL_ID, prompt="The sun", max_tokens=10, temperature=1.0, seed=21, n=2)
+    full = client.completions.create(**params)
+    texts = {0: "", 1: ""}
+    for chunk in client.completions.create(**params, stream=True):
+        for choice in chunk.choices:
+            texts[choice.index] += choice.text
+    assert texts == {c.index: c.text for c in full.choices}
