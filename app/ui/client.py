@@ -157,5 +157,11 @@ class ApiClient:
     def rollback(self, version_id: str) -> dict:
         return self.request("POST", f"/v1/model-versions/{version_id}/rollback")
 
+    def flywheel_runs(self) -> list[dict]:
+        return self.request("GET", "/v1/flywheel/runs").get("data", [])
+
+    def iterate(self) -> dict:
+        return self.request("POST", "/v1/flywheel/iterate")
+
     def report(self, days: int = 30) -> dict:
         return self.request("GET", "/v1/report", params={"days": days})

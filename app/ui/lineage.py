@@ -1,7 +1,8 @@
-"""Model versions as a table and a lineage graph (Graphviz DOT), without Streamlit."""
+"""Model versions as a table and a lineage graph (Graphviz DOT), flywheel runs as rows; no Streamlit."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 TABLE_COLUMNS = ("name", "status", "id", "parent_id", "dataset_snapshot_id", "recipe", "metrics", "created_at")
 
@@ -28,3 +29,14 @@ def version_rows(versions: list[dict]) -> list[dict]:
     def cell(value: object) -> object:
         return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
     return [{column: cell(v.get(column)) for column in TABLE_COLUMNS} for v in versions]
+
+
+def run_rows(runs: list[dict]) -> list[dict]:
+    """Flywheel run records as rows: times from epoch seconds to ISO text, steps as their statuses."""
+    def when(epoch_s: object) -> str | None:
+        if not isinstance(epoch_s, (int, float)):
+            return None
+        return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="seconds")
+    return [{"id": r.get("id"), "status": r.get("status"), "started": when(r.get("created_at")),
+             "updated": when(r.get("updated_at")), "steps": ", ".join(sorted(r.get("steps") or {})),
+             "error": r.get("error")} for r in runs]

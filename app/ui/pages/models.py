@@ -2,13 +2,16 @@
 import streamlit as st
 
 from app.ui.client import ApiError
-from app.ui.lineage import lineage_dot, version_rows
+from app.ui.lineage import lineage_dot, run_rows, version_rows
+from app.ui.safe_text import neutralize
 from app.ui.session import api, call, role, show_api_error, show_flash
 
 
 def admin_actions(versions: list[dict]) -> None:
     st.subheader("Promote or roll back")
-    chosen = st.selectbox("Version", versions, format_func=lambda v: f"{v.get('name') or v['id']} ({v.get('status')})")
+    by_id = {v["id"]: v for v in versions}  # ids as options: the choice survives a status change
+    chosen = by_id[st.selectbox("Version", list(by_id), key="version_choice",
+                                format_func=lambda i: f"{by_id[i].get('name') or i} ({by_id[i].get('status')})")]
     promote, rollback, _ = st.columns([1, 1, 4])
     for column, action, label in ((promote, api().promote, "Promote"), (rollback, api().rollback, "Roll back")):
         if column.button(label, key=f"{label}_{chosen['id']}"):
@@ -18,6 +21,24 @@ def admin_actions(versions: list[dict]) -> None:
             except ApiError as e:
                 st.session_state["flash"] = ("error", f"{label} failed: {e}")
             st.rerun()
+
+
+def flywheel_runs() -> None:
+    """Recent flywheel iterations, and for admins a button that queues one more."""
+    st.subheader("Flywheel iterations")
+    if role() == "admin" and st.button("Run one flywheel iteration", icon=":material/autorenew:"):
+        if queued := call(api().iterate):
+            st.success(neutralize(f"Iteration {queued['id']} queued; a `flywheel worker` runs it."))
+    try:
+        runs = api().flywheel_runs()
+    except ApiError as e:
+        if e.status != 404:
+            show_api_error(e)
+        return
+    if runs:
+        st.dataframe(run_rows(runs), hide_index=True)
+    else:
+        st.caption("No iteration has run yet.")
 
 
 st.title("Models")
@@ -31,6 +52,8 @@ except ApiError as e:
         st.info("The model registry is not available on this server yet.")
     else:
         show_api_error(e)
+if reachable and (served := call(api().models)):
+    st.caption("Served now: " + neutralize(", ".join(served)))
 if versions is not None and not versions:
     st.info("No model version is registered yet. The flywheel registers one after each fine-tune.")
 if versions:
@@ -39,5 +62,5 @@ if versions:
     st.graphviz_chart(lineage_dot(versions))
     if role() == "admin":
         admin_actions(versions)
-if reachable and (served := call(api().models)):
-    st.caption("Served now: " + ", ".join(served))
+if reachable:
+    flywheel_runs()

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.ui.live_servers import PASSWORD, REPO_ROOT, live_ui
+from model.registry import ModelRegistry
+from tests.app.ui.live_servers import PASSWORD, REPO_ROOT, TINY_MODEL, live_ui
 
 pytestmark = pytest.mark.browser
 
@@ -100,7 +101,11 @@ def test_sign_in_chat_feedback_review_and_export(api, browser_page):
     sft = httpx.get(f"{api.url}/v1/datasets/snapshots/{snapshot['id']}/sft.jsonl", headers=headers).text
     assert "a bear found honey" in sft
 
+    registry = ModelRegistry(api.data_dir.resolve() / "registry")  # what the flywheel would register
+    base = registry.find("mv-0001") or registry.register("base", str(TINY_MODEL), status="production")
+    registry.register("ft-browser", str(TINY_MODEL), parent_id=base.id, dataset_snapshot_id=snapshot["id"])
     _open(page, "Models")
+    page.get_by_test_id("stGraphVizChart").first.wait_for()
     _shot(page, "08-models")
     _open(page, "Report card")
     page.get_by_test_id("stVegaLiteChart").first.wait_for()

@@ -5,7 +5,10 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.flywheel.runs import update_run
 from app.ui.client import ApiClient, ChatIds
+from model.registry import ModelRegistry
+from tests.app.ui.live_servers import TINY_MODEL
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
 
@@ -93,12 +96,29 @@ def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
     assert "Ben ran with his kite." in ann2.snapshot_file(snapshot["id"], "sft")
 
 
-def test_models_page_shows_served_model_and_registry_state(api):
+def test_models_page_lineage_promote_rollback_and_runs(api):
+    registry = ModelRegistry(api.data_dir.resolve() / "registry")  # the registry the API serves
+    base = registry.register("base", str(TINY_MODEL), status="production")
+    child = registry.register("ft-1", str(TINY_MODEL), parent_id=base.id, metrics={"eval": 0.5})
+    update_run(api.data_dir.resolve() / "runs", "run-ui", status="promoted", steps={"dataset": {}})
+    viewer = _session(api, "ann1", "annotator", page="pages/models.py")
+    assert not viewer.exception and not viewer.error, [e.value for e in viewer.error]
+    assert viewer.get("graphviz_chart") and not [b for b in viewer.button if b.label == "Promote"]
+    assert any(api.model in c.value.replace("\\", "") for c in viewer.caption)
     at = _session(api, "boss", "admin", page="pages/models.py")
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    readable = [i.value for i in at.info] + [c.value for c in at.caption]
-    assert any("registry" in v or "No model version" in v for v in readable) or at.dataframe
-    assert any(api.model in c.value for c in at.caption)
+    versions_table, runs_table = at.dataframe
+    assert {"base", "ft-1"} <= set(versions_table.value["name"])  # other tests may register more
+    assert "run-ui" in list(runs_table.value["id"])
+    at.selectbox(key="version_choice").set_value(child.id).run()
+    at.button(key=f"Promote_{child.id}").click().run()
+    assert any("Promote of ft" in s.value for s in at.success)
+    def statuses() -> tuple[str, str]:
+        return registry.get(base.id).status, registry.get(child.id).status
+    assert statuses() == ("retired", "production")
+    at.button(key=f"Roll back_{child.id}").click().run()
+    assert statuses() == ("production", "retired")
+    at.button(key=f"Promote_{child.id}").click().run()  # retired: the registry refuses, readably
+    assert any("retired" in e.value for e in at.error)
 
 
 def test_report_page_plots_the_traffic(api, answered):

@@ -62,3 +62,12 @@ def test_ui_command_rejects_bad_flags_with_exit_code_2(capsys):
     assert main(["ui", "--api-url", "localhost:8000"]) == 2
     assert "--api-url must start with http" in capsys.readouterr().err
     assert main(["ui", "--port", "70000"]) == 2
+
+
+def test_run_rows_format_epoch_times_and_steps():
+    from app.ui.lineage import run_rows
+    rows = run_rows([{"id": "r1", "status": "promoted", "created_at": 0, "updated_at": 60.5,
+                      "steps": {"train": {}, "dataset": {}}}, {"id": "r2"}])
+    assert rows[0] == {"id": "r1", "status": "promoted", "started": "1970-01-01T00:00:00+00:00",
+                       "updated": "1970-01-01T00:01:00+00:00", "steps": "dataset, train", "error": None}
+    assert rows[1]["started"] is None and rows[1]["steps"] == ""
