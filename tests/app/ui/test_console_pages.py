@@ -119,6 +119,9 @@ def test_models_page_lineage_promote_rollback_and_runs(api):
     assert statuses() == ("production", "retired")
     at.button(key=f"Promote_{child.id}").click().run()  # retired: the registry refuses, readably
     assert any("retired" in e.value for e in at.error)
+    next(b for b in at.button if b.label == "Run one flywheel iteration").click().run()
+    assert any("queued" in s.value for s in at.success), [e.value for e in at.error]
+    assert "queued" in list(at.dataframe[1].value["status"])  # waiting for a `flywheel worker`
 
 
 def test_report_page_plots_the_traffic(api, answered):
