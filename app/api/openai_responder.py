@@ -80,22 +80,23 @@ async def _until_disconnect(request: Request, work, deltas, metrics: ServingMetr
 
 async def _sse(run: GenerationRun, fmt, first: list[ChoiceDelta], deltas, include_usage: bool,
                metrics: ServingMetrics, endpoint: str, on_finished) -> AsyncIterator[str]:
-    completed = False
+    ended = False  # generation finished or failed; anything else leaving early is the client
     try:
         for delta in first:
             yield _event(fmt.chunk(delta, include_usage))
         async for batch in deltas:
             for delta in batch:
                 yield _event(fmt.chunk(delta, include_usage))
-        completed = True
+        ended = True
+        _finish(run, metrics, endpoint, on_finished)  # stored even if the client misses the usage
         if include_usage and run.final is not None:
             yield _event(fmt.usage_chunk(run.final))
-        _finish(run, metrics, endpoint, on_finished)
     except Exception as e:  # noqa: BLE001 - headers are sent; report in-band, as OpenAI does
+        ended = True
         logger.exception("generation %s failed mid-stream", run.request_id)
         yield _event(error_body(500, f"generation failed: {type(e).__name__}"))
     finally:
-        if not completed:
+        if not ended:
             metrics.client_aborts.labels(run.model_id).inc()
         with anyio.CancelScope(shield=True):  # the abort must reach the engine even when cancelled
             await deltas.aclose()
