@@ -1,0 +1,51 @@
+"""Chat actions that stream an answer: a new message, a regenerate (a sibling answer) and an edited
+user message (a sibling branch). They draw into the page in order and remember which branch of
+the conversation tree to show next."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app.ui.client import ApiError, ChatIds
+from app.ui.conversation_tree import ROOT, parent_key
+from app.ui.safe_text import neutralize, neutralize_stream
+from app.ui.session import api, show_api_error
+
+
+def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict) -> str | None:
+    """Stream one answer into an assistant bubble; returns the stored message id."""
+    ids = ChatIds()
+    with st.chat_message("assistant"):
+        try:
+            st.write_stream(neutralize_stream(api().stream_chat(history, ids, model=model,
+                                                                sampling=sampling, extra=extra)))
+        except ApiError as e:
+            show_api_error(e)
+            return None
+    st.session_state["conversation_id"] = ids.conversation_id or st.session_state.get("conversation_id")
+    return ids.message_id
+
+
+def run_pending(path: list[dict], messages: list[dict], model: str, sampling: dict) -> bool:
+    """Carry out a queued regenerate or edit, then remember which branch to show; True on success."""
+    pending = st.session_state.pop("pending")
+    index = next((i for i, m in enumerate(path) if m["id"] == pending["message_id"]), None)
+    if index is None:  # the message left the screen (another branch was picked): nothing to do
+        return False
+    turns = [{"role": m["role"], "content": m["content"]} for m in path]
+    extra = {"conversation_id": st.session_state.get("conversation_id")}
+    choices = st.session_state.setdefault("branch_choices", {})
+    if pending["kind"] == "regenerate":
+        new_id = stream_answer(turns[:index], extra | {"regenerate_of": pending["message_id"]}, model, sampling)
+        if new_id:
+            choices[parent_key(path[index], messages)] = new_id
+        return new_id is not None
+    if index > 0:
+        extra["parent_message_id"] = path[index - 1]["id"]
+    else:  # the API attaches parentless turns to the latest message: an edited opening starts anew
+        extra, st.session_state["branch_choices"] = {}, {}
+    with st.chat_message("user"):
+        st.markdown(neutralize(pending["content"]))
+    if not stream_answer(turns[:index] + [{"role": "user", "content": pending["content"]}], extra, model, sampling):
+        return False
+    choices.pop(path[index - 1]["id"] if index > 0 else ROOT, None)  # the newest branch is shown
+    return True
