@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.api.main import create_app
 from app.core.config import Settings
 from tests.app.api.conftest import MODEL_ID, load_model
-from tests.app.store.conftest import POSTGRES_URL, fresh_postgres_schema
+from tests.utils.postgres import POSTGRES_URL, fresh_postgres_schema
 
 CHAT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 

@@ -2,14 +2,10 @@
 schema that is dropped afterwards."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from app.store.session import open_store
-
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.utils.postgres import POSTGRES_URL, fresh_postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.db)])
@@ -23,19 +19,3 @@ def store(request, tmp_path):
         store = open_store(POSTGRES_URL, schema=schema)
         yield store
         store.close()
-
-
-class fresh_postgres_schema:
-    """Context manager: CREATE SCHEMA with a unique name, DROP ... CASCADE on exit."""
-
-    def __enter__(self) -> str:
-        self.name = f"test_{uuid.uuid4().hex[:12]}"
-        self._admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with self._admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
-        return self.name
-
-    def __exit__(self, *exc) -> None:
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
-        self._admin.dispose()
