@@ -114,6 +114,20 @@ def report_series(answers: list[AnswerTiming], feedback: list[FeedbackEvent], bu
     return [{"model_version": mv, "device": dev, "points": points} for (mv, dev), points in series.items()]
 
 
+def report_summary(answers: list[AnswerTiming], feedback: list[FeedbackEvent], window_s: int) -> list[dict]:
+    """One row per (model version, device) over the whole window, same definitions as the series."""
+    answer_groups: dict[tuple, list[AnswerTiming]] = defaultdict(list)
+    feedback_groups: dict[tuple, list[FeedbackEvent]] = defaultdict(list)
+    for a in answers:
+        answer_groups[(a.model_version, a.device)].append(a)
+    for e in feedback:
+        feedback_groups[(e.model_version, e.device)].append(e)
+    return [{"model_version": key[0], "device": key[1],
+             **_answer_metrics(answer_groups.get(key, []), window_s),
+             **_feedback_metrics(feedback_groups.get(key, []))}
+            for key in sorted(set(answer_groups) | set(feedback_groups))]
+
+
 def count_iterations(runs: list[dict], since: datetime) -> int:
     """Flywheel iterations started since `since`: run records (`created_at` in epoch seconds) that
     did more than skip for lack of new feedback."""

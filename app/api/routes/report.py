@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.api.deps import CurrentUser, SessionDep, StateDep
 from app.flywheel.runs import list_runs
-from app.review.report_card import count_iterations, report_series
+from app.review.report_card import count_iterations, report_series, report_summary
 from app.store import crud_report
 from app.store.base import utcnow
 
@@ -28,4 +28,5 @@ def read_report(state: StateDep, session: SessionDep, _user: CurrentUser, days: 
     return {"object": "report", "days": days, "bucket": bucket, "since": since.isoformat(),
             "totals": {"requests": len(answers), "feedback": len(feedback)},
             "iterations": count_iterations(list_runs(state.settings.data_dir / "runs"), since),
+            "summary": report_summary(answers, feedback, days * DAY_S),
             "series": report_series(answers, feedback, bucket_s)}

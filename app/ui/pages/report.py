@@ -16,6 +16,9 @@ CHARTS = [
     ("Feedback volume", ["feedback_count"]),
 ]
 
+SUMMARY_COLUMNS = ["model_version", "device", "requests", "tokens_per_s", "ttft_ms_p50", "ttft_ms_p99",
+                   "tpot_ms_p50", "tpot_ms_p99", "mfu", "mbu", "thumbs_up_rate", "feedback_count"]
+
 
 def frame(report: dict) -> pd.DataFrame:
     rows = [{"series": f"{s['model_version']} @ {s['device']}", **point}
@@ -49,6 +52,9 @@ left, middle, right = st.columns(3)
 left.metric(f"Flywheel iterations, last {days} days", report.get("iterations", 0))
 middle.metric("Requests", report.get("totals", {}).get("requests", 0))
 right.metric("Feedback items", report.get("totals", {}).get("feedback", 0))
+if summary := report.get("summary"):
+    st.subheader("Per model version and device")
+    st.dataframe([{k: row.get(k) for k in SUMMARY_COLUMNS} for row in summary], hide_index=True)
 table = frame(report)
 if table.empty:
     st.info("No traffic in this period yet. Chat with a model and the report fills in.")

@@ -3,7 +3,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app.review.report_card import AnswerTiming, FeedbackEvent, count_iterations, percentile, report_series
+from app.review.report_card import (AnswerTiming, FeedbackEvent, count_iterations, percentile, report_series,
+                                     report_summary)
 
 T0 = datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)
 T1 = datetime(2026, 11, 28, 11, 30, tzinfo=timezone.utc)
@@ -53,3 +54,13 @@ def test_iterations_count_runs_in_the_window_that_did_not_skip():
     runs = [{"created_at": T0.timestamp(), "status": "promoted"}, {"created_at": T1.timestamp(), "status": "skipped"},
             {"created_at": T1.timestamp(), "status": "rejected"}, {"created_at": T0.timestamp() - 1, "status": "failed"}]
     assert count_iterations(runs, T0) == 2
+
+
+def test_summary_covers_the_whole_window_per_version():
+    answers = [AnswerTiming(T0, "v1", "cpu", 1, 11, 100.0, 1100.0), AnswerTiming(T1, "v1", "cpu", 1, 5, 300.0, 1300.0)]
+    feedback = [FeedbackEvent(T1, "v1", "cpu", "up"), FeedbackEvent(T1, "v2", "cpu", "down")]
+    rows = {r["model_version"]: r for r in report_summary(answers, feedback, window_s=86400)}
+    assert rows["v1"]["requests"] == 2 and rows["v1"]["req_per_s"] == pytest.approx(2 / 86400)
+    assert (rows["v1"]["tpot_ms_p50"], rows["v1"]["tpot_ms_p99"]) == (100.0, 250.0)
+    assert rows["v1"]["thumbs_up_rate"] == 1.0 and rows["v2"]["requests"] == 0
+    assert rows["v2"]["thumbs_up_rate"] == 0.0 and rows["v2"]["tokens_per_s"] is None

@@ -129,6 +129,8 @@ def test_report_page_plots_the_traffic(api, answered):
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Requests"]) >= 2 and int(metrics["Feedback items"]) >= 1
+    summary = at.dataframe[0].value
+    assert api.model in list(summary["model_version"]) and summary["requests"].sum() >= 2
     assert len(at.get("vega_lite_chart")) >= 6  # MFU/MBU need model size and device peaks in the answers
 
 
