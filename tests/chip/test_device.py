@@ -136,6 +136,19 @@ def test_unknown_gpu_is_estimated_with_a_warning(caplog):
     assert profile.memory_bandwidth == pytest.approx(384 / 8 * 9.0e9 / 4 * 2)
 
 
+def test_detect_cuda_profile_reads_torch_device_properties(monkeypatch):
+    # torch.cuda faked: what detect_profile does with the properties a GPU reports.
+    from types import SimpleNamespace
+
+    props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", multi_processor_count=132,
+                            total_memory=80 * GIB)  # no clock attributes, as on some builds
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    profile = detect_profile("auto")
+    assert (profile.kind, profile.compute_units, profile.memory_bytes) == ("cuda", 132, 80 * GIB)
+    assert profile.memory_bandwidth == 3.35e12 and profile.peak_flops["bfloat16"] == 989.5e12
+
+
 @pytest.mark.gpu
 @requires_cuda
 def test_real_gpu_profile():
