@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from app.flywheel.runs import update_run
 from app.ui.client import ApiClient, ChatIds
 from model.registry import ModelRegistry
-from tests.app.ui.live_servers import TINY_MODEL
+from tests.app.ui.live_servers import TINY_MODEL, free_port
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
 
@@ -142,3 +142,19 @@ def test_api_key_sign_in_checks_the_key(api):
     at.text_input(key="api_key_input").set_value(api.admin_key)
     at.button[1].click().run()
     assert at.session_state["token"] == api.admin_key and at.session_state["role"] == "annotator"
+
+
+@pytest.mark.parametrize("page", ["pages/review.py", "pages/models.py", "pages/report.py", "pages/login.py"])
+def test_every_page_reports_an_api_that_is_down_readably(page):
+    at = AppTest.from_file(MAIN, default_timeout=30)
+    for key, value in {"api_url": f"http://127.0.0.1:{free_port()}", "token": "sk-anything-123",
+                       "role": "admin", "username": "boss"}.items():
+        at.session_state[key] = value
+    at.run().switch_page(page).run()
+    if page == "pages/login.py":  # signed in: sign out works without the API
+        at.button[0].click().run()
+        at.text_input[0].set_value("boss")
+        at.text_input[1].set_value("pw")
+        at.button[0].click().run()
+    assert not at.exception
+    assert at.error and all("is not reachable" in e.value for e in at.error)
