@@ -51,7 +51,8 @@ def int8_matmul_cpu(x: torch.Tensor, w_int8: torch.Tensor, scales: torch.Tensor)
     """Same contract as `int8_matmul`; bf16 decode batches use torch's packed int8 CPU kernel."""
     in_features = x.shape[-1]
     num_rows = x.numel() // max(in_features, 1)
-    usable = (x.dtype == torch.bfloat16 and in_features % PACKED_K_MULTIPLE == 0
+    usable = (not (x.requires_grad and torch.is_grad_enabled())  # the packed kernel has no backward
+              and x.dtype == torch.bfloat16 and in_features % PACKED_K_MULTIPLE == 0
               and 0 < num_rows <= PACKED_MAX_ROWS and w_int8.dtype == torch.int8
               and w_int8.dim() == 2 and w_int8.shape[1] == in_features
               and scales.shape == w_int8.shape[:1] and w_int8.is_contiguous())

@@ -45,3 +45,22 @@ def test_silu_and_mul_cpu_is_bit_identical_to_reference(dtype, shape):
 @pytest.mark.parametrize("op,fast", [("rms_norm", rms_norm_cpu), ("silu_and_mul", silu_and_mul_cpu)])
 def test_cpu_dispatch_picks_the_fast_path(op, fast):
     assert dispatch(op, "cpu") is fast
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_fast_paths_train_like_the_references(with_residual):
+    # The trainer runs the same layers under autograd: gradients must flow and match.
+    gen = torch.Generator().manual_seed(7)
+    x0, r0 = torch.randn(6, 32, generator=gen), torch.randn(6, 32, generator=gen)
+    w0 = torch.randn(32, generator=gen)
+    grads = []
+    for norm_fn, act_fn in ((rms_norm, silu_and_mul), (rms_norm_cpu, silu_and_mul_cpu)):
+        x, w, r = (t.clone().requires_grad_() for t in (x0, w0, r0))
+        out = norm_fn(x, w, 1e-6, r if with_residual else None)
+        y = out[0] if with_residual else out
+        act_fn(y).square().sum().backward()
+        grads.append((x.grad, w.grad, r.grad))
+    for want, got in zip(*grads):
+        assert (want is None) == (got is None)
+        if want is not None:
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
