@@ -69,12 +69,12 @@ def paged_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     q_lens = [end - start for start, end in zip(starts, starts[1:])]
     decode = [i for i, n in enumerate(q_lens) if n == 1]
     if len(decode) == len(q_lens):  # pure decode: query row i belongs to sequence i
-        return _decode_batch(q, k_cache, v_cache, block_tables, context_lens, scale)
+        return _decode_chunked(q, k_cache, v_cache, block_tables, context_lens, scale)
     out = torch.empty_like(q)
     if decode:
         index = torch.tensor(decode, device=q.device)
         rows = cu_seqlens_q[:-1].long()[index]
-        out[rows] = _decode_batch(q[rows], k_cache, v_cache, block_tables[index], context_lens[index], scale)
+        out[rows] = _decode_chunked(q[rows], k_cache, v_cache, block_tables[index], context_lens[index], scale)
     ctx_lens = context_lens.tolist()
     for i, n in enumerate(q_lens):
         if n > 1:
@@ -92,6 +92,26 @@ def gather_blocks(cache: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
     else:
         gathered = F.embedding(tables, rows)
     return gathered.view(tables.shape[0], -1, num_kv_heads, head_dim)
+
+
+_DECODE_CHUNK_BYTES = 8 << 20  # gathered K+V per chunk: stays in cache between gather and matmul
+
+
+def _decode_chunked(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                    block_tables: torch.Tensor, context_lens: torch.Tensor, scale: float) -> torch.Tensor:
+    # Gathering the whole batch's K/V at once spills them out of cache before the matmuls read them;
+    # a few MB at a time was 5x faster at B=64, L=640 (SmolLM2-135M shapes, one core).
+    max_len = int(context_lens.max())
+    bytes_per_seq = 2 * max_len * k_cache.shape[2] * k_cache.shape[3] * k_cache.element_size()
+    chunk = max(1, _DECODE_CHUNK_BYTES // bytes_per_seq)
+    if chunk >= q.shape[0]:
+        return _decode_batch(q, k_cache, v_cache, block_tables, context_lens, scale)
+    out = torch.empty_like(q)
+    for start in range(0, q.shape[0], chunk):
+        end = start + chunk
+        out[start:end] = _decode_batch(q[start:end], k_cache, v_cache, block_tables[start:end],
+                                       context_lens[start:end], scale)
+    return out
 
 
 def _decode_batch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,

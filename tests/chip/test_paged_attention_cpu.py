@@ -46,3 +46,12 @@ def test_cpu_store_kv_cache_matches_reference(dtype):
     store_kv_cache(k, v, caches[0], caches[1], slots)
     store_kv_cache_cpu(k, v, caches[2], caches[3], slots)
     assert torch.equal(caches[0], caches[2]) and torch.equal(caches[1], caches[3])
+
+
+def test_cpu_decode_in_cache_sized_chunks_matches_reference(monkeypatch):
+    import chip.ops.attention as attention
+
+    monkeypatch.setattr(attention, "_DECODE_CHUNK_BYTES", 4096)  # a few sequences per chunk
+    args = _paged_case(torch.float32, [1] * 11, [3, 40, 17, 8, 1, 29, 64, 5, 12, 33, 2])
+    torch.testing.assert_close(paged_attention_cpu(*args, scale=0.3), paged_attention(*args, scale=0.3),
+                               atol=1e-5, rtol=0)
