@@ -9,6 +9,7 @@ import triton
 import triton.language as tl
 
 from chip.dispatch import register
+from chip.ops.activation import silu_and_mul
 
 
 @triton.jit
@@ -27,7 +28,9 @@ def _silu_and_mul_kernel(x_ptr, out_ptr,
 
 @register("silu_and_mul", "cuda")
 def silu_and_mul_triton(x: torch.Tensor, block_n: int = 1024) -> torch.Tensor:
-    """x (..., 2I) -> (..., I)."""
+    """x (..., 2I) -> (..., I); the torch reference under autograd (the kernel has no backward)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return silu_and_mul(x)
     assert x.shape[-1] % 2 == 0, f"last dim must be even ([gate | up]), got {x.shape[-1]}"
     assert x.stride(-1) == 1, "last dim must be contiguous"
     num_cols = x.shape[-1] // 2

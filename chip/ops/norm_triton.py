@@ -11,6 +11,7 @@ import triton
 import triton.language as tl
 
 from chip.dispatch import register
+from chip.ops.norm import rms_norm
 
 
 @triton.jit
@@ -36,6 +37,10 @@ def _rms_norm_kernel(x_ptr, residual_ptr, weight_ptr, y_ptr, residual_out_ptr,
     tl.store(y_ptr + row * stride_y_row + offs_n, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _launch_config(num_cols: int, element_size: int) -> dict:
     # One row per program held in registers (as in the Triton layer-norm tutorial): the row must fit
     # 64 KB, and wider rows get more warps so each thread holds a bounded slice.
@@ -47,7 +52,11 @@ def _launch_config(num_cols: int, element_size: int) -> dict:
 @register("rms_norm", "cuda")
 def rms_norm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float,
                     residual: torch.Tensor | None = None):
-    """Same contract as the reference: y, or (y, x + residual) when `residual` is given."""
+    """Same contract as the reference: y, or (y, x + residual) when `residual` is given.
+
+    The kernel has no backward pass, so under autograd (training) this is the torch reference."""
+    if _needs_grad(x, weight, residual):
+        return rms_norm(x, weight, eps, residual)
     num_cols = x.shape[-1]
     assert weight.shape == (num_cols,), f"weight {tuple(weight.shape)} vs hidden {num_cols}"
     assert x.stride(-1) == 1 and weight.is_contiguous(), "last dim must be contiguous"

@@ -10,6 +10,7 @@ import triton
 import triton.language as tl
 
 from chip.dispatch import register
+from chip.ops.rotary import apply_rotary
 
 
 @triton.jit
@@ -55,7 +56,11 @@ def _rotate(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor) -> 
 @register("rotary", "cuda")
 def apply_rotary_triton(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor,
                         cos_sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """q (T, Hq, D), k (T, Hk, D), positions (T,), cos_sin (P, D) float32 -> rotated (q, k)."""
+    """q (T, Hq, D), k (T, Hk, D), positions (T,), cos_sin (P, D) float32 -> rotated (q, k).
+
+    The kernel has no backward pass, so under autograd (training) this is the torch reference."""
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad):
+        return apply_rotary(q, k, positions, cos_sin)
     assert q.dim() == 3 and k.dim() == 3, f"q, k must be (T, H, D), got {q.shape} and {k.shape}"
     assert q.shape[0] == k.shape[0] == positions.shape[0], "q, k, positions disagree on T"
     assert q.shape[-1] == k.shape[-1] == cos_sin.shape[-1], "head dim disagrees with cos_sin"
