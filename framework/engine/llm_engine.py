@@ -54,6 +54,8 @@ class LLMEngine:
                                           self.config.enable_prefix_caching)
         limit = min(self.config.max_model_len or cfg.max_position_embeddings, cfg.max_position_embeddings)
         self.max_model_len = min(limit, num_blocks * self.config.block_size)
+        if not self.config.enable_chunked_prefill:  # a recomputed sequence must fit one step
+            self.max_model_len = min(self.max_model_len, self.config.max_num_batched_tokens)
         self.eos_token_ids = sorted(set(tokenizer.eos_token_ids or cfg.eos_token_ids))
         self.model_runner = ModelRunner(model, Sampler(self.eos_token_ids), num_blocks, self.config.block_size)
         self.stats_collector = StatsCollector(model, weight.dtype, self.device_profile)

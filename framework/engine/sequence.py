@@ -45,7 +45,6 @@ class Sequence:
         # n > 1: this parent prefills the prompt but its last token, then forks into n samples
         # that share its blocks (copy-on-write), so the prompt is computed once.
         self.fork_into = fork_into
-        self.logprobs: list[dict] = []
 
     def __len__(self) -> int:
         return len(self.token_ids)

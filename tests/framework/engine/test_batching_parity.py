@@ -63,9 +63,10 @@ def _run_together(model, workload, **config):
 @pytest.mark.parametrize("config", [
     dict(max_num_batched_tokens=24, enable_prefix_caching=True),
     dict(max_num_batched_tokens=24, enable_prefix_caching=False),
-    dict(max_num_batched_tokens=64, enable_chunked_prefill=False, max_num_seqs=8),
+    dict(max_num_batched_tokens=128, enable_chunked_prefill=False, max_num_seqs=8),
     dict(max_num_batched_tokens=24, num_kv_blocks=36, max_model_len=96),
-], ids=["chunked+prefix-cache", "chunked", "whole-prompts", "tiny-pool"])
+    dict(max_num_batched_tokens=128, enable_chunked_prefill=False, num_kv_blocks=36, max_model_len=96),
+], ids=["chunked+prefix-cache", "chunked", "whole-prompts", "tiny-pool", "whole-prompts+tiny-pool"])
 def test_batched_equals_alone(model, workload_and_reference, config):
     workload, reference = workload_and_reference
     engine, results = _run_together(model, workload, **config)
