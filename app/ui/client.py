@@ -53,8 +53,7 @@ class ApiClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One JSON call; returns the decoded body or raises ApiError."""
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = httpx.request(method, f"{self.base_url}{path}", headers=self._headers(),
                                      timeout=self.timeout_s, **kwargs)
@@ -62,6 +61,11 @@ class ApiClient:
             raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
         if response.status_code >= 400:
             raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One JSON call; returns the decoded body (None for an empty one) or raises ApiError."""
+        response = self._send(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -70,13 +74,8 @@ class ApiClient:
             raise ApiError(f"The API answered {path} with something that is not JSON.") from e
 
     def text(self, path: str) -> str:
-        try:
-            response = httpx.get(f"{self.base_url}{path}", headers=self._headers(), timeout=self.timeout_s)
-        except httpx.HTTPError as e:
-            raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
-        if response.status_code >= 400:
-            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code)
-        return response.text
+        """A plain-text download (dataset JSONL files)."""
+        return self._send("GET", path).text
 
     # -- auth ------------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> dict:
