@@ -78,6 +78,12 @@ class ModelHost:
 
         self._retiring.add(asyncio.get_running_loop().create_task(retire()))
 
+    async def load_and_swap(self, old_id: str, load: Callable[[], ServedModel]) -> ServedModel:
+        """Load a version in a worker thread (the old one keeps serving meanwhile), then swap."""
+        new = await asyncio.to_thread(load)
+        await self.swap(old_id, new)
+        return new
+
     def get(self, model_id: str | None) -> ServedModel:
         """The ready model `model_id` (None or "": the only/first one). ModelLoadingError while it
         loads, ModelNotFoundError when this server does not serve it."""

@@ -27,7 +27,7 @@ def test_swap_keeps_in_flight_streams_and_routes_new_requests(tmp_path):
                 lines = response.aiter_lines()
                 first = await anext(lines)
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-                    host.swap(old.id, new), server_loop[0]))
+                    host.load_and_swap(old.id, lambda: new), server_loop[0]))
                 models = (await client.get("/v1/models")).json()
                 rest = [line async for line in lines if line]
             return [first, *rest], models
