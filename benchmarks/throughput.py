@@ -159,8 +159,6 @@ def main() -> None:
                 ours["req_s"], ours["out_tok_s"], ours["ttft_p50"], ours["ttft_p99"], ours["tpot_p50"] * 1e3,
                 ours["tpot_p99"] * 1e3, ours["mfu"] * 100, ours["mbu"] * 100, ours["steps"],
                 ours["preemptions"], ours["seconds"])
-    ours_b1 = engine_batch1(model, config)
-    logger.info("engine  batch-1: %.1f output tok/s (128 prompt + 128 out)", ours_b1)
     if args.profile:
         profile_steps(model, prompts, config)
 
@@ -169,12 +167,17 @@ def main() -> None:
     one_rate = len(one_subset) / sum(hf_generate(hf, [p]) for p in one_subset)
     static_sets = [prompts[i:i + 16] for i in range(0, (16 if args.quick else NUM_REQUESTS), 16)]
     static_rate = 16 * len(static_sets) / sum(hf_generate(hf, batch) for batch in static_sets)
-    hf_b1 = OUTPUT_LEN / hf_generate(hf, [workload()[0][:128]])
+    # Batch-1, interleaved and best of two each, so a burst of load elsewhere hits both sides.
+    ours_b1 = hf_b1 = 0.0
+    for _ in range(2):
+        ours_b1 = max(ours_b1, engine_batch1(model, config))
+        hf_b1 = max(hf_b1, OUTPUT_LEN / hf_generate(hf, [workload()[0][:128]]))
+    logger.info("engine  batch-1: %.1f output tok/s (128 prompt + 128 out, best of 2)", ours_b1)
     logger.info("transformers one-at-a-time (%d reqs): %.3f req/s -> engine is %.1fx",
                 len(one_subset), one_rate, ours["req_s"] / one_rate)
     logger.info("transformers static batches of 16 (%d batches): %.3f req/s -> engine is %.1fx",
                 len(static_sets), static_rate, ours["req_s"] / static_rate)
-    logger.info("transformers batch-1: %.1f tok/s -> engine is %.2fx", hf_b1, ours_b1 / hf_b1)
+    logger.info("transformers batch-1: %.1f tok/s (best of 2) -> engine is %.2fx", hf_b1, ours_b1 / hf_b1)
 
 
 def profile_steps(model, prompts: list[list[int]], config: EngineConfig) -> None:
