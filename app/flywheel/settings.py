@@ -14,11 +14,16 @@ from app.demo.recipe import DEMO_MODEL_DIR
 
 
 def default_recipe() -> dict:
-    """Fine-tuning recipe of one iteration: full SFT on the snapshot plus replay of the domain."""
-    return {"stages": ["sft"], "learning_rate": 5e-4, "num_epochs": 3, "micro_batch_size": 16,
-            "feedback_repeat": 4,  # feedback examples count this many times against the replay
-            "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 0,
-            "beta": 0.1, "seed": 0, "replay_conversations": 256, "eval_percent": 0}
+    """Fine-tuning recipe of one iteration: LoRA SFT on the snapshot plus replay of the domain.
+
+    LoRA (merged on export) and a replay set four times the up-weighted feedback keep the original
+    domain within the gate while the corrections are learned (see benchmarks/flywheel.py).
+    """
+    return {"stages": ["sft"], "learning_rate": 3e-3, "num_epochs": 2, "micro_batch_size": 16,
+            "feedback_repeat": 8,  # feedback examples count this many times against the replay
+            "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 16,
+            "lora_alpha": 32.0, "beta": 0.1, "seed": 0, "replay_conversations": 1024,
+            "eval_percent": 0}
 
 
 @dataclass(slots=True)
@@ -33,7 +38,7 @@ class FlywheelSettings:
     eval_suite: str = "demo"
     eval_cases_per_family: int = 40
     max_regression_points: float = 2.0
-    max_loss_increase: float = 0.05
+    max_loss_increase: float = 0.25  # relative; accuracy suites are the main guard
     canary_min_feedback: int = 20  # below this, promotion rests on the offline gate alone
     min_canary_thumbs_up_ratio: float = 0.9  # canary rate must be >= ratio * production rate
     recipe: dict = field(default_factory=default_recipe)
