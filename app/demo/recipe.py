@@ -30,7 +30,7 @@ class DemoRecipe:
     num_attention_heads: int = 4
     max_position_embeddings: int = 512
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        objective="sft", learning_rate=3e-3, num_epochs=2, micro_batch_size=32,
+        objective="sft", learning_rate=3e-3, max_steps=750, micro_batch_size=32,
         warmup_steps=40, weight_decay=0.01, min_lr_ratio=0.05, progress=True))
 
     def model_config(self, eos_token_id: int, pad_token_id: int):
