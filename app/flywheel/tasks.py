@@ -58,11 +58,12 @@ def enqueue_iteration(app: Celery, settings: FlywheelSettings, run_id: str | Non
 @shared_task(name="flywheel.maybe_iterate", **TASK_OPTIONS)
 def maybe_iterate(self, settings_dict: dict) -> dict:
     """Beat entry point: iterate when >= min_new_feedback feedback items arrived since the last."""
-    from app.flywheel.trigger import claim_new_feedback
+    from app.flywheel.trigger import claim_new_feedback, feedback_count, record_trigger
 
     settings = FlywheelSettings.from_dict(settings_dict)
     claimed = claim_new_feedback(settings)
     if claimed is None:
         return {"enqueued": False}
     run_id, _ = enqueue_iteration(self.app, settings)
+    record_trigger(settings, feedback_count(settings), run_id)
     return {"enqueued": True, "run_id": run_id, "new_feedback": claimed}

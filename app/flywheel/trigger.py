@@ -1,18 +1,23 @@
-"""When to iterate: enough new feedback since the last iteration that the beat started.
+"""When to iterate: enough new feedback since the last trigger, or a stale unfinished iteration.
 
-The count of feedback rows at the last trigger is kept in `<data dir>/flywheel_trigger.json`,
-updated atomically; `claim_new_feedback` returns the number of new items and records the new
-count only when it reaches the threshold.
+The state of the last trigger (feedback count, run id, time) is kept in
+`<data dir>/flywheel_trigger.json`, replaced atomically. Feedback itself lives in the store and
+every snapshot covers all of it, so a lost iteration (e.g. a worker killed on a broker that cannot
+redeliver) loses no feedback: once its run stays unfinished for `stale_run_s`, the next beat
+triggers again.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import time
 
+from app.flywheel.runs import read_run
 from app.flywheel.settings import FlywheelSettings
 
 STATE_FILE = "flywheel_trigger.json"
+UNFINISHED = ("queued", "running")
 
 
 def feedback_count(settings: FlywheelSettings) -> int:
@@ -29,16 +34,35 @@ def feedback_count(settings: FlywheelSettings) -> int:
         store.close()
 
 
-def claim_new_feedback(settings: FlywheelSettings) -> int | None:
-    """New feedback items since the last claim if >= settings.min_new_feedback, else None."""
+def _read_state(settings: FlywheelSettings) -> dict:
     path = settings.data_dir / STATE_FILE
-    last = json.loads(path.read_text())["feedback_count"] if path.is_file() else 0
-    now = feedback_count(settings)
-    if now - last < settings.min_new_feedback:
-        return None
+    return json.loads(path.read_text()) if path.is_file() else {"feedback_count": 0}
+
+
+def record_trigger(settings: FlywheelSettings, count: int, run_id: str | None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".trigger.", dir=settings.data_dir)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"feedback_count": now}, handle)
-    os.replace(tmp, path)
-    return now - last
+        json.dump({"feedback_count": count, "run_id": run_id, "at": time.time()}, handle)
+    os.replace(tmp, settings.data_dir / STATE_FILE)
+
+
+def _stale(settings: FlywheelSettings, state: dict, stale_run_s: float) -> bool:
+    run_id = state.get("run_id")
+    if not run_id:
+        return False
+    record = read_run(settings.runs_dir, run_id)
+    return (record is None or record["status"] in UNFINISHED) and \
+        time.time() - state.get("at", 0) > stale_run_s
+
+
+def claim_new_feedback(settings: FlywheelSettings, stale_run_s: float = 6 * 3600) -> int | None:
+    """Feedback items to iterate on now (new since the last trigger; all of it when the last
+    triggered run went stale), or None when it is not time yet. The caller records the trigger."""
+    state = _read_state(settings)
+    now = feedback_count(settings)
+    if _stale(settings, state, stale_run_s):
+        return max(now, 1)  # every snapshot covers all feedback
+    if now - state["feedback_count"] < settings.min_new_feedback:
+        return None
+    return now - state["feedback_count"]

@@ -6,7 +6,7 @@ import pytest
 from app.flywheel import steps
 from app.flywheel.runs import list_runs
 from app.flywheel.settings import FlywheelSettings
-from app.flywheel.trigger import claim_new_feedback
+from app.flywheel.trigger import claim_new_feedback, record_trigger
 from app.store.session import open_store
 from model.registry import ModelRegistry
 from tests.app.flywheel.model_factory import tiny_chat_model
@@ -95,4 +95,9 @@ def test_beat_trigger_waits_for_enough_new_feedback(tmp_path, base_model):
     assert claim_new_feedback(settings) is None
     seed_corrections(settings, count=4)
     assert claim_new_feedback(settings) == 7
+    run_id = steps.new_payload(settings)["run_id"]  # queued, then its worker dies
+    record_trigger(settings, 7, run_id)
     assert claim_new_feedback(settings) is None  # claimed: counting restarts
+    assert claim_new_feedback(settings, stale_run_s=0.0) is not None  # the lost run is redone
+    steps.promote({**steps.new_payload(settings, run_id), "skip": "done"})  # it finished after all
+    assert claim_new_feedback(settings, stale_run_s=0.0) is None
