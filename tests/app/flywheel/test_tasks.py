@@ -46,3 +46,23 @@ def test_chain_on_real_brokers(tmp_path, base_model, broker_url, backend):  # no
     settings = make_settings(tmp_path, base_model, **overrides)
     seed_corrections(settings)
     _run_chain_through_worker(settings)
+
+
+def test_nightly_task_enqueues_an_iteration_only_with_enough_feedback(tmp_path, base_model):  # noqa: F811
+    import time
+
+    settings = make_settings(tmp_path, base_model, min_new_feedback=3)
+    app = create_celery(settings)
+    assert app.conf.beat_schedule["flywheel-nightly"]["task"] == "flywheel.maybe_iterate"
+    nightly = app.signature("flywheel.maybe_iterate", args=(settings.to_dict(),))
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        assert nightly.apply_async().get(timeout=60) == {"enqueued": False}
+        seed_corrections(settings, count=3)
+        started = nightly.apply_async().get(timeout=60)
+        assert started["enqueued"] and started["new_feedback"] == 3
+        deadline = time.monotonic() + 120
+        while (read_run(settings.runs_dir, started["run_id"]) or {}).get("status") in \
+                (None, "queued", "running"):
+            assert time.monotonic() < deadline, "the enqueued iteration did not finish"
+            time.sleep(0.5)
+    assert read_run(settings.runs_dir, started["run_id"])["status"] in ("promoted", "rejected")
