@@ -101,3 +101,14 @@ def test_beat_trigger_waits_for_enough_new_feedback(tmp_path, base_model):
     assert claim_new_feedback(settings, stale_run_s=0.0) is not None  # the lost run is redone
     steps.promote({**steps.new_payload(settings, run_id), "skip": "done"})  # it finished after all
     assert claim_new_feedback(settings, stale_run_s=0.0) is None
+
+
+def test_recipe_runs_sft_then_dpo_then_kto_stages(tmp_path, base_model):
+    settings = make_settings(tmp_path, base_model)
+    settings.recipe["stages"] = ["sft", "dpo", "kto"]
+    seed_corrections(settings)  # corrections: SFT targets, DPO pairs (correction > original), KTO (thumbs)
+    payload = steps.finetune(steps.build_dataset(steps.new_payload(settings)))
+    stages = payload["candidate"]["train"]["stages"]
+    assert list(stages) == ["sft", "dpo", "kto"]
+    assert stages["dpo"]["examples"] == 3 and stages["kto"]["examples"] == 3
+    assert all(stage["steps"] >= 1 for stage in stages.values())
