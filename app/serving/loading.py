@@ -18,6 +18,7 @@ def model_id_for(model_dir: str | Path) -> str:
 def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None = None,
                       model_id: str | None = None) -> ServedModel:
     """Blocking (seconds to minutes): run it in a worker thread."""
+    from chip.device import detect_profile
     from framework.engine.async_engine import AsyncEngine
     from framework.engine.llm_engine import LLMEngine
     from model.loader import load_model
@@ -26,9 +27,16 @@ def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None 
     device = _device(config.device)
     loaded = load_model(model_dir, dtype=None if config.dtype == "auto" else config.dtype,
                         device=device)
-    engine = LLMEngine(loaded.model, loaded.tokenizer, config)
+    profile = detect_profile(device)  # measured once per machine, then read from the cache
+    engine = LLMEngine(loaded.model, loaded.tokenizer, config, device_profile=profile)
+    dtype = next(loaded.model.parameters()).dtype
+    # The figures the report card turns each stored answer's timings into MFU / MBU with.
+    weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     settings = {**dataclasses.asdict(config), "device": device,
-                "dtype": str(next(loaded.model.parameters()).dtype).removeprefix("torch.")}
+                "dtype": str(dtype).removeprefix("torch."), "device_name": profile.name,
+                "num_params": loaded.config.num_params, "weight_bytes": weight_bytes,
+                "peak_flops": profile.peak_flops_for(str(dtype).removeprefix("torch.")),
+                "memory_bandwidth": profile.memory_bandwidth}
     return ServedModel(id=model_id or model_id_for(model_dir),
                        engine=AsyncEngineClient(AsyncEngine(engine)), tokenizer=loaded.tokenizer,
                        max_model_len=engine.max_model_len, engine_settings=settings)

@@ -133,6 +133,8 @@ def test_report_counts_stored_traffic(api, tokens, answers):
     assert (series["model_version"], series["device"]) == (api.model, "cpu")
     assert sum(p["requests"] for p in series["points"]) == 4
     assert all(p["ttft_ms_p50"] is not None and p["tokens_per_s"] > 0 for p in series["points"] if p["requests"])
+    # The served engine records the device profile's peaks, so utilization is measured, not n/a.
+    assert all(0 < p["mfu"] < 1 and 0 < p["mbu"] for p in series["points"] if p["requests"])
     up_rate = [p["thumbs_up_rate"] for p in series["points"] if p["thumbs_up_rate"] is not None]
     assert up_rate and all(0 <= r <= 1 for r in up_rate)
     bad = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 0})
