@@ -35,7 +35,9 @@ def command(
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"no model at {model_dir} (config.json missing); pass --model DIR"
                                 + (" or run `flywheel train-demo`" if model is None else ""))
-    env = {**os.environ, "FLYWHEEL_DATA_DIR": str(data_dir.resolve())}
+    # The worker fine-tunes the model being served, and all parts share one data directory.
+    env = {**os.environ, "FLYWHEEL_DATA_DIR": str(data_dir.resolve()),
+           "FLYWHEEL_BASE_MODEL": str(model_dir.resolve())}
     admin_password = ensure_admin(os.environ.get("FLYWHEEL_ADMIN_PASSWORD"), data_dir=data_dir)
     children: list[subprocess.Popen] = []
     try:
