@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "demo" / "model"
+DEMO_MODEL_NAME = "flywheel-demo"
 
 
 def command(
@@ -41,8 +42,10 @@ def command(
     admin_password = ensure_admin(os.environ.get("FLYWHEEL_ADMIN_PASSWORD"), data_dir=data_dir)
     children: list[subprocess.Popen] = []
     try:
-        api = _start(["serve", "--model", str(model_dir), "--host", host, "--port", str(port)],
-                     env, children)
+        serve = ["serve", "--model", str(model_dir), "--host", host, "--port", str(port)]
+        if model is None:  # the bundled model's directory is just "model"; give it a real name
+            serve += ["--model-name", DEMO_MODEL_NAME]
+        api = _start(serve, env, children)
         api_url = _read_url(api, "API")
         typer.echo(f"API   {api_url}/v1  (OpenAI-compatible; metrics at {api_url}/metrics)")
         if ui:

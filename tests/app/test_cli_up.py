@@ -77,3 +77,33 @@ def test_create_user_refuses_duplicates_and_short_passwords(tmp_path):
     assert short.returncode == 2 and "at least 8" in short.stderr
     bad_role = run("carol", "--role", "king", pw="long-enough-pw")
     assert bad_role.returncode == 2 and "role must be one of" in bad_role.stderr
+
+
+def test_up_on_the_embedded_default_runs_api_ui_and_worker(tmp_path):
+    api_port, ui_port = _free_port(), _free_port()
+    up = subprocess.Popen([*FLYWHEEL, "up", "--port", str(api_port), "--ui-port", str(ui_port),
+                           "--data-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [up.stdout.readline() for _ in range(4)]
+        assert lines[1].startswith(f"UI    http://127.0.0.1:{ui_port}") and "Worker" in lines[2], lines
+        assert _wait_ready(api_port)["models"] == {"flywheel-demo": "ready"}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/v1/chat/completions",
+            json.dumps({"model": "flywheel-demo", "max_tokens": 16, "temperature": 0,
+                        "messages": [{"role": "user", "content": "Hello!"}]}).encode(),
+            {"Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(request, timeout=60))
+        assert answer["choices"][0]["message"]["content"].strip()
+        deadline = time.monotonic() + 60
+        while True:  # Streamlit takes a moment to bind
+            try:
+                assert urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=5).status == 200
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        assert (tmp_path / "broker.db").exists()  # the worker connected to the embedded broker
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
