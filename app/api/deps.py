@@ -19,6 +19,7 @@ from app.api.errors import APIError
 from app.api.metrics import ServingMetrics
 from app.core.config import Settings
 from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
+from app.serving.rollout import Rollout
 from app.store import crud_users
 from app.store.session import Store
 from app.store.writer import StoreWriter
@@ -50,6 +51,7 @@ class AppState:
     metrics: ServingMetrics
     local_user: Principal
     loop: asyncio.AbstractEventLoop  # the server's loop: other threads schedule model swaps on it
+    rollout: Rollout | None = None  # public name -> production / canary version (None: no routing)
 
 
 def get_state(request: Request) -> AppState:
@@ -116,9 +118,13 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def resolve_model(state: AppState, model_id: str) -> ServedModel:
-    """The ready model named `model_id`: 404 when not served here, 503 while it loads."""
+def resolve_model(state: AppState, model_id: str, route_key: str | None = None) -> ServedModel:
+    """The ready model named `model_id` (the public name: production, or the canary for the
+    conversation `route_key` when it falls in the canary share): 404 when not served here, 503
+    while it loads."""
     try:
+        if state.rollout is not None:
+            return state.rollout.resolve(state.host, model_id, route_key)
         return state.host.get(model_id)
     except ModelLoadingError as e:
         raise APIError(503, str(e), param="model", code="model_loading",

@@ -21,7 +21,10 @@ from app.api.routes import (auth, conversations, feedback, health, openai_chat,
                             openai_completions, openai_models)
 from app.api.routes import datasets, model_versions, report, review
 from app.core.config import Settings
+from app.serving.loading import load_like
 from app.serving.model_host import ModelHost, ServedModel
+from app.serving.registry_watcher import RegistryWatcher, VersionLoader
+from app.serving.rollout import Rollout
 from app.store import crud_users
 from app.store.session import Store, open_store
 from app.store.writer import StoreWriter
@@ -32,9 +35,10 @@ ADMIN_USERNAME = "admin"
 
 
 def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] | None = None,
-               host: ModelHost | None = None) -> FastAPI:
+               host: ModelHost | None = None, load_version: VersionLoader = load_like) -> FastAPI:
     """`models` maps a model id to a loader run in a thread at startup; `host` may hold models
-    that are already loaded (tests, benchmarks)."""
+    that are already loaded (tests, benchmarks). The first model's id is the public name; the
+    model registry under the data dir may put another version (and a canary) behind it."""
     host = host or ModelHost()
 
     @asynccontextmanager
@@ -42,13 +46,20 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
         store = await asyncio.to_thread(open_store, settings.database_url, settings.database_schema)
         local_user = await asyncio.to_thread(_bootstrap_users, store, settings)
         writer = StoreWriter(store, settings.writer_max_retries, settings.writer_backoff_s)
+        public_name = next(iter(models or {}), None) or next((m.id for m in host.ready()), "")
+        rollout = Rollout(public_name, public_name, canary_fraction=settings.canary_fraction)
         app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user,
-                                      asyncio.get_running_loop())
+                                      asyncio.get_running_loop(), rollout)
         for model_id, load in (models or {}).items():
             host.start_loading(model_id, load)
+        watcher = RegistryWatcher(_registry_dir(settings), rollout, host, load_version,
+                                  settings.registry_poll_s)
+        watching = asyncio.get_running_loop().create_task(watcher.run())
         try:
             yield
         finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
             await host.shutdown()
             await asyncio.to_thread(writer.close)
             store.close()
@@ -68,6 +79,13 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(report.router)
     app.include_router(model_versions.router)
     return app
+
+
+def _registry_dir(settings: Settings):
+    from app.flywheel.settings import FlywheelSettings
+
+    return FlywheelSettings(data_dir=settings.data_dir,
+                            database_url=settings.database_url).registry_dir
 
 
 def _bootstrap_users(store: Store, settings: Settings) -> Principal:

@@ -4,6 +4,7 @@ Read from keyword arguments first, then `FLYWHEEL_*` environment variables, then
 - data dir: `./data` or `$FLYWHEEL_DATA_DIR`
 - database URL: a SQLite file `<data dir>/flywheel.db` (WAL mode) or `$FLYWHEEL_DATABASE_URL`
 - API keys: none (auth disabled) or `$FLYWHEEL_API_KEYS` (comma separated)
+- canary share: 0.1 or `$FLYWHEEL_CANARY_FRACTION` (conversations a canary version answers)
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class Settings:
     writer_max_retries: int = 8  # store writes retried with backoff before being logged as lost
     writer_backoff_s: float = 0.05  # first retry delay, doubled each time
     database_schema: str | None = None  # PostgreSQL schema to use (tests); None: the default
+    canary_fraction: float = field(default_factory=lambda: float(
+        os.environ.get("FLYWHEEL_CANARY_FRACTION", "0.1")))  # share of conversations on a canary
+    registry_poll_s: float = 1.0  # how often the server looks for promotions / rollbacks
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -35,6 +39,10 @@ class Settings:
         for key in self.api_keys:
             if key.strip().lower() in _DEFAULT_SECRETS or len(key) < 8:
                 raise ValueError("API keys must be at least 8 characters and not a default secret")
+        if not 0.0 <= self.canary_fraction <= 1.0:
+            raise ValueError(f"canary_fraction must be in [0, 1], got {self.canary_fraction}")
+        if self.registry_poll_s <= 0:
+            raise ValueError(f"registry_poll_s must be positive, got {self.registry_poll_s}")
         if self.max_queue_len <= 0:
             raise ValueError(f"max_queue_len must be positive, got {self.max_queue_len}")
 

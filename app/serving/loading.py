@@ -39,7 +39,17 @@ def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None 
                 "memory_bandwidth": profile.memory_bandwidth}
     return ServedModel(id=model_id or model_id_for(model_dir),
                        engine=AsyncEngineClient(AsyncEngine(engine)), tokenizer=loaded.tokenizer,
-                       max_model_len=engine.max_model_len, engine_settings=settings)
+                       max_model_len=engine.max_model_len, engine_settings=settings,
+                       model_dir=str(Path(model_dir).resolve()))
+
+
+def load_like(template: ServedModel | None, model_dir: str | Path, model_id: str) -> ServedModel:
+    """Load another version of a served model with the engine settings `template` runs with
+    (a promoted or canary version gets the same KV pool, batch and device as production)."""
+    known = template.engine_settings if template is not None else {}
+    config = EngineConfig(**{f.name: known[f.name] for f in dataclasses.fields(EngineConfig)
+                             if f.name in known})
+    return load_served_model(model_dir, config, model_id)
 
 
 def _device(name: str) -> str:

@@ -24,6 +24,7 @@ class ServedModel:
     tokenizer: object  # TokenizerLike plus optional apply_chat_template / chat_template
     max_model_len: int  # prompt + completion tokens the engine accepts
     engine_settings: dict = field(default_factory=dict)  # stored with every answer
+    model_dir: str | None = None  # the weights' directory, resolved (None: built in memory)
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -61,22 +62,36 @@ class ModelHost:
         self._loading[model_id] = task
         return task
 
-    async def swap(self, old_id: str, new: ServedModel, drain_poll_s: float = 0.05) -> None:
+    async def swap(self, old_id: str, new: ServedModel) -> None:
         """Serve `new` in place of `old_id` (a promotion or rollback) without dropping a request:
         new requests go to `new` at once; requests already on the old engine finish there, and
         the old engine shuts down once it has nothing running or waiting."""
         old = self._models.pop(old_id, None)
         self._models = {new.id: new, **self._models}  # the new version becomes the default
-        if old is None or old is new:
-            return
+        self._retire_unless_shared(old)
 
+    def retire(self, model_id: str) -> None:
+        """Stop serving `model_id` (a canary that ended); its in-flight requests finish first."""
+        self._retire_unless_shared(self._models.pop(model_id, None))
+
+    def _retire_unless_shared(self, old: ServedModel | None) -> None:
+        # a relabelled version (same weights, now a registry id) keeps the old entry's engine
+        if old is not None and all(m.engine is not old.engine for m in self._models.values()):
+            self._retire(old)
+
+    def _retire(self, old: ServedModel, drain_poll_s: float = 0.05) -> None:
         async def retire() -> None:
+            # First a poll's grace: a request routed just before the swap reaches the engine's
+            # queue on the next loop turns, and would otherwise not be counted yet.
+            await asyncio.sleep(drain_poll_s)
             while old.engine.stats.num_running or old.engine.stats.num_waiting:
                 await asyncio.sleep(drain_poll_s)
             await old.engine.shutdown()
             logger.info("model %s retired", old.id)
 
-        self._retiring.add(asyncio.get_running_loop().create_task(retire()))
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def load_and_swap(self, old_id: str, load: Callable[[], ServedModel]) -> ServedModel:
         """Load a version in a worker thread (the old one keeps serving meanwhile), then swap."""
@@ -98,6 +113,9 @@ class ModelHost:
         if model_id in self._failed:
             raise ModelLoadingError(f"model {model_id!r} failed to load: {self._failed[model_id]}")
         raise ModelNotFoundError(f"The model '{model_id}' does not exist")
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._models
 
     def ready(self) -> list[ServedModel]:
         return list(self._models.values())

@@ -21,18 +21,18 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 @router.post("/chat/completions")
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, state: StateDep,
                                  user: CurrentUser):
-    model = resolve_model(state, body.model)
+    model = resolve_model(state, body.model)  # a bad name is a 404 before anything else
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                 for m in body.messages]
-    try:
-        prompt_ids = render_prompt_ids(model.tokenizer, messages)
-    except ValueError as e:
-        raise APIError(400, str(e), param="messages") from e
-    params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
+    prompt_ids, params = _prepare(body, model, messages)
     plan = await history.plan_chat(state, user, messages=messages, n=params.n,
                                    conversation_id=body.conversation_id,
                                    parent_message_id=body.parent_message_id,
                                    regenerate_of=body.regenerate_of)
+    routed = resolve_model(state, body.model, route_key=plan.conversation_id)
+    if routed is not model:  # the conversation is on the canary (or a swap just happened)
+        model = routed
+        prompt_ids, params = _prepare(body, model, messages)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
     meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)
@@ -41,3 +41,12 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         request, run, ChatFormat(meta, model.tokenizer, body.num_logprobs), stream=bool(body.stream),
         include_usage=include_usage, metrics=state.metrics, endpoint="chat",
         on_finished=lambda: history.record(state, user, plan, run, model, sampling_record(params)))
+
+
+def _prepare(body: ChatCompletionRequest, model, messages: list[dict]):
+    """The prompt's token ids and the sampling params, checked against `model`'s context."""
+    try:
+        prompt_ids = render_prompt_ids(model.tokenizer, messages)
+    except ValueError as e:
+        raise APIError(400, str(e), param="messages") from e
+    return prompt_ids, to_sampling_params(body, len(prompt_ids), model.max_model_len)

@@ -24,6 +24,11 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
     prompt_ids, prompt_text = _prompt(body.prompt, model.tokenizer)
     params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
     plan = history.plan_completion(prompt_text, params.n)
+    routed = resolve_model(state, body.model, route_key=plan.conversation_id)
+    if routed is not model:  # this completion's conversation falls in the canary share
+        model = routed
+        prompt_ids, _ = _prompt(body.prompt, model.tokenizer)
+        params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
     request_id = f"cmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
     meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)

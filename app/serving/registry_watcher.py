@@ -1,0 +1,122 @@
+"""Serve what the model registry says: hot-swap to a new production version, start or end a
+canary, and swap back on rollback.
+
+The registry is a JSON file that the API (promote / rollback) and the flywheel worker (a separate
+process) both write by atomic replace, so the server watches the file's identity (inode, size,
+mtime) every `poll_s` and reconciles when it changes. New weights load in a worker thread while
+the current version keeps answering; `ModelHost.swap` then sends new requests to the new engine
+and lets requests already running on the old one finish there before it shuts down.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
+from app.serving.rollout import Rollout
+
+logger = logging.getLogger(__name__)
+
+# (model dir, version id, the production model whose engine settings to copy) -> ready model
+VersionLoader = Callable[[str, str, ServedModel | None], ServedModel]
+
+
+class RegistryWatcher:
+    def __init__(self, registry_dir: str | Path, rollout: Rollout, host: ModelHost,
+                 load_version: VersionLoader, poll_s: float = 1.0) -> None:
+        self.registry_dir = Path(registry_dir)
+        self.rollout = rollout
+        self.host = host
+        self.load_version = load_version
+        self.poll_s = poll_s
+        self._seen: tuple | None = None  # identity of the registry file last reconciled
+
+    async def run(self) -> None:
+        """Poll until cancelled (the app's lifespan owns the task)."""
+        while True:
+            await self.check()
+            await asyncio.sleep(self.poll_s)
+
+    async def check(self) -> bool:
+        """Reconcile if the registry file changed since the last look; True if it did."""
+        identity = self._identity()
+        if identity is None or identity == self._seen:
+            return False
+        try:
+            await self.reconcile()
+        except ModelLoadingError:
+            return False  # the server's first model is still loading: look again next poll
+        except Exception:  # noqa: BLE001 - a bad version must not stop serving the current one
+            logger.exception("could not serve the registry's versions; still serving %s",
+                             self.rollout.production_id)
+        self._seen = identity
+        return True
+
+    def _identity(self) -> tuple | None:
+        try:
+            st = os.stat(self.registry_dir / "registry.json")
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    async def reconcile(self) -> None:
+        from model.registry import ModelRegistry
+
+        registry = ModelRegistry(self.registry_dir)
+        production, canary = await asyncio.to_thread(
+            lambda: (registry.production(), registry.canary()))
+        if production is not None:
+            await self._serve_production(production.id, production.path)
+        await self._serve_canary(None if canary is None else (canary.id, canary.path))
+
+    async def _serve_production(self, version_id: str, path: str) -> None:
+        rollout = self.rollout
+        if rollout.production_id == version_id and version_id in self.host:
+            return
+        current = self._current_production()
+        if rollout.canary_id == version_id:  # the canary is promoted: its engine keeps serving
+            new = self.host.get(version_id)
+            await self.host.swap(rollout.production_id, new)
+        elif current is not None and _same_dir(current.model_dir, path):
+            new = dataclasses.replace(current, id=version_id)  # same weights, now registered
+            await self.host.swap(rollout.production_id, new)
+        else:
+            logger.info("loading production version %s from %s", version_id, path)
+            new = await self.host.load_and_swap(
+                rollout.production_id, lambda: self.load_version(path, version_id, current))
+        rollout.production_id = new.id
+        if rollout.canary_id == new.id:
+            rollout.canary_id = None
+        logger.info("serving %s as %s", new.id, rollout.public_name)
+
+    async def _serve_canary(self, wanted: tuple[str, str] | None) -> None:
+        rollout = self.rollout
+        if wanted is not None and wanted[0] == rollout.canary_id:
+            return
+        previous = rollout.canary_id
+        if wanted is not None:
+            version_id, path = wanted
+            logger.info("loading canary version %s from %s", version_id, path)
+            new = await asyncio.to_thread(self.load_version, path, version_id,
+                                          self._current_production())
+            self.host.add(new)
+            rollout.canary_id = version_id
+        else:
+            rollout.canary_id = None
+        if previous is not None and previous != rollout.production_id:
+            self.host.retire(previous)  # its running requests finish first
+
+    def _current_production(self) -> ServedModel | None:
+        """The production model (ModelLoadingError while it is still loading)."""
+        try:
+            return self.host.get(self.rollout.production_id)
+        except ModelNotFoundError:
+            return None
+
+
+def _same_dir(a: str | None, b: str) -> bool:
+    return a is not None and Path(a).resolve() == Path(b).resolve()
