@@ -5,16 +5,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from framework.layers.linear import PackedWeightCache, inference_linear
+
 
 class Embedding(nn.Module):
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
         nn.init.normal_(self.weight, std=0.02)
+        self._packed = PackedWeightCache()
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(token_ids, self.weight)
 
     def as_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied head: (N, hidden) -> (N, vocab) float32."""
-        return F.linear(hidden, self.weight).float()
+        return inference_linear(hidden, self.weight, None, self._packed).float()

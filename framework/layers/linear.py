@@ -1,9 +1,56 @@
-"""Linear layers. A plain y = x W^T (+ b); the tensor-parallel split is a transform applied later."""
+"""Linear layers. A plain y = x W^T (+ b); the tensor-parallel split is a transform applied later.
+
+Inference (no gradient needed) goes through chip's `linear` op with a weight packed once for the
+device's fast kernel; the packed copy is rebuilt when the weight's storage, version or dtype
+changes (load_state_dict, .to(), LoRA merge, an optimizer step), so it is never stale. Training
+with autograd keeps plain F.linear. Parameter names are unchanged (checkpoints, LoRA rely on them).
+"""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from chip import dispatch
+from chip.ops.linear import pack_linear_weight
+
+
+class PackedWeightCache:
+    """Holds `pack_linear_weight(weight)` for the weight it was built from."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._packed: torch.Tensor | None = None
+
+    def get(self, weight: torch.Tensor) -> torch.Tensor | None:
+        if weight.is_inference():
+            # Inference tensors have no version counter, so an in-place change could not be seen.
+            return None
+        key = (weight.data_ptr(), weight._version, weight.dtype, tuple(weight.shape), weight.device)
+        if key != self._key:
+            self._key, self._packed = None, None  # free the stale copy before packing a new one
+            self._packed = pack_linear_weight(weight)
+            self._key = key
+        return self._packed
+
+    # The packed copy is derived data: copies and pickles start empty and repack on first use.
+    def __deepcopy__(self, memo: dict) -> PackedWeightCache:
+        return PackedWeightCache()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+def inference_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     cache: PackedWeightCache) -> torch.Tensor:
+    """F.linear when autograd needs it, else chip's `linear` op with the cached packed weight."""
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        return F.linear(x, weight, bias)
+    return dispatch("linear", x.device.type)(x, weight, bias, cache.get(weight))
 
 
 class Linear(nn.Module):
@@ -13,6 +60,7 @@ class Linear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         nn.init.normal_(self.weight, std=0.02)
+        self._packed = PackedWeightCache()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return inference_linear(x, self.weight, self.bias, self._packed)
