@@ -43,7 +43,7 @@ def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None 
                        model_dir=str(Path(model_dir).resolve()))
 
 
-def load_like(template: ServedModel | None, model_dir: str | Path, model_id: str) -> ServedModel:
+def load_like(model_dir: str | Path, model_id: str, template: ServedModel | None) -> ServedModel:
     """Load another version of a served model with the engine settings `template` runs with
     (a promoted or canary version gets the same KV pool, batch and device as production)."""
     known = template.engine_settings if template is not None else {}
