@@ -56,8 +56,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, num
 
 # ---- CPU fast path -------------------------------------------------------------------------------
 # Decode rows (one new query) of every sequence are batched: their K/V are gathered from the block
-# tables into one padded (B, L, Hk*D) tensor (a row gather through F.embedding on an int64 view of
-# the blocks, many times faster than advanced indexing on bf16), then two batched matmuls with a
+# tables into one padded (B, L, Hk*D) tensor (a flat row gather of whole blocks,
+# which is many times faster than advanced indexing on bf16), then two batched matmuls with a
 # length mask. Each prefill chunk gets one 4-D SDPA of its own (few per step, each large; 4-D inputs
 # keep SDPA on its fused CPU kernel). GQA never repeats keys or values per head.
 @register("paged_attention", "cpu")
@@ -86,12 +86,10 @@ def paged_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
 def gather_blocks(cache: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
     """cache (num_blocks, block_size, Hk, D), tables (B, nb) -> (B, nb * block_size, Hk, D)."""
     num_blocks, block_size, num_kv_heads, head_dim = cache.shape
-    rows = cache.view(num_blocks, -1)
-    if (rows.shape[1] * rows.element_size()) % 8 == 0 and rows.is_contiguous():
-        gathered = F.embedding(tables, rows.view(torch.int64)).view(cache.dtype)
-    else:
-        gathered = F.embedding(tables, rows)
-    return gathered.view(tables.shape[0], -1, num_kv_heads, head_dim)
+    # index_select of whole block rows with a flat index: one memcpy per block. Measured 10x faster
+    # than F.embedding with a 2-D index (which this replaced) and 5x faster than advanced indexing.
+    rows = cache.reshape(num_blocks, -1).index_select(0, tables.reshape(-1))
+    return rows.view(tables.shape[0], -1, num_kv_heads, head_dim)
 
 
 _DECODE_CHUNK_BYTES = 8 << 20  # gathered K+V per chunk: stays in cache between gather and matmul
@@ -100,17 +98,22 @@ _DECODE_CHUNK_BYTES = 8 << 20  # gathered K+V per chunk: stays in cache between 
 def _decode_chunked(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                     block_tables: torch.Tensor, context_lens: torch.Tensor, scale: float) -> torch.Tensor:
     # Gathering the whole batch's K/V at once spills them out of cache before the matmuls read them;
-    # a few MB at a time was 5x faster at B=64, L=640 (SmolLM2-135M shapes, one core).
-    max_len = int(context_lens.max())
-    bytes_per_seq = 2 * max_len * k_cache.shape[2] * k_cache.shape[3] * k_cache.element_size()
-    chunk = max(1, _DECODE_CHUNK_BYTES // bytes_per_seq)
-    if chunk >= q.shape[0]:
+    # a few MB at a time was 5x faster at B=64, L=640 (SmolLM2-135M shapes, one core). Chunks take
+    # sequences in order of context length so each pads only to a similar length, not the batch max.
+    lens = context_lens.tolist()
+    bytes_per_token = 2 * k_cache.shape[2] * k_cache.shape[3] * k_cache.element_size()
+    if len(lens) * max(lens) * bytes_per_token <= _DECODE_CHUNK_BYTES:
         return _decode_batch(q, k_cache, v_cache, block_tables, context_lens, scale)
+    order = sorted(range(len(lens)), key=lens.__getitem__)
     out = torch.empty_like(q)
-    for start in range(0, q.shape[0], chunk):
-        end = start + chunk
-        out[start:end] = _decode_batch(q[start:end], k_cache, v_cache, block_tables[start:end],
-                                       context_lens[start:end], scale)
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end + 1 - start) * lens[order[end]] * bytes_per_token <= _DECODE_CHUNK_BYTES:
+            end += 1
+        index = torch.tensor(order[start:end], device=q.device)
+        out[index] = _decode_batch(q[index], k_cache, v_cache, block_tables[index], context_lens[index], scale)
+        start = end
     return out
 
 

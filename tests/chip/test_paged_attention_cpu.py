@@ -55,3 +55,17 @@ def test_cpu_decode_in_cache_sized_chunks_matches_reference(monkeypatch):
     args = _paged_case(torch.float32, [1] * 11, [3, 40, 17, 8, 1, 29, 64, 5, 12, 33, 2])
     torch.testing.assert_close(paged_attention_cpu(*args, scale=0.3), paged_attention(*args, scale=0.3),
                                atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 20000])
+def test_cpu_mixed_step_with_length_sorted_decode_chunks_matches_reference(monkeypatch, chunk_bytes):
+    import chip.ops.attention as attention
+
+    # Decode rows are regrouped by context length into chunks and scattered back: rows must land in
+    # place even when prefill rows sit between them and each chunk holds one to many sequences.
+    monkeypatch.setattr(attention, "_DECODE_CHUNK_BYTES", chunk_bytes)
+    q_lens = [1, 1, 7, 1, 1, 1, 20, 1, 1]
+    ctx_lens = [50, 3, 7, 31, 31, 8, 45, 1, 64]
+    args = _paged_case(torch.bfloat16, q_lens, ctx_lens, seed=4)
+    torch.testing.assert_close(paged_attention_cpu(*args, scale=0.2).float(),
+                               paged_attention(*args, scale=0.2).float(), atol=2e-2, rtol=0)
