@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -39,6 +40,10 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Idle OpenMP workers sleep instead of spinning. Read once when torch loads, so set it before any
+    # command imports torch; on a shared CPU, spinning workers that lose their core stalled engine
+    # steps up to 60x. A value the user exported wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     _register_commands()
     try:

@@ -128,12 +128,21 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """One forward pass; returns a snapshot of every request that progressed or ended."""
         started = time.perf_counter()
+        self._apply_num_threads()
         scheduled = self.scheduler.schedule()
         work = self.stats_collector.measure(scheduled)
         seqs, samples = self.model_runner.run(scheduled) if scheduled.seqs else ([], SamplerOutput([], []))
         outputs = self._postprocess(scheduled, seqs, samples)
         self.stats_collector.record(self._cumulative, work, time.perf_counter() - started, len(seqs))
         return outputs
+
+    def _apply_num_threads(self) -> None:
+        # torch's thread count is per OS thread once a thread has run a parallel op: the worker
+        # thread that AsyncEngine steps on keeps the count it first saw (measured: set_num_threads(1)
+        # in the main thread left an already-used to_thread worker at 2), so apply it where we run.
+        wanted = self.config.num_threads
+        if wanted and torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
 
     def _postprocess(self, scheduled: SchedulerOutput, seqs: list[Sequence],
                      samples: SamplerOutput) -> list[RequestOutput]:
