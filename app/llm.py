@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from shared import DeviceProfile, EngineConfig, RequestOutput, SamplingParams, TokenizerLike
 
@@ -68,6 +68,24 @@ class LLM:
                 self.engine.abort(state.request_id)
             raise
         return [finished[s.request_id] for s in states]
+
+    def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None
+               ) -> Iterator[RequestOutput]:
+        """Run one request, yielding its snapshot after every engine step that advanced it (the last
+        one finished). Closing the iterator early aborts the request."""
+        state = self.engine.make_request(f"llm-{next(self._ids)}", _as_prompt_list(prompt)[0],
+                                         sampling_params or SamplingParams())
+        self.engine.enqueue(state)
+        finished = False
+        try:
+            while not finished:
+                for output in self.engine.step():
+                    if output.request_id == state.request_id:
+                        finished = output.finished
+                        yield output
+        finally:
+            if not finished:
+                self.engine.abort(state.request_id)
 
     def _run(self, request_ids: list[str], use_tqdm: bool) -> dict[str, RequestOutput]:
         from tqdm.auto import tqdm

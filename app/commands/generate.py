@@ -1,7 +1,7 @@
 """`flywheel generate`: stream a model's continuation of a prompt to stdout.
 
-The loop here re-runs the whole sequence every step (no KV cache): simple and exact, meant to be
-replaced by the engine. stdout carries only generated text; logs go to stderr.
+Tokens come from the inference engine (`app.llm.LLM.stream`: paged KV cache, one request), one
+step at a time. stdout carries only generated text; logs go to stderr.
 """
 from __future__ import annotations
 
@@ -60,16 +60,15 @@ def command(
 
 
 def stream_generate(loaded, prompt_ids: list[int], params) -> Iterator[int]:
-    """Yield new token ids one at a time until an eos id (not yielded) or `params.max_tokens`.
+    """Yield new token ids as the engine produces them, until an eos id of the model's config or a
+    stop id (neither yielded) or `params.max_tokens`. Sampling is reproducible for a given seed;
+    with no seed each call draws a fresh one."""
+    import dataclasses
+    import secrets
 
-    Each step runs the model over the whole sequence and samples from the last position's
-    logits with the chip `filter_logits` and `sample` ops.
-    """
-    import torch
+    from app.llm import LLM
 
-    from chip import dispatch
-
-    model, config = loaded.model, loaded.config
+    config = loaded.config
     if not prompt_ids:
         raise ValueError("the prompt is empty and the tokenizer has no BOS token to start from")
     room = config.max_position_embeddings - len(prompt_ids)
@@ -77,23 +76,22 @@ def stream_generate(loaded, prompt_ids: list[int], params) -> Iterator[int]:
         raise ValueError(f"prompt has {len(prompt_ids)} tokens; the model's context is "
                          f"{config.max_position_embeddings}")
     max_new = min(params.max_tokens or room, room)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-    stop_ids = set(params.stop_token_ids)
-    if not params.ignore_eos:
-        stop_ids |= set(config.eos_token_ids)
-    ids = list(prompt_ids)
-    for _ in range(max_new):
-        with torch.inference_mode():
-            tokens = torch.tensor(ids, device=device)
-            hidden = model(tokens, torch.arange(len(ids), device=device))
-            logits = model.compute_logits(hidden[-1:])  # (1, V) float32
-        token_id = _choose(logits, params, generator, dispatch)
-        if token_id in stop_ids:
-            return
-        ids.append(token_id)
-        yield token_id
+    stop_ids = set(params.stop_token_ids) | (set() if params.ignore_eos else set(config.eos_token_ids))
+    params = dataclasses.replace(
+        params, max_tokens=max_new, stop_token_ids=sorted(stop_ids),
+        seed=params.seed if params.seed is not None else secrets.randbits(63))
+    # A pool just big enough for this one sequence (no memory-fraction sizing for a CLI run).
+    block_size = 16
+    llm = LLM.from_loaded(loaded, block_size=block_size, max_num_seqs=1, enable_prefix_caching=False,
+                          num_kv_blocks=-(-(len(prompt_ids) + max_new) // block_size) + 1)
+    sent = 0
+    for output in llm.stream(list(prompt_ids), params):
+        new_ids = output.outputs[0].token_ids
+        for token_id in new_ids[sent:]:
+            if token_id in stop_ids:
+                return
+            yield token_id
+        sent = len(new_ids)
 
 
 def stream_text(tokenizer, prompt_ids: list[int], token_ids: Iterator[int]) -> Iterator[str]:
@@ -109,17 +107,3 @@ def stream_text(tokenizer, prompt_ids: list[int], token_ids: Iterator[int]) -> I
         if len(text) > emitted:
             yield text[emitted:]
             emitted = len(text)
-
-
-def _choose(logits, params, generator, dispatch) -> int:
-    import torch
-
-    if params.greedy:
-        return int(logits.argmax(dim=-1)[0])
-    rows = logits.shape[0]
-    filtered = dispatch("filter_logits", logits.device.type)(
-        logits / params.temperature, torch.full((rows,), params.top_k, device=logits.device),
-        torch.full((rows,), params.top_p, device=logits.device),
-        torch.full((rows,), params.min_p, device=logits.device))
-    probs = filtered.softmax(dim=-1)
-    return int(dispatch("sample", logits.device.type)(probs, [generator])[0])
