@@ -1,5 +1,9 @@
 """`flywheel serve`: the OpenAI-compatible HTTP server over one model.
 
+Clients ask for the model by one stable public name (--model-name, default the directory name).
+It answers with the model registry's production version once the registry under the data dir has
+one (a promotion or rollback hot-swaps it), and with the canary for a share of conversations.
+
 Prints the server's base URL on stdout once it accepts connections. SIGTERM or Ctrl-C stops
 accepting new connections, lets in-flight requests (streams included) finish, then stops the
 engine, drains the history writer and closes the store.
@@ -28,6 +32,9 @@ def command(
     max_queue_len: Annotated[int, typer.Option(help="Waiting requests before HTTP 429.")] = 1024,
     max_num_seqs: Annotated[int, typer.Option(help="Sequences per engine step.")] = 256,
     num_threads: Annotated[Optional[int], typer.Option(help="CPU threads for the model.")] = None,
+    canary_fraction: Annotated[Optional[float], typer.Option(
+        help="Share of conversations a canary version answers (default: "
+             "$FLYWHEEL_CANARY_FRACTION or 0.1).")] = None,
 ) -> None:
     """Serve MODEL over an OpenAI-compatible HTTP API."""
     from app.api.main import create_app
@@ -43,6 +50,8 @@ def command(
                        "max_queue_len": max_queue_len}
     if data_dir is not None:
         settings_kwargs["data_dir"] = data_dir
+    if canary_fraction is not None:
+        settings_kwargs["canary_fraction"] = canary_fraction
     settings = Settings(**settings_kwargs)
     engine_config = EngineConfig(max_queue_len=max_queue_len, max_num_seqs=max_num_seqs,
                                  num_threads=num_threads)
