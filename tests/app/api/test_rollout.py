@@ -210,3 +210,18 @@ def _running_when_swapped(url: str, base, action: str) -> int:
         if _public_card(url).get("version") == want:
             return base.engine.stats.num_running
     raise AssertionError("the server did not follow the registry")
+
+
+def test_canary_routing_is_a_pure_function_of_the_conversation():
+    from app.serving.rollout import Rollout, canary_bucket
+
+    keys = [f"conv_{i}" for i in range(2000)]
+    share = sum(canary_bucket(k) < 0.1 for k in keys) / len(keys)
+    assert 0.08 <= share <= 0.12  # about the configured fraction
+    routing = Rollout("public", "mv-1", canary_id="mv-2", canary_fraction=0.1)
+    assert [routing.goes_to_canary(k) for k in keys] == [routing.goes_to_canary(k) for k in keys]
+    assert not Rollout("public", "mv-1", canary_id=None, canary_fraction=1.0).goes_to_canary("c")
+    with pytest.raises(ValueError, match="canary_fraction"):
+        Rollout("public", "mv-1", canary_fraction=1.5)
+    with pytest.raises(ValueError, match="canary_fraction"):
+        Settings(canary_fraction=-0.1)
