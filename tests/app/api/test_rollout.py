@@ -2,8 +2,9 @@
 the engine behind the public model name without touching in-flight requests.
 
 Two real versions of stories260K: the shared checkpoint ("mv-base") and a copy with perturbed
-weights written by the model's own checkpoint writer ("mv-v2"). Expected outputs are transformers'
-greedy continuations of each directory.
+weights written by the model's own checkpoint writer ("mv-v2"). Each version's short greedy
+continuation must match transformers' on that directory; a long stream that a swap lands in the
+middle of must equal the same request run with no swap around it.
 """
 from __future__ import annotations
 
@@ -76,9 +77,8 @@ def rollout(tmp_path_factory):
     prompt_ids = tokenizer.encode(PROMPT, add_bos=True)
     texts = {}
     for version, model_dir in (("mv-base", MODEL_DIR), ("mv-v2", v2_dir)):
-        ids = _reference(model_dir, prompt_ids, LONG_TOKENS if version == "mv-base" else SHORT_TOKENS)
-        texts[version] = {n: _continuation(tokenizer, prompt_ids, ids[:n])
-                          for n in (SHORT_TOKENS, LONG_TOKENS) if n <= len(ids)}
+        ids = _reference(model_dir, prompt_ids, SHORT_TOKENS)
+        texts[version] = {SHORT_TOKENS: _continuation(tokenizer, prompt_ids, ids)}
     with ServerThread(app) as url:
         _wait_for(url, lambda public: public.get("canary") == "mv-v2")
         yield {"url": url, "app": app, "base": base, "prompt_ids": prompt_ids, "texts": texts,
@@ -159,10 +159,13 @@ def test_promote_swaps_without_touching_in_flight_streams_and_rollback_swaps_bac
     rollout["app"].state.flywheel.rollout.canary_fraction = 0.0
     with httpx.Client(base_url=url, timeout=60) as client:
         before = _complete(client, prompt_ids, SHORT_TOKENS)
+        # the long run with no swap around it: what a stream across a swap must reproduce
+        texts["mv-base"][LONG_TOKENS] = _complete(client, prompt_ids, LONG_TOKENS)["choices"][0]["text"]
     assert before["choices"][0]["text"] == texts["mv-base"][SHORT_TOKENS]
+    assert texts["mv-base"][LONG_TOKENS].startswith(texts["mv-base"][SHORT_TOKENS])
     assert before["model_version"] == "mv-base"
 
-    async def stream_across(action: str, version_id: str) -> tuple[str, set[str], int]:
+    async def stream_across(action: str, version_id: str, serving) -> tuple[str, set[str], int]:
         """A long greedy stream; once it is generating, `action` the version over the API."""
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             body = {"model": MODEL_ID, "prompt": prompt_ids, "max_tokens": LONG_TOKENS,
@@ -173,19 +176,21 @@ def test_promote_swaps_without_touching_in_flight_streams_and_rollback_swaps_bac
                 changed = await client.post(f"/v1/model-versions/{version_id}/{action}")
                 assert changed.status_code == 200, changed.text
                 running_at_swap = await asyncio.to_thread(
-                    _running_when_swapped, url, base, action)
+                    _running_when_swapped, url, serving, action)
                 rest = [line async for line in lines if line]
         chunks = [json.loads(line[6:]) for line in [first, *rest] if line.startswith("data: {")]
         text = "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
         return text, {c["model_version"] for c in chunks}, running_at_swap
 
-    text, versions, running = asyncio.run(stream_across("promote", "mv-v2"))
+    text, versions, running = asyncio.run(stream_across("promote", "mv-v2", base))
     assert running >= 1  # the old engine was still generating the stream when the swap landed
     assert versions == {"mv-base"} and text == texts["mv-base"][LONG_TOKENS]
     with httpx.Client(base_url=url, timeout=60) as client:
         after = _complete(client, prompt_ids, SHORT_TOKENS)
         assert after["choices"][0]["text"] == texts["mv-v2"][SHORT_TOKENS]
         assert after["model_version"] == "mv-v2"
+        texts["mv-v2"][LONG_TOKENS] = _complete(client, prompt_ids, LONG_TOKENS)["choices"][0]["text"]
+        assert texts["mv-v2"][LONG_TOKENS].startswith(texts["mv-v2"][SHORT_TOKENS])
         chat = _chat(client)
         rollout["app"].state.flywheel.writer.flush(timeout_s=10.0)
         stored = client.get(f"/v1/conversations/{chat['conversation_id']}").json()
@@ -193,22 +198,26 @@ def test_promote_swaps_without_touching_in_flight_streams_and_rollback_swaps_bac
         assert client.post("/v1/completions", json={"model": "mv-base", "prompt": "Hi",
                                                      "max_tokens": 2}).status_code == 404
 
-        rolled = client.post("/v1/model-versions/mv-v2/rollback")
-        assert rolled.status_code == 200 and rolled.json()["status"] == "retired"
-        _wait_for(url, lambda public: public.get("version") == "mv-base")
+    # rollback: the earlier production version is loaded again from its directory meanwhile
+    promoted = rollout["app"].state.flywheel.host.get("mv-v2")
+    text, versions, running = asyncio.run(stream_across("rollback", "mv-v2", promoted))
+    assert running >= 1  # the promoted engine was still generating when the rollback landed
+    assert versions == {"mv-v2"} and text == texts["mv-v2"][LONG_TOKENS]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        assert client.get("/v1/model-versions").json()["data"][1]["status"] == "retired"
         back = _complete(client, prompt_ids, SHORT_TOKENS)
     assert back["choices"][0]["text"] == texts["mv-base"][SHORT_TOKENS]
     assert back["model_version"] == "mv-base"
     assert base.engine.stats.num_running == 0
 
 
-def _running_when_swapped(url: str, base, action: str) -> int:
-    """Requests still running on the first engine at the moment the public name moved."""
+def _running_when_swapped(url: str, serving, action: str) -> int:
+    """Requests still running on `serving`'s engine at the moment the public name moved."""
     want = "mv-v2" if action == "promote" else "mv-base"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if _public_card(url).get("version") == want:
-            return base.engine.stats.num_running
+            return serving.engine.stats.num_running
     raise AssertionError("the server did not follow the registry")
 
 
