@@ -50,6 +50,9 @@ class RegistryWatcher:
             await self.reconcile()
         except ModelLoadingError:
             return False  # the server's first model is still loading: look again next poll
+        except (FileNotFoundError, ValueError) as e:  # a version whose directory is unusable
+            logger.error("cannot serve a registry version (%s); still serving %s", e,
+                         self.rollout.production_id)
         except Exception:  # noqa: BLE001 - a bad version must not stop serving the current one
             logger.exception("could not serve the registry's versions; still serving %s",
                              self.rollout.production_id)
