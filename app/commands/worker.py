@@ -28,7 +28,20 @@ def command(
                                                                           "./data")),
                                 broker_url=broker, result_backend=result_backend)
     app = create_celery(settings)
+    _recover_orphaned_runs_when_ready(settings)
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}"]
     if beat:
         argv += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
     app.worker_main(argv)
+
+
+def _recover_orphaned_runs_when_ready(settings) -> None:
+    """Once the worker consumes, re-enqueue iterations a dead worker left mid-step (and keep
+    checking): the embedded SQLite broker cannot redeliver them (see app.flywheel.recovery)."""
+    from celery.signals import worker_ready
+
+    from app.flywheel.recovery import start_recovery_loop
+
+    @worker_ready.connect(weak=False)
+    def _start(sender=None, **_kwargs) -> None:
+        start_recovery_loop(sender.app, settings.runs_dir)

@@ -17,17 +17,30 @@ from app.flywheel.settings import FlywheelSettings
 
 logger = logging.getLogger(__name__)
 
-TASK_OPTIONS = dict(bind=True, acks_late=True, autoretry_for=(OperationalError, sqlite3.OperationalError,
-                                                               ConnectionError, TimeoutError),
+RETRY_ON = (OperationalError, sqlite3.OperationalError, ConnectionError, TimeoutError)
+TASK_OPTIONS = dict(bind=True, acks_late=True, autoretry_for=RETRY_ON,
                     retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=5)
 
 
 def _step_task(name: str, fn):
     @shared_task(name=f"flywheel.{name}", **TASK_OPTIONS)
     def task(self, payload: dict) -> dict:
+        from app.flywheel.recovery import claim_step, heartbeat, release_step
+
         logger.info("flywheel %s (run %s, attempt %d)", name, payload.get("run_id"),
                     self.request.retries + 1)
-        return fn(payload)
+        runs_dir = FlywheelSettings.from_dict(payload["settings"]).runs_dir
+        claim_step(runs_dir, payload["run_id"], name, payload)
+        try:
+            with heartbeat(runs_dir, payload["run_id"]):
+                result = fn(payload)
+        except Exception as e:
+            retrying = isinstance(e, RETRY_ON) and self.request.retries < self.max_retries
+            release_step(runs_dir, payload["run_id"],
+                         **({} if retrying else {"status": "failed", "error": repr(e)}))
+            raise
+        release_step(runs_dir, payload["run_id"])
+        return result
     return task
 
 
@@ -42,9 +55,12 @@ promote = _step_task("promote", steps.promote)
 STEP_NAMES = ("build_dataset", "finetune", "evaluate", "register", "canary", "promote")
 
 
-def iteration_chain(app: Celery, payload: dict):
-    """The signature of one iteration on `app`: build_dataset -> ... -> promote."""
-    first, *rest = STEP_NAMES
+def iteration_chain(app: Celery, payload: dict, first_step: str = STEP_NAMES[0]):
+    """The signature of one iteration on `app`: build_dataset -> ... -> promote, or from
+    `first_step` on with that step's input payload (resuming an interrupted run)."""
+    if first_step not in STEP_NAMES:
+        raise ValueError(f"unknown flywheel step {first_step!r}; steps: {', '.join(STEP_NAMES)}")
+    first, *rest = STEP_NAMES[STEP_NAMES.index(first_step):]
     return chain(app.signature(f"flywheel.{first}", args=(payload,)),
                  *(app.signature(f"flywheel.{name}") for name in rest))
 

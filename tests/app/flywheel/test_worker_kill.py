@@ -1,0 +1,81 @@
+"""A `flywheel worker` killed (SIGKILL, with its pool) while the fine-tune step runs loses nothing:
+a new worker finishes the iteration from the interrupted step. On the embedded SQLite broker the
+killed worker's message is gone (fetched = invisible for good), so the recovery is the
+heartbeat/pid check of `app.flywheel.recovery`; on Redis (marked `broker`) the same path runs, and
+acks_late redelivery would only find the work done."""
+from __future__ import annotations
+
+import pytest
+
+from app.demo.processes import kill_group, platform_env, start_worker, stop, wait_for
+from app.flywheel.celery_app import create_celery
+from app.flywheel.runs import read_run
+from app.flywheel.tasks import enqueue_iteration
+from model.registry import ModelRegistry
+from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
+
+# Long enough a fine-tune (a few seconds on the tiny model) to be killed in the middle of it.
+SLOW_RECIPE = {"num_epochs": 40, "replay_conversations": 64, "micro_batch_size": 4}
+
+
+def _killed_in_finetune_then_resumed(tmp_path, base_model, **settings_overrides):  # noqa: F811
+    settings = make_settings(tmp_path, base_model, **settings_overrides)
+    settings.recipe.update(SLOW_RECIPE)
+    seed_corrections(settings)
+    env = platform_env(settings.data_dir, str(base_model), OMP_NUM_THREADS="1")
+    for key in ("broker_url", "result_backend"):
+        env[f"FLYWHEEL_{key.upper()}"] = getattr(settings, key)
+    run_id, _ = enqueue_iteration(create_celery(settings), settings)
+
+    first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
+    first = start_worker(env, first_log)
+    try:
+        in_finetune = wait_for(lambda: _current_step(settings, run_id) == "finetune", 120,
+                               "the fine-tune step to start", interval_s=0.05)
+    finally:
+        kill_group(first)
+    assert in_finetune
+    killed = read_run(settings.runs_dir, run_id)
+    assert killed["status"] == "running" and "finetune" not in killed["steps"]
+    dataset_done_at = killed["steps"]["build_dataset"]["finished_at"]
+
+    second = start_worker(env, second_log)
+    try:
+        record = wait_for(lambda: _finished(settings, run_id), 180, f"run {run_id} to finish")
+    finally:
+        stop(second)
+    assert record["status"] in ("promoted", "rejected"), record
+    assert record["recoveries"] == 1
+    assert set(record["steps"]) == {"build_dataset", "finetune", "evaluate", "register", "canary",
+                                    "promote"}
+    # The dataset snapshot was reused from the payload, not rebuilt; the fine-tune ran again.
+    assert record["steps"]["build_dataset"]["finished_at"] == dataset_done_at
+    resumed = second_log.read_text()
+    assert "flywheel.build_dataset[" not in resumed
+    assert resumed.count("flywheel.finetune[") >= 1
+    # Exactly one new registry version, child of the base.
+    versions = ModelRegistry(settings.registry_dir).list()
+    assert sorted(v.id for v in versions) == sorted(["mv-base", record["steps"]["register"]["version_id"]])
+    return record
+
+
+def _current_step(settings, run_id: str) -> str | None:
+    return ((read_run(settings.runs_dir, run_id) or {}).get("current") or {}).get("step")
+
+
+def _finished(settings, run_id: str) -> dict | None:
+    record = read_run(settings.runs_dir, run_id)
+    return record if record and record["status"] not in ("queued", "running") else None
+
+
+def test_worker_killed_mid_finetune_on_sqlite_broker(tmp_path, base_model):  # noqa: F811
+    _killed_in_finetune_then_resumed(tmp_path, base_model)
+
+
+@pytest.mark.broker
+def test_worker_killed_mid_finetune_on_redis(tmp_path, base_model):  # noqa: F811
+    import redis
+
+    redis.Redis.from_url("redis://127.0.0.1:6379/7").flushdb()
+    _killed_in_finetune_then_resumed(tmp_path, base_model, broker_url="redis://127.0.0.1:6379/7",
+                                     result_backend="redis://127.0.0.1:6379/8")
