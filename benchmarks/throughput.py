@@ -8,12 +8,16 @@ time (on a subset, as a rate) and in static batches of 16 with left padding; and
 
     python benchmarks/throughput.py --quick      # < 3 minutes on 2 cores
     python benchmarks/throughput.py --profile    # also print the top ops of a few engine steps
+    python benchmarks/throughput.py --int8       # also the engine with weight-only int8 linears
+
+int8 figures are reported on their own lines; every ratio against transformers is bf16 vs bf16.
 
 The box may be shared: numbers move with other load; compare within one run.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import random
@@ -142,6 +146,8 @@ def main() -> None:
     parser.add_argument("--max-num-batched-tokens", type=int, default=1024)
     parser.add_argument("--profile", action="store_true", help="print the top ops of engine steps")
     parser.add_argument("--engine-only", action="store_true", help="skip the transformers baselines")
+    parser.add_argument("--int8", action="store_true",
+                        help="also run the engine with EngineConfig.quantization='int8'")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     torch.set_num_threads(args.num_threads)
@@ -161,6 +167,13 @@ def main() -> None:
                 ours["req_s"], ours["out_tok_s"], ours["ttft_p50"], ours["ttft_p99"], ours["tpot_p50"] * 1e3,
                 ours["tpot_p99"] * 1e3, ours["mfu"] * 100, ours["mbu"] * 100, ours["steps"],
                 ours["preemptions"], ours["seconds"])
+    if args.int8:
+        int8_config = dataclasses.replace(config, quantization="int8")
+        int8 = run_engine(model, prompts, int8_config, profile)
+        logger.info("engine int8 W: %.2f req/s, %.1f output tok/s, TPOT p50 %.0fms (%.1fs); batch-1 %.1f "
+                    "output tok/s (weight-only int8 linears; not compared with transformers)",
+                    int8["req_s"], int8["out_tok_s"], int8["tpot_p50"] * 1e3, int8["seconds"],
+                    engine_batch1(model, int8_config))
     if args.profile:
         profile_steps(model, prompts, config)
     if args.engine_only:

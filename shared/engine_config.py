@@ -21,6 +21,7 @@ class EngineConfig:
     priority_aging_steps: int = 64  # a waiting request gains one priority level per this many steps
     max_queue_len: int = 4096  # requests waiting before add_request refuses (HTTP 429)
     seed: int = 0
+    quantization: str | None = None  # "int8": weight-only int8 decoder linears (CPU decode speed)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "priority_aging_steps",
@@ -33,3 +34,5 @@ class EngineConfig:
             raise ValueError("EngineConfig.kv_cache_memory_fraction must be in (0, 0.95]")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"EngineConfig.dtype must be auto/float32/bfloat16/float16, got {self.dtype!r}")
+        if self.quantization not in (None, "int8"):
+            raise ValueError(f"EngineConfig.quantization must be None or 'int8', got {self.quantization!r}")

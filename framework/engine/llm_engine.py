@@ -22,6 +22,7 @@ from framework.engine.sampler import Sampler, SamplerOutput
 from framework.engine.scheduler import Scheduler, SchedulerOutput
 from framework.engine.sequence import Sequence
 from framework.engine.stats import StatsCollector
+from framework.layers import Linear
 from shared import CausalLM, DeviceProfile, EngineConfig, EngineStats, RequestOutput, SamplingParams
 from shared import TokenizerLike
 
@@ -47,6 +48,9 @@ class LLMEngine:
 
     def _build(self, model: CausalLM, tokenizer: TokenizerLike) -> None:
         self.model, self.tokenizer = model, tokenizer
+        for module in model.modules():  # the model's linears follow this engine's setting
+            if isinstance(module, Linear):
+                module.quantization = self.config.quantization
         cfg, weight = model.config, next(model.parameters())
         self.device = weight.device
         num_blocks = self._num_kv_blocks(model, weight.dtype)

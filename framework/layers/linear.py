@@ -4,44 +4,52 @@ Inference (no gradient needed) goes through chip's `linear` op with a weight pac
 device's fast kernel; the packed copy is rebuilt when the weight's storage, version or dtype
 changes (load_state_dict, .to(), LoRA merge, an optimizer step), so it is never stale. Training
 with autograd keeps plain F.linear. Parameter names are unchanged (checkpoints, LoRA rely on them).
+
+`Linear.quantization = "int8"` (set by the engine from `EngineConfig.quantization`) makes inference
+use a weight-only int8 copy (chip `int8_matmul`, per-output-channel scales), built the same lazy way.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from chip import dispatch
+from chip.ops.int8_matmul import quantize_int8
 from chip.ops.linear import pack_linear_weight
 
 
 class PackedWeightCache:
-    """Holds `pack_linear_weight(weight)` for the weight it was built from."""
+    """Holds `pack(weight)` (default: `pack_linear_weight`) for the weight it was built from."""
 
-    def __init__(self) -> None:
+    def __init__(self, pack: Callable = pack_linear_weight) -> None:
+        self._pack = pack
         self._key: tuple | None = None
-        self._packed: torch.Tensor | None = None
+        self._packed = None
 
-    def get(self, weight: torch.Tensor) -> torch.Tensor | None:
+    def get(self, weight: torch.Tensor):
         if weight.is_inference():
             # Inference tensors have no version counter, so an in-place change could not be seen.
             return None
         key = (weight.data_ptr(), weight._version, weight.dtype, tuple(weight.shape), weight.device)
         if key != self._key:
             self._key, self._packed = None, None  # free the stale copy before packing a new one
-            self._packed = pack_linear_weight(weight)
+            with torch.no_grad():
+                self._packed = self._pack(weight.detach())
             self._key = key
         return self._packed
 
     # The packed copy is derived data: copies and pickles start empty and repack on first use.
     def __deepcopy__(self, memo: dict) -> PackedWeightCache:
-        return PackedWeightCache()
+        return PackedWeightCache(self._pack)
 
     def __getstate__(self) -> dict:
-        return {}
+        return {"pack": self._pack}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__()
+        self.__init__(state["pack"])
 
 
 def inference_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -61,6 +69,13 @@ class Linear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         nn.init.normal_(self.weight, std=0.02)
         self._packed = PackedWeightCache()
+        self._int8 = PackedWeightCache(quantize_int8)
+        self.quantization: str | None = None  # "int8": inference uses a weight-only int8 copy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.quantization == "int8" and not torch.is_grad_enabled():
+            w_int8, scales = self._int8.get(self.weight) or (None, None)
+            if w_int8 is not None:
+                y = dispatch("int8_matmul", x.device.type)(x, w_int8, scales)
+                return y if self.bias is None else y + self.bias
         return inference_linear(x, self.weight, self.bias, self._packed)

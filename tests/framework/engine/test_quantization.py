@@ -1,0 +1,60 @@
+"""EngineConfig.quantization="int8": the engine runs the int8-rounded model, and only while asked."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chip.ops.int8_matmul import dequantize_int8, quantize_int8
+from framework.layers import Linear
+from shared import EngineConfig, SamplingParams
+from tests.utils.engine import create_engine, create_model
+
+PROMPTS = [[5, 9, 200, 17], list(range(40, 71)), [250] * 9]
+
+
+def _greedy(engine):
+    params = SamplingParams(max_tokens=10, temperature=0.0, ignore_eos=True)
+    for i, prompt in enumerate(PROMPTS):
+        engine.add_request(f"r{i}", prompt, params)
+    done = {}
+    while engine.has_unfinished_requests():
+        for out in engine.step():
+            if out.finished:
+                done[out.request_id] = out.outputs[0].token_ids
+    return [done[f"r{i}"] for i in range(len(PROMPTS))]
+
+
+def test_int8_engine_generates_what_the_dequantized_model_generates():
+    model = create_model(seed=4)
+    rounded = create_model(seed=4)  # reference: linear weights replaced by their int8 rounding
+    with torch.no_grad():
+        for module in rounded.modules():
+            if isinstance(module, Linear):
+                module.weight.copy_(dequantize_int8(*quantize_int8(module.weight), torch.float32))
+    expected = _greedy(create_engine(rounded))
+    assert _greedy(create_engine(model, quantization="int8")) == expected
+    assert model.model.layers[0].mlp.down_proj._int8._key is not None  # the int8 copy was used
+    # A later engine without quantization puts the model back on its full-precision weights.
+    plain = _greedy(create_engine(model))
+    assert all(m.quantization is None for m in model.modules() if isinstance(m, Linear))
+    assert plain == _greedy(create_engine(create_model(seed=4)))
+
+
+def test_int8_bf16_decode_path_stays_close_to_bf16():
+    model = create_model(seed=6, dtype=torch.bfloat16)
+    layer = model.model.layers[0].mlp.down_proj
+    x = torch.randn(3, layer.in_features).bfloat16()
+    with torch.inference_mode():
+        full = layer(x).float()
+        layer.quantization = "int8"
+        quantized = layer(x).float()
+    assert layer._int8._key is not None
+    w_int8, scales = quantize_int8(layer.weight)
+    bound = (x.float().abs() @ (scales / 2).expand(layer.in_features, -1)).max()  # per-output bound
+    assert (quantized - full).abs().max() <= bound * 1.05 + 0.05 * full.abs().max()
+    layer.quantization = None
+
+
+def test_quantization_setting_is_validated():
+    with pytest.raises(ValueError, match="quantization"):
+        EngineConfig(quantization="int4")
