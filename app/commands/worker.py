@@ -28,7 +28,8 @@ def command(
                                                                           "./data")),
                                 broker_url=broker, result_backend=result_backend)
     app = create_celery(settings)
-    _recover_orphaned_runs_when_ready(settings)
+    if settings.recover_orphaned_runs:
+        _recover_orphaned_runs_when_ready(settings)
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}"]
     if beat:
         argv += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]

@@ -2,8 +2,10 @@
 
 Broker: `sqla+sqlite:///<data dir>/broker.db` (kombu's SQLAlchemy transport), results in
 `db+sqlite:///<data dir>/celery-results.db`; `FLYWHEEL_BROKER_URL` / `FLYWHEEL_RESULT_BACKEND`
-switch to `redis://...` or `amqp://...`. Tasks are acked late and rejected on worker loss, so a
-worker killed mid-task leaves the message on the queue for the next worker: no feedback is lost.
+switch to `redis://...` or `amqp://...`. Tasks are acked late and rejected on worker loss: Redis
+redelivers a killed worker's task after the visibility timeout, RabbitMQ when the connection drops.
+The SQLite transport cannot (a fetched message stays invisible), so workers also re-enqueue runs
+whose worker died mid-step (`app.flywheel.recovery`); steps are idempotent, so both may fire.
 """
 from __future__ import annotations
 
@@ -49,7 +51,12 @@ def create_celery(settings: FlywheelSettings | None = None) -> Celery:
     if settings.broker_url.startswith(("redis", "rediss")):
         # Redis redelivers unacked tasks after this; a long fine-tune must not run twice.
         # (The SQLAlchemy transport passes its options to create_engine, so only set it here.)
-        app.conf.broker_transport_options = {"visibility_timeout": 6 * 3600}
+        # kombu sweeps for expired unacked messages every interval * throttle seconds (100 s by
+        # default); one cheap sorted-set query every few seconds redelivers soon after expiry.
+        sweep_s = max(1, min(10, int(settings.visibility_timeout_s / 2)))
+        app.conf.broker_transport_options = {"visibility_timeout": settings.visibility_timeout_s,
+                                             "unacked_restore_interval": sweep_s,
+                                             "unacked_restore_throttle": 1}
     return app
 
 

@@ -42,6 +42,12 @@ class FlywheelSettings:
     canary_min_feedback: int = 20  # below this, promotion rests on the offline gate alone
     min_canary_thumbs_up_ratio: float = 0.9  # canary rate must be >= ratio * production rate
     recipe: dict = field(default_factory=default_recipe)
+    # Redis only: an unacked task is redelivered after this; a long fine-tune must not run twice.
+    visibility_timeout_s: float = field(default_factory=lambda: float(os.environ.get(
+        "FLYWHEEL_VISIBILITY_TIMEOUT_S", 6 * 3600)))
+    # Workers re-enqueue runs whose worker died mid-step (app.flywheel.recovery).
+    recover_orphaned_runs: bool = field(default_factory=lambda: os.environ.get(
+        "FLYWHEEL_RECOVER_ORPHANED_RUNS", "1") not in ("0", "false", "no"))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()

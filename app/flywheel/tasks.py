@@ -12,7 +12,7 @@ import sqlite3
 from celery import Celery, chain, shared_task
 from sqlalchemy.exc import OperationalError
 
-from app.flywheel import steps
+from app.flywheel import runs, steps
 from app.flywheel.settings import FlywheelSettings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ def _step_task(name: str, fn):
         logger.info("flywheel %s (run %s, attempt %d)", name, payload.get("run_id"),
                     self.request.retries + 1)
         runs_dir = FlywheelSettings.from_dict(payload["settings"]).runs_dir
+        if "wall_s" in (runs.read_run(runs_dir, payload["run_id"]) or {}):
+            # A duplicate delivery (recovery and broker redelivery both fired): the run is done.
+            logger.info("flywheel %s: run %s already finished; nothing to do", name,
+                        payload["run_id"])
+            return payload
         claim_step(runs_dir, payload["run_id"], name, payload)
         try:
             with heartbeat(runs_dir, payload["run_id"]):
