@@ -67,3 +67,15 @@ def test_a_chain_resumes_from_a_named_step_only(tmp_path):
                                                "flywheel.promote"]
     with pytest.raises(ValueError, match="unknown flywheel step"):
         iteration_chain(app, {"run_id": "it-1"}, first_step="deploy")
+
+
+def test_a_duplicate_delivery_for_a_finished_run_does_nothing(tmp_path):
+    from app.flywheel import tasks
+
+    settings = FlywheelSettings(data_dir=tmp_path)
+    runs.update_run(settings.runs_dir, "it-1", status="promoted", wall_s=12.0)
+    before = runs.read_run(settings.runs_dir, "it-1")
+    payload = {"run_id": "it-1", "settings": settings.to_dict(), "snapshot": {"id": "ds-1"}}
+    assert tasks.finetune(payload) == payload  # no training: the run is already done
+    after = runs.read_run(settings.runs_dir, "it-1")
+    assert after == before and not (settings.models_dir).exists()
