@@ -58,19 +58,20 @@ def start_worker(env: dict, log_path: Path) -> subprocess.Popen:
 
 
 def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process started by `start_worker` and every process of its group."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 
 
 def stop(process: subprocess.Popen, timeout_s: float = 60) -> None:
-    """SIGTERM (graceful), then SIGKILL the process group if it does not stop in time."""
+    """SIGTERM (graceful shutdown), then SIGKILL if it does not stop within `timeout_s`."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        kill_group(process) if process.pid == os.getpgid(process.pid) else process.kill()
+        process.kill()
         process.wait()
 
 
