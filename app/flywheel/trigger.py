@@ -2,9 +2,9 @@
 
 The state of the last trigger (feedback count, run id, time) is kept in
 `<data dir>/flywheel_trigger.json`, replaced atomically. Feedback itself lives in the store and
-every snapshot covers all of it, so a lost iteration (e.g. a worker killed on a broker that cannot
-redeliver) loses no feedback: once its run stays unfinished for `stale_run_s`, the next beat
-triggers again.
+every snapshot covers all of it, so a lost iteration loses no feedback. Workers resume a run whose
+worker died mid-step within seconds (`app.flywheel.recovery`); as a last resort, a run that stays
+unfinished for `stale_run_s` makes the next beat trigger a fresh iteration.
 """
 from __future__ import annotations
 
