@@ -103,7 +103,9 @@ def test_up_on_the_embedded_default_runs_api_ui_and_worker(tmp_path):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        assert (tmp_path / "broker.db").exists()  # the worker connected to the embedded broker
+        while not (tmp_path / "broker.db").exists():  # the worker connects to the embedded broker
+            assert time.monotonic() < deadline + 60, "the worker never opened the embedded broker"
+            time.sleep(0.5)
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0

@@ -2,6 +2,7 @@
 safe rendering of user text."""
 from pathlib import Path
 
+import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -29,18 +30,27 @@ def _stored(client: ApiClient, at: AppTest) -> list[dict]:
     return client.conversation(at.session_state["conversation_id"])["messages"]
 
 
+def _production_version(api) -> str:
+    """The version the public name answers with now (other tests on this session's server may have
+    promoted a registry version, which the server hot-swaps to)."""
+    models = httpx.get(f"{api.url}/v1/models", headers={"Authorization": f"Bearer {api.admin_key}"})
+    public = models.json()["data"][0]
+    assert public["id"] == api.model
+    return public["version"]
+
+
 def _send(at: AppTest, text: str) -> AppTest:
     return at.chat_input[0].set_value(text).run()
 
 
 def test_models_come_from_the_api_and_answers_stream_and_persist(api, chat):
     at, client = chat
-    assert at.sidebar.selectbox[0].options == [api.model]
+    assert at.sidebar.selectbox[0].options[0] == api.model  # the public name, then loaded versions
     _send(at, "Once upon a time")
     assert not at.exception and not at.error
     messages = _stored(client, at)
     assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[1]["content"] and messages[1]["model_version"] == api.model
+    assert messages[1]["content"] and messages[1]["model_version"] == _production_version(api)
     bubbles = at.chat_message
     assert [b.name for b in bubbles] == ["user", "assistant"]  # after the rerun: drawn from the API
     conversation_id = at.session_state["conversation_id"]
@@ -188,5 +198,6 @@ def test_each_answer_shows_its_model_tokens_and_timings(api, chat):
     _send(at, "The cat sat")
     answer = _stored(client, at)[1]
     facts = [c.value for c in at.chat_message[1].caption]
-    expected = neutralize(f"{api.model} · {answer['completion_tokens']} tokens · first token")
+    assert answer["model_version"] == _production_version(api)
+    expected = neutralize(f"{answer['model_version']} · {answer['completion_tokens']} tokens · first token")
     assert any(f.startswith(expected) for f in facts), facts
