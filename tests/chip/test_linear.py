@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from chip import dispatch, override
 from chip.ops.linear import linear_cpu, pack_linear_weight, packing_supported
 from framework.layers import Linear
-from shared import SamplingParams
-from tests.utils.engine import create_engine, create_model
+from tests.utils.engine import create_engine, create_model, greedy_batch
 
 needs_packing = pytest.mark.skipif(not packing_supported(torch.zeros(1, 1, dtype=torch.bfloat16)),
                                    reason="no oneDNN bf16 on this CPU")
@@ -80,24 +79,13 @@ def test_layer_trains_with_autograd():
     torch.testing.assert_close(layer.weight.grad, x.sum(0).expand(3, 6), atol=2e-2, rtol=1e-2)
 
 
-def _greedy(model, prompts):
-    engine = create_engine(model)
-    params = SamplingParams(max_tokens=12, temperature=0.0, ignore_eos=True)
-    for i, prompt in enumerate(prompts):
-        engine.add_request(f"r{i}", prompt, params)
-    done = {}
-    while engine.has_unfinished_requests():
-        for out in engine.step():
-            if out.finished:
-                done[out.request_id] = out.outputs[0].token_ids
-    return [done[f"r{i}"] for i in range(len(prompts))]
 
 
 def test_engine_greedy_output_unchanged_by_the_packed_linear():
     model = create_model(seed=3, dtype=torch.bfloat16)
     prompts = [[5, 9, 200, 17], list(range(40, 71)), [250] * 9]
     with override("linear", "reference"):
-        expected = _greedy(model, prompts)
+        expected = greedy_batch(create_engine(model), prompts, 12)
     packed_calls = []
 
     def counting_linear(x, weight, bias=None, packed=None):
@@ -105,6 +93,6 @@ def test_engine_greedy_output_unchanged_by_the_packed_linear():
         return linear_cpu(x, weight, bias, packed)
 
     with override("linear", counting_linear):
-        assert _greedy(model, prompts) == expected
+        assert greedy_batch(create_engine(model), prompts, 12) == expected
     if packing_supported(model.model.embed_tokens.weight):
         assert packed_calls and all(packed_calls)  # the fast path really ran, for every linear

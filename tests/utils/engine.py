@@ -67,6 +67,19 @@ def run_alone(model, prompt: list[int], params: SamplingParams, **config) -> lis
     return [c.token_ids for c in final.outputs]
 
 
+def greedy_batch(engine: LLMEngine, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+    """Greedy token ids of `prompts` served together by `engine`, in prompt order."""
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
+    for i, prompt in enumerate(prompts):
+        engine.add_request(f"greedy-{i}", prompt, params)
+    done = {}
+    while engine.has_unfinished_requests():
+        for out in engine.step():
+            if out.finished:
+                done[out.request_id] = out.outputs[0].token_ids
+    return [done[f"greedy-{i}"] for i in range(len(prompts))]
+
+
 def complete_step(scheduler: Scheduler, out, next_token: int = 0) -> None:
     """What the engine does after a forward pass, without a model: advance, cache, sample."""
     for seq, num_new in zip(out.seqs, out.num_new_tokens):

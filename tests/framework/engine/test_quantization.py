@@ -6,22 +6,12 @@ import torch
 
 from chip.ops.int8_matmul import dequantize_int8, quantize_int8
 from framework.layers import Linear
-from shared import EngineConfig, SamplingParams
-from tests.utils.engine import create_engine, create_model
+from shared import EngineConfig
+from tests.utils.engine import create_engine, create_model, greedy_batch
 
 PROMPTS = [[5, 9, 200, 17], list(range(40, 71)), [250] * 9]
 
 
-def _greedy(engine):
-    params = SamplingParams(max_tokens=10, temperature=0.0, ignore_eos=True)
-    for i, prompt in enumerate(PROMPTS):
-        engine.add_request(f"r{i}", prompt, params)
-    done = {}
-    while engine.has_unfinished_requests():
-        for out in engine.step():
-            if out.finished:
-                done[out.request_id] = out.outputs[0].token_ids
-    return [done[f"r{i}"] for i in range(len(PROMPTS))]
 
 
 def test_int8_engine_generates_what_the_dequantized_model_generates():
@@ -31,13 +21,13 @@ def test_int8_engine_generates_what_the_dequantized_model_generates():
         for module in rounded.modules():
             if isinstance(module, Linear):
                 module.weight.copy_(dequantize_int8(*quantize_int8(module.weight), torch.float32))
-    expected = _greedy(create_engine(rounded))
-    assert _greedy(create_engine(model, quantization="int8")) == expected
+    expected = greedy_batch(create_engine(rounded), PROMPTS, 10)
+    assert greedy_batch(create_engine(model, quantization="int8"), PROMPTS, 10) == expected
     assert model.model.layers[0].mlp.down_proj._int8._key is not None  # the int8 copy was used
     # A later engine without quantization puts the model back on its full-precision weights.
-    plain = _greedy(create_engine(model))
+    plain = greedy_batch(create_engine(model), PROMPTS, 10)
     assert all(m.quantization is None for m in model.modules() if isinstance(m, Linear))
-    assert plain == _greedy(create_engine(create_model(seed=4)))
+    assert plain == greedy_batch(create_engine(create_model(seed=4)), PROMPTS, 10)
 
 
 def test_int8_bf16_decode_path_stays_close_to_bf16():
