@@ -6,6 +6,7 @@ as one contiguous sequence with no cache (parity tests, training).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,18 +23,20 @@ class AttentionMetadata:
     max_context_len: int
 
 
-_current: AttentionMetadata | None = None
+# A context variable, not a module global: two engines may step at once in different threads (the
+# old and the new model during a hot swap), and each forward must see only its own step's metadata.
+_current: contextvars.ContextVar[AttentionMetadata | None] = contextvars.ContextVar(
+    "attention_metadata", default=None)
 
 
 def get_attention_metadata() -> AttentionMetadata | None:
-    return _current
+    return _current.get()
 
 
 @contextlib.contextmanager
 def attention_metadata(metadata: AttentionMetadata) -> Iterator[None]:
-    global _current
-    previous, _current = _current, metadata
+    token = _current.set(metadata)
     try:
         yield
     finally:
-        _current = previous
+        _current.reset(token)
