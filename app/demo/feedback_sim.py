@@ -47,27 +47,26 @@ def _count(counts: dict, feedback: dict | None) -> None:
 
 
 def _store_answer(session, user_id: str, question: str, answer: str, model_version: str) -> str:
+    """One stored exchange (a new conversation: the question and its answer); the answer's id."""
     from app.store.base import new_id
-    from app.store.models import Conversation, Message
+    from app.store.crud_chat import ExchangeRecord, MessageRecord, record_exchange
 
-    conv = Conversation(id=new_id("conv"), user_id=user_id, title=question[:40])
-    session.add(conv)
-    session.flush()
-    q = Message(id=new_id("msg"), conversation_id=conv.id, role="user", content=question, seq=1)
-    session.add(q)
-    session.flush()
-    a = Message(id=new_id("msg"), conversation_id=conv.id, parent_id=q.id, role="assistant",
-                content=answer, seq=2, model_version=model_version)
-    session.add(a)
-    session.flush()
-    return a.id
+    question_id, answer_id = new_id("msg"), new_id("msg")
+    record_exchange(session, exchange=ExchangeRecord(
+        conversation_id=new_id("conv"), user_id=user_id, create_conversation=True,
+        title=question[:40], model=model_version, messages=[
+            MessageRecord(id=question_id, role="user", content=question, parent_id=None),
+            MessageRecord(id=answer_id, role="assistant", content=answer, parent_id=question_id,
+                          model_version=model_version)]))
+    return answer_id
 
 
 def leave_feedback(store, model_dir: str, model_version: str, countries: list[str] | None = None,
                    thumbs_up_questions: list[tuple[str, str]] = ()) -> dict:
     """In-process: answer, store and give feedback. Returns {"corrections", "thumbs_up", "answers"}."""
     from app.store.base import new_id
-    from app.store.models import Feedback, User
+    from app.store.crud_chat import create_feedback
+    from app.store.crud_users import create_user
     from model.evaluation import EvalCase, answers
     from model.loader import load_model
 
@@ -77,15 +76,14 @@ def leave_feedback(store, model_dir: str, model_version: str, countries: list[st
                   [EvalCase([{"role": "user", "content": q.text}], q.expected) for q in asked])
     counts = {"corrections": 0, "thumbs_up": 0, "answers": got}
     with store.transaction() as session:
-        user = User(id=new_id("usr"), username=f"sim-{new_id('u')[-8:]}", role="user")
-        session.add(user)
-        session.flush()
+        user = create_user(session, username=f"sim-{new_id('u')[-8:]}", password=None, role="user")
         for question, answer in zip(asked, got):
             message_id = _store_answer(session, user.id, question.text, answer, model_version)
             feedback = judge(question, answer)
             if feedback is not None:
-                session.add(Feedback(id=new_id("fb"), message_id=message_id, user_id=user.id,
-                                     **feedback))
+                create_feedback(session, message_id=message_id, user_id=user.id,
+                                **{"rating": None, "tags": [], "comment": None, "correction": None,
+                                   **feedback})
             _count(counts, feedback)
     return counts
 
