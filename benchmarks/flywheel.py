@@ -86,6 +86,11 @@ def measure(client, original_cases: list[tuple[str, str]]) -> dict:
             "model_versions": sorted(map(str, skill_versions | original_versions))}
 
 
+def _serves_only(http, version_id: str) -> bool:
+    card = http.get(f"/v1/models/{MODEL_NAME}")
+    return card.is_success and card.json()["version"] == version_id and card.json()["canary"] is None
+
+
 def run_proof(data_dir: Path, base_model: str = str(DEMO_MODEL_DIR), cases_per_family: int = 40,
               iteration_timeout_s: float = 600) -> dict:
     """The end-to-end proof through `flywheel serve` + `flywheel worker` (see the module doc).
@@ -125,8 +130,11 @@ def run_proof(data_dir: Path, base_model: str = str(DEMO_MODEL_DIR), cases_per_f
         swap_s = None
         if run["status"] == "promoted":
             swapped = time.perf_counter()
-            wait_for(lambda: ask(client, MODEL_NAME, "Hi")[1].get("model_version") == new_version,
-                     60, f"the server to serve {new_version}", interval_s=0.2)
+            # Ask the server what it routes to, not one reply: while the watcher has yet to see
+            # the promotion, a conversation that hashes into the canary share already gets the
+            # new version but the rest still get the old production version.
+            wait_for(lambda: _serves_only(http, new_version), 60,
+                     f"the server to serve {new_version}", interval_s=0.2)
             swap_s = round(time.perf_counter() - swapped, 2)
         after = measure(client, original_cases)
     finally:
