@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from chip.dispatch import register
+from chip.ops import paged_decode_native
 
 
 @register("causal_attention", "reference")
@@ -55,8 +56,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, num
 
 
 # ---- CPU fast path -------------------------------------------------------------------------------
-# Decode rows (one new query) of every sequence are batched: their K/V are gathered from the block
-# tables into one padded (B, L, Hk*D) tensor (a flat row gather of whole blocks,
+# Decode rows (one new query) of every sequence are batched. Where the C kernel builds (bf16 and
+# fp32), it reads the blocks in place (`paged_decode_native`). Otherwise their K/V are gathered from
+# the block tables into one padded (B, L, Hk*D) tensor (a flat row gather of whole blocks,
 # which is many times faster than advanced indexing on bf16), then two batched matmuls with a
 # length mask. Each prefill chunk gets one 4-D SDPA of its own (few per step, each large; 4-D inputs
 # keep SDPA on its fused CPU kernel). GQA never repeats keys or values per head.
@@ -97,6 +99,8 @@ _DECODE_CHUNK_BYTES = 8 << 20  # gathered K+V per chunk: stays in cache between 
 
 def _decode_chunked(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                     block_tables: torch.Tensor, context_lens: torch.Tensor, scale: float) -> torch.Tensor:
+    if paged_decode_native.supports(q, k_cache):
+        return paged_decode_native.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale)
     # Gathering the whole batch's K/V at once spills them out of cache before the matmuls read them;
     # a few MB at a time was 5x faster at B=64, L=640 (SmolLM2-135M shapes, one core). Chunks take
     # sequences in order of context length so each pads only to a similar length, not the batch max.

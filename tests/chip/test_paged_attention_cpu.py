@@ -48,7 +48,22 @@ def test_cpu_store_kv_cache_matches_reference(dtype):
     assert torch.equal(caches[0], caches[2]) and torch.equal(caches[1], caches[3])
 
 
-def test_cpu_decode_in_cache_sized_chunks_matches_reference(monkeypatch):
+@pytest.fixture
+def torch_decode_path(monkeypatch):
+    """Decode rows take the torch gather path, not the C kernel (tests/chip/test_paged_decode_native.py)."""
+    from chip.ops import paged_decode_native
+
+    monkeypatch.setattr(paged_decode_native, "supports", lambda q, k_cache: False)
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_torch_decode_path_matches_reference(torch_decode_path, dtype, atol):
+    args = _paged_case(dtype, [1, 13, 1, 40, 1], [9, 13, 30, 71, 1])
+    torch.testing.assert_close(paged_attention_cpu(*args, scale=0.17).float(),
+                               paged_attention(*args, scale=0.17).float(), atol=atol, rtol=0)
+
+
+def test_cpu_decode_in_cache_sized_chunks_matches_reference(torch_decode_path, monkeypatch):
     import chip.ops.attention as attention
 
     monkeypatch.setattr(attention, "_DECODE_CHUNK_BYTES", 4096)  # a few sequences per chunk
@@ -58,7 +73,8 @@ def test_cpu_decode_in_cache_sized_chunks_matches_reference(monkeypatch):
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 3000, 20000])
-def test_cpu_mixed_step_with_length_sorted_decode_chunks_matches_reference(monkeypatch, chunk_bytes):
+def test_cpu_mixed_step_with_length_sorted_decode_chunks_matches_reference(torch_decode_path, monkeypatch,
+                                                                          chunk_bytes):
     import chip.ops.attention as attention
 
     # Decode rows are regrouped by context length into chunks and scattered back: rows must land in

@@ -1,0 +1,274 @@
+/* Paged decode attention on the CPU: one new query per sequence over its cached keys and values,
+ * read in place from the block pool (no gather, no padding, no per-head copies of K/V for GQA).
+ *
+ * q (B, Hq, D); k_cache, v_cache (num_blocks, block_size, Hk, D); block_tables (B, table_width)
+ * int64; context_lens (B,) int64; out (B, Hq, D). One work item is a sequence: all its query heads
+ * walk its blocks together, token by token (a token's keys for every kv head are one contiguous
+ * row), with an online softmax (running max and sum) per query head.
+ *
+ * Built at first use by chip/native/build.py with -O3 -march=native -fopenmp-simd; the inner
+ * loops are written so the compiler vectorizes them (bf16 -> fp32 is a 16-bit shift).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline float bf16_load(const uint16_t *p, int64_t i) {
+    union { uint32_t u; float f; } c;
+    c.u = (uint32_t)p[i] << 16;
+    return c.f;
+}
+
+static inline float f32_load(const float *p, int64_t i) { return p[i]; }
+
+static inline void bf16_store(uint16_t *p, int64_t i, float x) {
+    union { uint32_t u; float f; } c;
+    c.f = x;
+    p[i] = (uint16_t)((c.u + 0x7fffu + ((c.u >> 16) & 1u)) >> 16); /* round to nearest even */
+}
+
+static inline void f32_store(float *p, int64_t i, float x) { p[i] = x; }
+
+/* e^x for x <= 0 (a score minus the running max): 2^t = 2^round(t) * 2^f, |f| <= 1/2, with a
+ * degree-6 Taylor polynomial for 2^f (relative error ~1e-7). Branch-free, so loops vectorize. */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float t = x * 1.4426950409f;
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest (1.5 * 2^23), no libm call */
+    float f = t - n;
+    float p = 1.0f + f * (0.6931471806f + f * (0.2402265070f + f * (0.0555041087f +
+              f * (0.0096181291f + f * (0.0013333558f + f * 0.0001540353f)))));
+    union { uint32_t u; float f; } scale;
+    scale.u = (uint32_t)((int32_t)n + 127) << 23;
+    return p * scale.f;
+}
+
+typedef struct {
+    const void *q, *k_cache, *v_cache;
+    const int64_t *block_tables, *context_lens;
+    void *out;
+    int64_t table_width;
+    int num_heads, num_kv_heads, head_dim, block_size;
+    float scale;
+    int64_t seq_begin, seq_end; /* the sequences [begin, end) of this thread */
+} DecodeArgs;
+
+#define DEFINE_DECODE(NAME, T, LOAD, STORE)                                                        \
+static void NAME##_items(const DecodeArgs *a) {                                                   \
+    const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;       \
+    const int G = Hq / Hk;                                                                         \
+    const int64_t row = (int64_t)Hk * D; /* elements per token: every kv head, contiguous */      \
+    float qs[Hq * D], acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];                                      \
+    for (int64_t b = a->seq_begin; b < a->seq_end; b++) {                                         \
+        const int64_t ctx = a->context_lens[b];                                                   \
+        const T *q = (const T *)a->q + b * Hq * D;                                                \
+        for (int i = 0; i < Hq * D; i++) { qs[i] = LOAD(q, i) * a->scale; acc[i] = 0.0f; }        \
+        for (int i = 0; i < Hq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }                           \
+        const int64_t *table = a->block_tables + b * a->table_width;                              \
+        for (int64_t first = 0; first < ctx; first += BS) {                                       \
+            const int n = ctx - first < BS ? (int)(ctx - first) : BS;                            \
+            const int64_t base = table[first / BS] * BS * row;                                    \
+            const T *kb = (const T *)a->k_cache + base, *vb = (const T *)a->v_cache + base;       \
+            for (int t = 0; t < n; t++) {                                                          \
+                for (int i = 0; i < Hq; i++) {                                                     \
+                    const T *k = kb + t * row + (i / G) * D;                                       \
+                    const float *qi = qs + i * D;                                                  \
+                    float dot = 0.0f;                                                              \
+                    _Pragma("omp simd reduction(+:dot)")                                           \
+                    for (int d = 0; d < D; d++) dot += qi[d] * LOAD(k, d);                         \
+                    s[i * BS + t] = dot;                                                           \
+                }                                                                                  \
+            }                                                                                      \
+            for (int i = 0; i < Hq; i++) {                                                         \
+                float *si = s + i * BS, top = m[i];                                                \
+                for (int t = 0; t < n; t++) top = si[t] > top ? si[t] : top;                      \
+                const float correction = exp_nonpositive(m[i] - top); /* 0 on the first block */  \
+                float sum = 0.0f;                                                                  \
+                for (int t = 0; t < n; t++) { si[t] = exp_nonpositive(si[t] - top); sum += si[t]; }\
+                l[i] = l[i] * correction + sum;                                                    \
+                m[i] = top;                                                                        \
+                for (int d = 0; d < D; d++) acc[i * D + d] *= correction;                         \
+            }                                                                                      \
+            for (int t = 0; t < n; t++) {                                                          \
+                for (int i = 0; i < Hq; i++) {                                                     \
+                    const T *v = vb + t * row + (i / G) * D;                                       \
+                    float *ai = acc + i * D;                                                       \
+                    const float p = s[i * BS + t];                                                 \
+                    _Pragma("omp simd")                                                            \
+                    for (int d = 0; d < D; d++) ai[d] += p * LOAD(v, d);                           \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        T *o = (T *)a->out + b * Hq * D;                                                          \
+        for (int i = 0; i < Hq; i++) {                                                             \
+            const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;                                   \
+            for (int d = 0; d < D; d++) STORE(o, i * D + d, acc[i * D + d] * inv);                \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+static void *NAME##_thread(void *args) { NAME##_items((const DecodeArgs *)args); return NULL; }
+
+DEFINE_DECODE(decode_bf16, uint16_t, bf16_load, bf16_store)
+DEFINE_DECODE(decode_f32, float, f32_load, f32_store)
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+#define HAVE_AVX512_BF16 1
+
+/* e^x for 16 lanes of x <= 0, the same polynomial as exp_nonpositive; scalef applies 2^n. */
+static inline __m512 exp_nonpositive16(__m512 x) {
+    const __m512 t = _mm512_mul_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)),
+                                   _mm512_set1_ps(1.4426950409f));
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(0.0001540353f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0013333558f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0096181291f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0555041087f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.2402265070f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931471806f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* 16 bf16 values from p, widened to fp32. */
+static inline __m512 bf16x16_load(const uint16_t *p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+/* The bf16 kernel with AVX-512: scores by vdpbf16ps (32 bf16 products per instruction, fp32
+ * sums), softmax and P @ V in fp32 vectors. Needs head_dim % 32 == 0. */
+static void decode_bf16_avx512_items(const DecodeArgs *a) {
+    const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;
+    const int G = Hq / Hk;
+    const int64_t row = (int64_t)Hk * D;
+    const int64_t block_bytes = BS * row * (int64_t)sizeof(uint16_t);
+    float acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];
+    for (int64_t b = a->seq_begin; b < a->seq_end; b++) {
+        const int64_t ctx = a->context_lens[b];
+        const uint16_t *q = (const uint16_t *)a->q + b * Hq * D;
+        memset(acc, 0, sizeof(float) * Hq * D);
+        for (int i = 0; i < Hq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+        const int64_t *table = a->block_tables + b * a->table_width;
+        for (int64_t first = 0; first < ctx; first += BS) {
+            const int n = ctx - first < BS ? (int)(ctx - first) : BS;
+            const int64_t base = table[first / BS] * BS * row;
+            const uint16_t *kb = (const uint16_t *)a->k_cache + base;
+            const uint16_t *vb = (const uint16_t *)a->v_cache + base;
+            if (first + BS < ctx) { /* blocks are scattered: fetch the next one while on this */
+                const char *next_k = (const char *)a->k_cache + table[first / BS + 1] * block_bytes;
+                const char *next_v = (const char *)a->v_cache + table[first / BS + 1] * block_bytes;
+                for (int64_t off = 0; off < block_bytes; off += 64) {
+                    _mm_prefetch(next_k + off, _MM_HINT_T0);
+                    _mm_prefetch(next_v + off, _MM_HINT_T0);
+                }
+            }
+            for (int t = 0; t < n; t++) {
+                for (int i = 0; i < Hq; i++) {
+                    const uint16_t *k = kb + t * row + (i / G) * D;
+                    __m512 dot = _mm512_setzero_ps();
+                    for (int d = 0; d < D; d += 32)
+                        dot = _mm512_dpbf16_ps(dot, (__m512bh)_mm512_loadu_si512(q + i * D + d),
+                                               (__m512bh)_mm512_loadu_si512(k + d));
+                    s[i * BS + t] = _mm512_reduce_add_ps(dot) * a->scale;
+                }
+            }
+            for (int i = 0; i < Hq; i++) {
+                float *si = s + i * BS, top = m[i];
+                for (int c = 0; c < n; c += 16) {
+                    const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+                    const float chunk_max = _mm512_mask_reduce_max_ps(lanes, _mm512_maskz_loadu_ps(lanes, si + c));
+                    top = chunk_max > top ? chunk_max : top;
+                }
+                const float correction = exp_nonpositive(m[i] - top); /* 0 on the first block */
+                const __m512 top16 = _mm512_set1_ps(top);
+                float sum = 0.0f;
+                for (int c = 0; c < n; c += 16) {
+                    const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+                    const __m512 p = exp_nonpositive16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, si + c), top16));
+                    sum += _mm512_mask_reduce_add_ps(lanes, p);
+                    _mm512_mask_storeu_ps(si + c, lanes, p);
+                }
+                l[i] = l[i] * correction + sum;
+                m[i] = top;
+                if (correction != 1.0f) {
+                    const __m512 corr = _mm512_set1_ps(correction);
+                    for (int d = 0; d < D; d += 16)
+                        _mm512_storeu_ps(acc + i * D + d, _mm512_mul_ps(_mm512_loadu_ps(acc + i * D + d), corr));
+                }
+            }
+            for (int t = 0; t < n; t++) {
+                for (int h = 0; h < Hk; h++) {
+                    const uint16_t *v = vb + t * row + h * D;
+                    for (int d = 0; d < D; d += 16) {
+                        const __m512 vd = bf16x16_load(v + d);
+                        for (int i = h * G; i < (h + 1) * G; i++) {
+                            float *ai = acc + i * D + d;
+                            _mm512_storeu_ps(ai, _mm512_fmadd_ps(_mm512_set1_ps(s[i * BS + t]), vd, _mm512_loadu_ps(ai)));
+                        }
+                    }
+                }
+            }
+        }
+        uint16_t *o = (uint16_t *)a->out + b * Hq * D;
+        for (int i = 0; i < Hq; i++) {
+            const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+            for (int d = 0; d < D; d++) bf16_store(o, i * D + d, acc[i * D + d] * inv);
+        }
+    }
+}
+static void *decode_bf16_avx512_thread(void *args) {
+    decode_bf16_avx512_items((const DecodeArgs *)args);
+    return NULL;
+}
+#endif
+
+#define MAX_THREADS 64
+
+/* Split the sequences into `num_threads` contiguous ranges of about equal work (work ~ context
+ * length) and run them; the caller's thread takes the first range. */
+static int run(void *(*thread_fn)(void *), DecodeArgs args, int64_t num_seqs, int num_threads) {
+    if (num_threads > MAX_THREADS) num_threads = MAX_THREADS;
+    if (num_threads > num_seqs) num_threads = (int)num_seqs;
+    if (num_threads < 1) num_threads = 1;
+    int64_t total = 0, done = 0, b = 0;
+    for (int64_t i = 0; i < num_seqs; i++) total += args.context_lens[i] + 1;
+    DecodeArgs parts[MAX_THREADS];
+    for (int i = 0; i < num_threads; i++) {
+        const int64_t target = total * (i + 1) / num_threads;
+        parts[i] = args;
+        parts[i].seq_begin = b;
+        while (b < num_seqs && done < target) done += args.context_lens[b++] + 1;
+        parts[i].seq_end = b;
+    }
+    pthread_t threads[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int i = 1; i < num_threads; i++) {
+        started[i] = pthread_create(&threads[i], NULL, thread_fn, &parts[i]) == 0;
+        if (!started[i]) thread_fn(&parts[i]); /* no thread to spare: do its share here */
+    }
+    thread_fn(&parts[0]);
+    for (int i = 1; i < num_threads; i++)
+        if (started[i]) pthread_join(threads[i], NULL);
+    return 0;
+}
+
+/* dtype: 0 = bfloat16, 1 = float32. Returns 0, or -1 for an unsupported shape or dtype. */
+int paged_decode_attention(int dtype, const void *q, const void *k_cache, const void *v_cache,
+                           const int64_t *block_tables, int64_t table_width,
+                           const int64_t *context_lens, void *out, int64_t num_seqs, int num_heads,
+                           int num_kv_heads, int head_dim, int block_size, float scale,
+                           int num_threads) {
+    if (num_kv_heads <= 0 || num_heads % num_kv_heads != 0 || head_dim > 512 || block_size > 256)
+        return -1;
+    DecodeArgs args = {q, k_cache, v_cache, block_tables, context_lens, out, table_width,
+                       num_heads, num_kv_heads, head_dim, block_size, scale, 0, 0};
+#ifdef HAVE_AVX512_BF16
+    if (dtype == 0 && head_dim % 32 == 0) return run(decode_bf16_avx512_thread, args, num_seqs, num_threads);
+#endif
+    if (dtype == 0) return run(decode_bf16_thread, args, num_seqs, num_threads);
+    if (dtype == 1) return run(decode_f32_thread, args, num_seqs, num_threads);
+    return -1;
+}
