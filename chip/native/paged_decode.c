@@ -138,8 +138,28 @@ static inline __m512 bf16x16_load(const uint16_t *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 
-/* The bf16 kernel with AVX-512: scores by vdpbf16ps (32 bf16 products per instruction, fp32
- * sums), softmax and P @ V in fp32 vectors. Needs head_dim % 32 == 0. */
+/* v[t] -> the sum of v[t]'s 16 lanes in lane t: three rounds of shuffles and adds (about three
+ * instructions per token instead of a full horizontal reduction each). */
+static inline __m512 lane_sums16(const __m512 v[16]) {
+    __m512 x[8], y[4];
+    for (int i = 0; i < 8; i++) /* per 128-bit block: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        x[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) /* per 128-bit block: tokens 4i..4i+3, summed within the block */
+        y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(x[2 * i], x[2 * i + 1], 0xEE));
+    const __m512 u01 = _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 u23 = _mm512_add_ps(_mm512_shuffle_f32x4(y[2], y[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(y[2], y[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u01, u23, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(u01, u23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The bf16 kernel with AVX-512 (head_dim % 32 == 0, block_size % 16 == 0). Per block, tokens go
+ * in groups of 16: scores by vdpbf16ps (32 bf16 products per instruction, fp32 sums) reduced
+ * 16 at a time by lane_sums16; softmax on 16-lane vectors; P @ V with the output rows of up to
+ * four query heads x 32 dims held in registers across the block's tokens. */
 static void decode_bf16_avx512_items(const DecodeArgs *a) {
     const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;
     const int G = Hq / Hk;
@@ -165,14 +185,21 @@ static void decode_bf16_avx512_items(const DecodeArgs *a) {
                     _mm_prefetch(next_v + off, _MM_HINT_T0);
                 }
             }
-            for (int t = 0; t < n; t++) {
+            for (int c = 0; c < n; c += 16) {
+                const int width = n - c < 16 ? n - c : 16;
+                const __mmask16 lanes = width == 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
                 for (int i = 0; i < Hq; i++) {
-                    const uint16_t *k = kb + t * row + (i / G) * D;
-                    __m512 dot = _mm512_setzero_ps();
-                    for (int d = 0; d < D; d += 32)
-                        dot = _mm512_dpbf16_ps(dot, (__m512bh)_mm512_loadu_si512(q + i * D + d),
-                                               (__m512bh)_mm512_loadu_si512(k + d));
-                    s[i * BS + t] = _mm512_reduce_add_ps(dot) * a->scale;
+                    const uint16_t *qi = q + i * D, *k = kb + (int64_t)c * row + (i / G) * D;
+                    __m512 dots[16];
+                    for (int t = 0; t < 16; t++) {
+                        dots[t] = _mm512_setzero_ps();
+                        if (t < width)
+                            for (int d = 0; d < D; d += 32)
+                                dots[t] = _mm512_dpbf16_ps(dots[t], (__m512bh)_mm512_loadu_si512(qi + d),
+                                                           (__m512bh)_mm512_loadu_si512(k + t * row + d));
+                    }
+                    _mm512_mask_storeu_ps(s + i * BS + c, lanes,
+                                          _mm512_mul_ps(lane_sums16(dots), _mm512_set1_ps(a->scale)));
                 }
             }
             for (int i = 0; i < Hq; i++) {
@@ -184,14 +211,15 @@ static void decode_bf16_avx512_items(const DecodeArgs *a) {
                 }
                 const float correction = exp_nonpositive(m[i] - top); /* 0 on the first block */
                 const __m512 top16 = _mm512_set1_ps(top);
-                float sum = 0.0f;
+                __m512 sum = _mm512_setzero_ps();
                 for (int c = 0; c < n; c += 16) {
                     const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-                    const __m512 p = exp_nonpositive16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, si + c), top16));
-                    sum += _mm512_mask_reduce_add_ps(lanes, p);
-                    _mm512_mask_storeu_ps(si + c, lanes, p);
+                    const __m512 p = _mm512_maskz_mov_ps(lanes, exp_nonpositive16(
+                        _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, si + c), top16)));
+                    sum = _mm512_add_ps(sum, p);
+                    _mm512_storeu_ps(si + c, p); /* zero past the sequence's end */
                 }
-                l[i] = l[i] * correction + sum;
+                l[i] = l[i] * correction + _mm512_reduce_add_ps(sum);
                 m[i] = top;
                 if (correction != 1.0f) {
                     const __m512 corr = _mm512_set1_ps(correction);
@@ -199,15 +227,34 @@ static void decode_bf16_avx512_items(const DecodeArgs *a) {
                         _mm512_storeu_ps(acc + i * D + d, _mm512_mul_ps(_mm512_loadu_ps(acc + i * D + d), corr));
                 }
             }
-            for (int t = 0; t < n; t++) {
-                for (int h = 0; h < Hk; h++) {
-                    const uint16_t *v = vb + t * row + h * D;
-                    for (int d = 0; d < D; d += 16) {
-                        const __m512 vd = bf16x16_load(v + d);
-                        for (int i = h * G; i < (h + 1) * G; i++) {
-                            float *ai = acc + i * D + d;
-                            _mm512_storeu_ps(ai, _mm512_fmadd_ps(_mm512_set1_ps(s[i * BS + t]), vd, _mm512_loadu_ps(ai)));
+            for (int h = 0; h < Hk; h++) {
+                for (int g0 = 0; g0 < G; g0 += 4) {
+                    const int tile = G - g0 < 4 ? G - g0 : 4;
+                    const int i0 = h * G + g0;
+                    for (int d0 = 0; d0 < D; d0 += 32) {
+                        __m512 out[4][2];
+                        for (int g = 0; g < 4; g++) {
+                            out[g][0] = out[g][1] = _mm512_setzero_ps();
+                            if (g < tile) {
+                                out[g][0] = _mm512_loadu_ps(acc + (i0 + g) * D + d0);
+                                out[g][1] = _mm512_loadu_ps(acc + (i0 + g) * D + d0 + 16);
+                            }
                         }
+                        const uint16_t *v = vb + h * D + d0;
+                        for (int t = 0; t < n; t++, v += row) {
+                            const __m512 v0 = bf16x16_load(v), v1 = bf16x16_load(v + 16);
+                            for (int g = 0; g < 4; g++)
+                                if (g < tile) {
+                                    const __m512 p = _mm512_set1_ps(s[(i0 + g) * BS + t]);
+                                    out[g][0] = _mm512_fmadd_ps(p, v0, out[g][0]);
+                                    out[g][1] = _mm512_fmadd_ps(p, v1, out[g][1]);
+                                }
+                        }
+                        for (int g = 0; g < 4; g++)
+                            if (g < tile) {
+                                _mm512_storeu_ps(acc + (i0 + g) * D + d0, out[g][0]);
+                                _mm512_storeu_ps(acc + (i0 + g) * D + d0 + 16, out[g][1]);
+                            }
                     }
                 }
             }
@@ -266,7 +313,8 @@ int paged_decode_attention(int dtype, const void *q, const void *k_cache, const 
     DecodeArgs args = {q, k_cache, v_cache, block_tables, context_lens, out, table_width,
                        num_heads, num_kv_heads, head_dim, block_size, scale, 0, 0};
 #ifdef HAVE_AVX512_BF16
-    if (dtype == 0 && head_dim % 32 == 0) return run(decode_bf16_avx512_thread, args, num_seqs, num_threads);
+    if (dtype == 0 && head_dim % 32 == 0 && block_size % 16 == 0)
+        return run(decode_bf16_avx512_thread, args, num_seqs, num_threads);
 #endif
     if (dtype == 0) return run(decode_bf16_thread, args, num_seqs, num_threads);
     if (dtype == 1) return run(decode_f32_thread, args, num_seqs, num_threads);
