@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from framework.layers import Attention, Embedding, Linear, RMSNorm, RotaryEmbedding, SiluAndMul
+from framework.layers.linear import PackedWeightCache, grouped_linear
 from shared import ModelConfig
 
 
@@ -25,12 +26,16 @@ class LlamaAttention(nn.Module):
         self.rotary = RotaryEmbedding(self.head_dim, cfg.max_position_embeddings, cfg.rope_theta,
                                       cfg.rope_scaling)
         self.attn = Attention(self.num_heads, self.num_kv_heads, self.head_dim)
+        self._qkv_packed = PackedWeightCache()  # q/k/v as one matmul at inference
 
     def forward(self, positions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         tokens = x.shape[0]
-        q = self.q_proj(x).view(tokens, self.num_heads, self.head_dim)  # (T, Hq, D)
-        k = self.k_proj(x).view(tokens, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
-        v = self.v_proj(x).view(tokens, self.num_kv_heads, self.head_dim)
+        qkv = grouped_linear(x, (self.q_proj, self.k_proj, self.v_proj), self._qkv_packed)
+        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        q = q.view(tokens, self.num_heads, self.head_dim)  # (T, Hq, D)
+        k = k.view(tokens, self.num_kv_heads, self.head_dim)  # (T, Hk, D)
+        v = v.view(tokens, self.num_kv_heads, self.head_dim)
         q, k = self.rotary(positions, q, k)
         out = self.attn(q, k, v)  # (T, Hq, D)
         return self.o_proj(out.reshape(tokens, -1))
@@ -43,9 +48,10 @@ class LlamaMLP(nn.Module):
         self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size)
         self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size)
         self.act = SiluAndMul()
+        self._gate_up_packed = PackedWeightCache()  # gate/up as one matmul at inference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate_up = torch.cat([self.gate_proj(x), self.up_proj(x)], dim=-1)
+        gate_up = grouped_linear(x, (self.gate_proj, self.up_proj), self._gate_up_packed)
         return self.down_proj(self.act(gate_up))
 
 

@@ -50,3 +50,15 @@ def linear_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     if bias is not None and bias.dtype != torch.bfloat16:
         return F.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+def packed_linear_accepts(x: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether `linear_packed` can take this input (a bf16 CPU tensor with rows, bias bf16 or None)."""
+    return (x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.numel() > 0
+            and (bias is None or bias.dtype == torch.bfloat16))
+
+
+def linear_packed(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x (..., K) times a weight known only by its packed copy (e.g. q/k/v packed as one); for
+    inference only, on inputs `packed_linear_accepts`."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")

@@ -18,26 +18,28 @@ from torch import nn
 
 from chip import dispatch
 from chip.ops.int8_matmul import quantize_int8
-from chip.ops.linear import pack_linear_weight
+from chip.ops.linear import linear_packed, pack_linear_weight, packed_linear_accepts
 
 
 class PackedWeightCache:
-    """Holds `pack(weight)` (default: `pack_linear_weight`) for the weight it was built from."""
+    """Holds `pack(weight)` (default: `pack_linear_weight`) for the weight it was built from; given
+    several weights, the packed copy of their concatenation along the output dim."""
 
     def __init__(self, pack: Callable = pack_linear_weight) -> None:
         self._pack = pack
         self._key: tuple | None = None
         self._packed = None
 
-    def get(self, weight: torch.Tensor):
-        if weight.is_inference():
+    def get(self, *weights: torch.Tensor):
+        if any(w.is_inference() for w in weights):
             # Inference tensors have no version counter, so an in-place change could not be seen.
             return None
-        key = (weight.data_ptr(), weight._version, weight.dtype, tuple(weight.shape), weight.device)
+        key = tuple((w.data_ptr(), w._version, w.dtype, tuple(w.shape), w.device) for w in weights)
         if key != self._key:
             self._key, self._packed = None, None  # free the stale copy before packing a new one
             with torch.no_grad():
-                self._packed = self._pack(weight.detach())
+                whole = weights[0] if len(weights) == 1 else torch.cat(weights)
+                self._packed = self._pack(whole.detach())
             self._key = key
         return self._packed
 
@@ -79,3 +81,25 @@ class Linear(nn.Module):
                 y = dispatch("int8_matmul", x.device.type)(x, w_int8, scales)
                 return y if self.bias is None else y + self.bias
         return inference_linear(x, self.weight, self.bias, self._packed)
+
+
+def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWeightCache) -> torch.Tensor:
+    """The outputs of `layers` (which all read `x`) concatenated along the last dim.
+
+    For inference with packable weights it is one matmul against their packed concatenation
+    (q/k/v or gate/up: one call instead of three or two, and no concatenation of the outputs);
+    otherwise (autograd, int8, float32, no packing) each layer runs on its own. The layers keep
+    their own parameters, so checkpoint names and LoRA targets do not change.
+    """
+    if not all(type(layer) is Linear for layer in layers):  # e.g. a LoRA-wrapped layer in training
+        return torch.cat([layer(x) for layer in layers], dim=-1)
+    weights = tuple(layer.weight for layer in layers)
+    biases = tuple(layer.bias for layer in layers)
+    bias = None if any(b is None for b in biases) else torch.cat(biases)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights))
+    if (not needs_grad and all(layer.quantization is None for layer in layers)
+            and (bias is not None or all(b is None for b in biases)) and packed_linear_accepts(x, bias)):
+        packed = cache.get(*weights)
+        if packed is not None:
+            return linear_packed(x, packed, bias)
+    return torch.cat([layer(x) for layer in layers], dim=-1)

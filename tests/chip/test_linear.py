@@ -96,3 +96,50 @@ def test_engine_greedy_output_unchanged_by_the_packed_linear():
         assert greedy_batch(create_engine(model), prompts, 12) == expected
     if packing_supported(model.model.embed_tokens.weight):
         assert packed_calls and all(packed_calls)  # the fast path really ran, for every linear
+
+
+@needs_packing
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_grouped_linear_is_the_concatenation_of_its_layers(with_bias):
+    from framework.layers.linear import PackedWeightCache, grouped_linear
+
+    torch.manual_seed(0)
+    layers = tuple(Linear(48, n, bias=with_bias).bfloat16() for n in (36, 12, 12))
+    cache = PackedWeightCache()
+    x = torch.randn(7, 48).bfloat16()
+    with torch.no_grad():
+        expected = torch.cat([F.linear(x, layer.weight, layer.bias) for layer in layers], dim=-1)
+        got = grouped_linear(x, layers, cache)
+        torch.testing.assert_close(got, expected, atol=1e-2, rtol=8e-3)
+        packed = cache.get(*(layer.weight for layer in layers))
+        assert grouped_linear(x, layers, cache) is not None and cache.get(
+            *(layer.weight for layer in layers)) is packed  # packed once, reused
+        layers[1].weight.mul_(-3)  # one member changes in place: the group repacks
+        expected = torch.cat([F.linear(x, layer.weight, layer.bias) for layer in layers], dim=-1)
+        torch.testing.assert_close(grouped_linear(x, layers, cache), expected, atol=2e-2, rtol=8e-3)
+
+
+def test_grouped_linear_falls_back_for_autograd_and_lora():
+    from framework.layers.linear import PackedWeightCache, grouped_linear
+    from framework.train.lora import LoRALinear
+
+    layers = (Linear(8, 4).bfloat16(), Linear(8, 6).bfloat16())
+    x = torch.randn(3, 8).bfloat16()
+    grouped_linear(x, layers, PackedWeightCache()).float().sum().backward()
+    assert all(layer.weight.grad is not None for layer in layers)  # autograd went through F.linear
+    lora = LoRALinear(layers[1], rank=2, alpha=4.0)
+    with torch.no_grad():
+        lora.lora_b.fill_(0.5)  # an adapter that changes the output
+        got = grouped_linear(x, (layers[0], lora), PackedWeightCache())
+        torch.testing.assert_close(got, torch.cat([layers[0](x), lora(x)], dim=-1))
+
+
+@needs_packing
+def test_engine_greedy_output_unchanged_by_grouped_projections(monkeypatch):
+    import framework.layers.linear as linear_layer
+
+    model = create_model(seed=5, dtype=torch.bfloat16)
+    prompts = [[5, 9, 200, 17], list(range(40, 71)), [250] * 9]
+    fused = greedy_batch(create_engine(model), prompts, 12)
+    monkeypatch.setattr(linear_layer, "packed_linear_accepts", lambda x, bias: False)
+    assert greedy_batch(create_engine(model), prompts, 12) == fused
