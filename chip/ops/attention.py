@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from chip.dispatch import register
-from chip.ops import paged_decode_native
+from chip.ops import paged_attention_native
 
 
 @register("causal_attention", "reference")
@@ -56,9 +56,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, num
 
 
 # ---- CPU fast path -------------------------------------------------------------------------------
-# Decode rows (one new query) of every sequence are batched. Where the C kernel builds (bf16 and
-# fp32), it reads the blocks in place (`paged_decode_native`). Otherwise their K/V are gathered from
-# the block tables into one padded (B, L, Hk*D) tensor (a flat row gather of whole blocks,
+# Where the C kernel builds (bf16 and fp32) the whole step is one call that reads the blocks in
+# place (`paged_attention_native`). Otherwise: decode rows (one new query) of every sequence are
+# batched: their K/V are gathered from the block tables into one padded (B, L, Hk*D) tensor (a flat row gather of whole blocks,
 # which is many times faster than advanced indexing on bf16), then two batched matmuls with a
 # length mask. Each prefill chunk gets one 4-D SDPA of its own (few per step, each large; 4-D inputs
 # keep SDPA on its fused CPU kernel). GQA never repeats keys or values per head.
@@ -67,6 +67,9 @@ def paged_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         block_tables: torch.Tensor, cu_seqlens_q: torch.Tensor,
                         context_lens: torch.Tensor, scale: float) -> torch.Tensor:
     """Same contract as `paged_attention`."""
+    if paged_attention_native.supports(q, k_cache):
+        return paged_attention_native.paged_attention(q, k_cache, v_cache, block_tables, cu_seqlens_q,
+                                                      context_lens, scale)
     starts = cu_seqlens_q.tolist()
     q_lens = [end - start for start, end in zip(starts, starts[1:])]
     decode = [i for i, n in enumerate(q_lens) if n == 1]
@@ -99,8 +102,6 @@ _DECODE_CHUNK_BYTES = 8 << 20  # gathered K+V per chunk: stays in cache between 
 
 def _decode_chunked(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                     block_tables: torch.Tensor, context_lens: torch.Tensor, scale: float) -> torch.Tensor:
-    if paged_decode_native.supports(q, k_cache):
-        return paged_decode_native.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale)
     # Gathering the whole batch's K/V at once spills them out of cache before the matmuls read them;
     # a few MB at a time was 5x faster at B=64, L=640 (SmolLM2-135M shapes, one core). Chunks take
     # sequences in order of context length so each pads only to a similar length, not the batch max.

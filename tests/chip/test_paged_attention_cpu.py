@@ -50,14 +50,14 @@ def test_cpu_store_kv_cache_matches_reference(dtype):
 
 @pytest.fixture
 def torch_decode_path(monkeypatch):
-    """Decode rows take the torch gather path, not the C kernel (tests/chip/test_paged_decode_native.py)."""
-    from chip.ops import paged_decode_native
+    """The torch gather path, not the C kernel (tests/chip/test_paged_attention_native.py)."""
+    from chip.ops import paged_attention_native
 
-    monkeypatch.setattr(paged_decode_native, "supports", lambda q, k_cache: False)
+    monkeypatch.setattr(paged_attention_native, "supports", lambda q, k_cache: False)
 
 
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
-def test_torch_decode_path_matches_reference(torch_decode_path, dtype, atol):
+def test_torch_path_matches_reference(torch_decode_path, dtype, atol):
     args = _paged_case(dtype, [1, 13, 1, 40, 1], [9, 13, 30, 71, 1])
     torch.testing.assert_close(paged_attention_cpu(*args, scale=0.17).float(),
                                paged_attention(*args, scale=0.17).float(), atol=atol, rtol=0)

@@ -1,4 +1,4 @@
-"""The C decode-attention kernel (chip/native/paged_decode.c) against the torch reference."""
+"""The C paged-attention kernel (chip/native/paged_attention.c) against the torch reference."""
 import subprocess
 import sys
 
@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from chip.native import build
-from chip.ops import paged_decode_native
+from chip.ops import paged_attention_native as native
 from chip.ops.attention import paged_attention
 
 
-def _decode_case(dtype, ctx_lens, num_kv_heads, group, head_dim, block_size, seed=0):
+def _case(dtype, ctx_lens, num_kv_heads, group, head_dim, block_size, q_lens=None, seed=0):
     gen = torch.Generator().manual_seed(seed)
     num_blocks = sum(-(-c // block_size) for c in ctx_lens) + 7
     shape = (num_blocks, block_size, num_kv_heads, head_dim)
@@ -23,16 +23,17 @@ def _decode_case(dtype, ctx_lens, num_kv_heads, group, head_dim, block_size, see
         n = -(-ctx // block_size)
         tables[i, :n] = order[used:used + n]
         used += n
-    q = torch.randn(len(ctx_lens), num_kv_heads * group, head_dim, generator=gen).to(dtype) * 3
-    return q, k_cache, v_cache, tables, torch.tensor(ctx_lens, dtype=torch.int32)
+    q_lens = q_lens or [1] * len(ctx_lens)  # decode: one query row per sequence
+    cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
+    q = torch.randn(sum(q_lens), num_kv_heads * group, head_dim, generator=gen).to(dtype) * 3
+    return q, k_cache, v_cache, tables, cu, torch.tensor(ctx_lens, dtype=torch.int32)
 
 
-def _reference(q, k_cache, v_cache, tables, lens, scale):
-    cu = torch.arange(q.shape[0] + 1, dtype=torch.int32)  # one query row per sequence
+def _reference(q, k_cache, v_cache, tables, cu, lens, scale):
     return paged_attention(q.float(), k_cache.float(), v_cache.float(), tables, cu, lens, scale)
 
 
-requires_kernel = pytest.mark.skipif(build.load("paged_decode") is None, reason="no C compiler")
+requires_kernel = pytest.mark.skipif(build.load("paged_attention") is None, reason="no C compiler")
 
 
 @requires_kernel
@@ -44,44 +45,58 @@ requires_kernel = pytest.mark.skipif(build.load("paged_decode") is None, reason=
     (1, 8, 128, 32),
 ])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_native_decode_matches_reference(dtype, atol, num_kv_heads, group, head_dim, block_size, threads):
+@pytest.mark.parametrize("step", ["decode", "mixed"])
+def test_native_attention_matches_reference(dtype, atol, num_kv_heads, group, head_dim, block_size,
+                                            threads, step):
     # Contexts of 1 token, exact block multiples and ragged tails, long enough for many softmax
-    # rescales across blocks.
+    # rescales across blocks. "mixed": decode rows beside whole prompts and later prefill chunks
+    # (causal inside the chunk), as the scheduler builds a step.
     ctx_lens = [1, block_size, block_size + 1, 3 * block_size - 1, 300, 37, 2, 129]
-    q, k_cache, v_cache, tables, lens = _decode_case(dtype, ctx_lens, num_kv_heads, group, head_dim,
-                                                     block_size)
+    q_lens = None if step == "decode" else [1, block_size, 1, 5, 40, 37, 1, 64]
+    args = _case(dtype, ctx_lens, num_kv_heads, group, head_dim, block_size, q_lens)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        actual = paged_decode_native.paged_decode(q, k_cache, v_cache, tables, lens, scale=0.11)
+        actual = native.paged_attention(*args, scale=0.11)
     finally:
         torch.set_num_threads(previous)
-    assert actual.dtype == dtype and actual.shape == q.shape
-    expected = _reference(q, k_cache, v_cache, tables, lens, scale=0.11)
-    torch.testing.assert_close(actual.float(), expected, atol=atol, rtol=0)
+    assert actual.dtype == dtype and actual.shape == args[0].shape
+    torch.testing.assert_close(actual.float(), _reference(*args, scale=0.11), atol=atol, rtol=0)
 
 
 @requires_kernel
-def test_native_decode_ignores_other_sequences_blocks():
+def test_native_attention_reads_only_what_each_row_may_see():
     # Poisoning every block a sequence does not own (and its own slots past its length) must not
     # change its output: the kernel reads exactly its table's first ceil(len / block_size) blocks.
-    q, k_cache, v_cache, tables, lens = _decode_case(torch.bfloat16, [5, 20], 2, 2, 64, 16)
-    clean = paged_decode_native.paged_decode(q[:1], k_cache, v_cache, tables[:1], lens[:1], 0.2)
+    q, k_cache, v_cache, tables, cu, lens = _case(torch.bfloat16, [5, 20], 2, 2, 64, 16)
+    one = torch.tensor([0, 1])
+    clean = native.paged_attention(q[:1], k_cache, v_cache, tables[:1], one, lens[:1], 0.2)
     own = set(tables[0, :1].tolist())
     for block in range(k_cache.shape[0]):
         if block not in own:
             k_cache[block], v_cache[block] = 1e4, float("nan")
     k_cache[tables[0, 0], 5:], v_cache[tables[0, 0], 5:] = 1e4, float("nan")
-    poisoned = paged_decode_native.paged_decode(q[:1], k_cache, v_cache, tables[:1], lens[:1], 0.2)
+    poisoned = native.paged_attention(q[:1], k_cache, v_cache, tables[:1], one, lens[:1], 0.2)
     assert torch.equal(clean, poisoned)
+
+
+@requires_kernel
+def test_native_prefill_rows_are_causal():
+    # Row j of a 12-token prompt must not see tokens after j: changing the last token's key and
+    # value changes only the last row's output.
+    q, k_cache, v_cache, tables, cu, lens = _case(torch.bfloat16, [12], 3, 3, 64, 16, q_lens=[12])
+    before = native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.2)
+    k_cache[tables[0, 0], 11], v_cache[tables[0, 0], 11] = 7.0, -7.0
+    after = native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.2)
+    assert torch.equal(before[:11], after[:11]) and not torch.equal(before[11], after[11])
 
 
 def test_supports_only_cpu_bf16_and_fp32_contiguous_caches():
     q = torch.zeros(2, 4, 64, dtype=torch.float16)
-    assert not paged_decode_native.supports(q, torch.zeros(3, 16, 2, 64, dtype=torch.float16))
+    assert not native.supports(q, torch.zeros(3, 16, 2, 64, dtype=torch.float16))
     cache = torch.zeros(3, 16, 2, 64, dtype=torch.bfloat16)
-    assert not paged_decode_native.supports(q.bfloat16(), cache.transpose(1, 2))
-    assert paged_decode_native.supports(q.bfloat16(), cache) == (build.load("paged_decode") is not None)
+    assert not native.supports(q.bfloat16(), cache.transpose(1, 2))
+    assert native.supports(q.bfloat16(), cache) == (build.load("paged_attention") is not None)
 
 
 def test_build_falls_back_when_disabled_or_the_compiler_fails(tmp_path):
@@ -90,7 +105,7 @@ def test_build_falls_back_when_disabled_or_the_compiler_fails(tmp_path):
         "import torch\n"
         "from chip.native import build\n"
         "from chip.ops.attention import paged_attention_cpu\n"
-        "assert build.load('paged_decode') is None\n"
+        "assert build.load('paged_attention') is None\n"
         "q = torch.randn(2, 4, 16); cache = torch.randn(4, 4, 2, 16)\n"
         "out = paged_attention_cpu(q, cache, cache, torch.tensor([[0, 1], [2, 3]]),\n"
         "                          torch.tensor([0, 1, 2]), torch.tensor([5, 8]), 0.25)\n"

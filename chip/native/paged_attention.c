@@ -1,12 +1,15 @@
-/* Paged decode attention on the CPU: one new query per sequence over its cached keys and values,
+/* Paged attention on the CPU for a variable-length batch: every query row (a decode token, or a
+ * row of a prefill chunk) attends to its sequence's cached keys and values up to its own position,
  * read in place from the block pool (no gather, no padding, no per-head copies of K/V for GQA).
  *
- * q (B, Hq, D); k_cache, v_cache (num_blocks, block_size, Hk, D); block_tables (B, table_width)
- * int64; context_lens (B,) int64; out (B, Hq, D). One work item is a sequence: all its query heads
- * walk its blocks together, token by token (a token's keys for every kv head are one contiguous
- * row), with an online softmax (running max and sum) per query head.
+ * q (T, Hq, D); k_cache, v_cache (num_blocks, block_size, Hk, D); block_tables (B, table_width)
+ * int64; cu_seqlens_q (B + 1,) int64: sequence b owns rows cu[b]..cu[b+1], the last tokens of its
+ * context_lens[b] tokens (so row r sees context_lens[b] - (cu[b+1] - 1 - r) keys: causal);
+ * out (T, Hq, D). One work item is a query row: all its heads walk the blocks together, token by
+ * token (a token's keys for every kv head are one contiguous row), with an online softmax
+ * (running max and sum) per head. A prefill chunk's rows re-read the same blocks, from cache.
  *
- * Built at first use by chip/native/build.py with -O3 -march=native -fopenmp-simd; the inner
+ * Built at first use by chip/native/build.py with -O3 -march=native -fopenmp-simd; the portable
  * loops are written so the compiler vectorizes them (bf16 -> fp32 is a 16-bit shift).
  */
 #include <math.h>
@@ -46,26 +49,37 @@ static inline float exp_nonpositive(float x) {
 
 typedef struct {
     const void *q, *k_cache, *v_cache;
-    const int64_t *block_tables, *context_lens;
+    const int64_t *block_tables, *cu_seqlens_q, *context_lens;
     void *out;
-    int64_t table_width;
+    int64_t table_width, num_seqs;
     int num_heads, num_kv_heads, head_dim, block_size;
     float scale;
-    int64_t seq_begin, seq_end; /* the sequences [begin, end) of this thread */
-} DecodeArgs;
+    int64_t row_begin, row_end; /* the query rows [begin, end) of this thread */
+} AttentionArgs;
 
-#define DEFINE_DECODE(NAME, T, LOAD, STORE)                                                        \
-static void NAME##_items(const DecodeArgs *a) {                                                   \
+/* Calls row_fn(a, row, table, keys) for each of this thread's rows: `keys` is how many of its
+ * sequence's tokens the row sees. */
+#define FOR_EACH_ROW(a, ROW_FN)                                                                    \
+    do {                                                                                           \
+        int64_t b = 0;                                                                             \
+        while (b < (a)->num_seqs && (a)->cu_seqlens_q[b + 1] <= (a)->row_begin) b++;              \
+        for (int64_t r = (a)->row_begin; r < (a)->row_end; r++) {                                  \
+            while ((a)->cu_seqlens_q[b + 1] <= r) b++;                                             \
+            const int64_t keys = (a)->context_lens[b] - ((a)->cu_seqlens_q[b + 1] - 1 - r);        \
+            ROW_FN((a), r, (a)->block_tables + b * (a)->table_width, keys);                        \
+        }                                                                                          \
+    } while (0)
+
+#define DEFINE_ATTENTION(NAME, T, LOAD, STORE)                                                        \
+static void NAME##_row(const AttentionArgs *a, int64_t r, const int64_t *table, int64_t ctx) {      \
     const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;       \
     const int G = Hq / Hk;                                                                         \
     const int64_t row = (int64_t)Hk * D; /* elements per token: every kv head, contiguous */      \
     float qs[Hq * D], acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];                                      \
-    for (int64_t b = a->seq_begin; b < a->seq_end; b++) {                                         \
-        const int64_t ctx = a->context_lens[b];                                                   \
-        const T *q = (const T *)a->q + b * Hq * D;                                                \
+    {                                                                                              \
+        const T *q = (const T *)a->q + r * Hq * D;                                                \
         for (int i = 0; i < Hq * D; i++) { qs[i] = LOAD(q, i) * a->scale; acc[i] = 0.0f; }        \
         for (int i = 0; i < Hq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }                           \
-        const int64_t *table = a->block_tables + b * a->table_width;                              \
         for (int64_t first = 0; first < ctx; first += BS) {                                       \
             const int n = ctx - first < BS ? (int)(ctx - first) : BS;                            \
             const int64_t base = table[first / BS] * BS * row;                                    \
@@ -100,17 +114,20 @@ static void NAME##_items(const DecodeArgs *a) {                                 
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        T *o = (T *)a->out + b * Hq * D;                                                          \
+        T *o = (T *)a->out + r * Hq * D;                                                          \
         for (int i = 0; i < Hq; i++) {                                                             \
             const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;                                   \
             for (int d = 0; d < D; d++) STORE(o, i * D + d, acc[i * D + d] * inv);                \
         }                                                                                          \
     }                                                                                              \
 }                                                                                                  \
-static void *NAME##_thread(void *args) { NAME##_items((const DecodeArgs *)args); return NULL; }
+static void *NAME##_thread(void *args) {                                                          \
+    FOR_EACH_ROW((const AttentionArgs *)args, NAME##_row);                                         \
+    return NULL;                                                                                   \
+}
 
-DEFINE_DECODE(decode_bf16, uint16_t, bf16_load, bf16_store)
-DEFINE_DECODE(decode_f32, float, f32_load, f32_store)
+DEFINE_ATTENTION(attend_bf16, uint16_t, bf16_load, bf16_store)
+DEFINE_ATTENTION(attend_f32, float, f32_load, f32_store)
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -160,18 +177,16 @@ static inline __m512 lane_sums16(const __m512 v[16]) {
  * in groups of 16: scores by vdpbf16ps (32 bf16 products per instruction, fp32 sums) reduced
  * 16 at a time by lane_sums16; softmax on 16-lane vectors; P @ V with the output rows of up to
  * four query heads x 32 dims held in registers across the block's tokens. */
-static void decode_bf16_avx512_items(const DecodeArgs *a) {
+static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int64_t *table, int64_t ctx) {
     const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;
     const int G = Hq / Hk;
     const int64_t row = (int64_t)Hk * D;
     const int64_t block_bytes = BS * row * (int64_t)sizeof(uint16_t);
     float acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];
-    for (int64_t b = a->seq_begin; b < a->seq_end; b++) {
-        const int64_t ctx = a->context_lens[b];
-        const uint16_t *q = (const uint16_t *)a->q + b * Hq * D;
+    {
+        const uint16_t *q = (const uint16_t *)a->q + r * Hq * D;
         memset(acc, 0, sizeof(float) * Hq * D);
         for (int i = 0; i < Hq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
-        const int64_t *table = a->block_tables + b * a->table_width;
         for (int64_t first = 0; first < ctx; first += BS) {
             const int n = ctx - first < BS ? (int)(ctx - first) : BS;
             const int64_t base = table[first / BS] * BS * row;
@@ -259,36 +274,49 @@ static void decode_bf16_avx512_items(const DecodeArgs *a) {
                 }
             }
         }
-        uint16_t *o = (uint16_t *)a->out + b * Hq * D;
+        uint16_t *o = (uint16_t *)a->out + r * Hq * D;
         for (int i = 0; i < Hq; i++) {
             const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
             for (int d = 0; d < D; d++) bf16_store(o, i * D + d, acc[i * D + d] * inv);
         }
     }
 }
-static void *decode_bf16_avx512_thread(void *args) {
-    decode_bf16_avx512_items((const DecodeArgs *)args);
+static void *attend_bf16_avx512_thread(void *args) {
+    FOR_EACH_ROW((const AttentionArgs *)args, attend_bf16_avx512_row);
     return NULL;
 }
 #endif
 
 #define MAX_THREADS 64
 
-/* Split the sequences into `num_threads` contiguous ranges of about equal work (work ~ context
- * length) and run them; the caller's thread takes the first range. */
-static int run(void *(*thread_fn)(void *), DecodeArgs args, int64_t num_seqs, int num_threads) {
+/* Split the query rows into `num_threads` contiguous ranges of about equal work (work ~ keys
+ * seen) and run them; the caller's thread takes the first range. */
+static int run(void *(*thread_fn)(void *), AttentionArgs args, int num_threads) {
+    const int64_t num_rows = args.cu_seqlens_q[args.num_seqs];
     if (num_threads > MAX_THREADS) num_threads = MAX_THREADS;
-    if (num_threads > num_seqs) num_threads = (int)num_seqs;
+    if (num_threads > num_rows) num_threads = (int)num_rows;
     if (num_threads < 1) num_threads = 1;
-    int64_t total = 0, done = 0, b = 0;
-    for (int64_t i = 0; i < num_seqs; i++) total += args.context_lens[i] + 1;
-    DecodeArgs parts[MAX_THREADS];
-    for (int i = 0; i < num_threads; i++) {
-        const int64_t target = total * (i + 1) / num_threads;
-        parts[i] = args;
-        parts[i].seq_begin = b;
-        while (b < num_seqs && done < target) done += args.context_lens[b++] + 1;
-        parts[i].seq_end = b;
+    AttentionArgs parts[MAX_THREADS];
+    parts[0] = args;
+    parts[0].row_begin = 0, parts[0].row_end = num_rows;
+    if (num_threads > 1) {
+        int64_t total = 0;
+        for (int64_t b = 0; b < args.num_seqs; b++) {
+            const int64_t n = args.cu_seqlens_q[b + 1] - args.cu_seqlens_q[b];
+            total += n * (args.context_lens[b] + 1) - n * (n - 1) / 2; /* sum of keys + 1 per row */
+        }
+        int64_t done = 0, r = 0, b = 0;
+        for (int i = 0; i < num_threads; i++) {
+            const int64_t target = total * (i + 1) / num_threads;
+            parts[i] = args;
+            parts[i].row_begin = r;
+            while (r < num_rows && done < target) {
+                while (args.cu_seqlens_q[b + 1] <= r) b++;
+                done += args.context_lens[b] - (args.cu_seqlens_q[b + 1] - 1 - r) + 1;
+                r++;
+            }
+            parts[i].row_end = r;
+        }
     }
     pthread_t threads[MAX_THREADS];
     int started[MAX_THREADS] = {0};
@@ -303,20 +331,20 @@ static int run(void *(*thread_fn)(void *), DecodeArgs args, int64_t num_seqs, in
 }
 
 /* dtype: 0 = bfloat16, 1 = float32. Returns 0, or -1 for an unsupported shape or dtype. */
-int paged_decode_attention(int dtype, const void *q, const void *k_cache, const void *v_cache,
-                           const int64_t *block_tables, int64_t table_width,
-                           const int64_t *context_lens, void *out, int64_t num_seqs, int num_heads,
-                           int num_kv_heads, int head_dim, int block_size, float scale,
-                           int num_threads) {
+int paged_attention(int dtype, const void *q, const void *k_cache, const void *v_cache,
+                    const int64_t *block_tables, int64_t table_width, const int64_t *cu_seqlens_q,
+                    const int64_t *context_lens, void *out, int64_t num_seqs, int num_heads,
+                    int num_kv_heads, int head_dim, int block_size, float scale, int num_threads) {
     if (num_kv_heads <= 0 || num_heads % num_kv_heads != 0 || head_dim > 512 || block_size > 256)
         return -1;
-    DecodeArgs args = {q, k_cache, v_cache, block_tables, context_lens, out, table_width,
-                       num_heads, num_kv_heads, head_dim, block_size, scale, 0, 0};
+    AttentionArgs args = {q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, out,
+                          table_width, num_seqs, num_heads, num_kv_heads, head_dim, block_size,
+                          scale, 0, 0};
 #ifdef HAVE_AVX512_BF16
     if (dtype == 0 && head_dim % 32 == 0 && block_size % 16 == 0)
-        return run(decode_bf16_avx512_thread, args, num_seqs, num_threads);
+        return run(attend_bf16_avx512_thread, args, num_threads);
 #endif
-    if (dtype == 0) return run(decode_bf16_thread, args, num_seqs, num_threads);
-    if (dtype == 1) return run(decode_f32_thread, args, num_seqs, num_threads);
+    if (dtype == 0) return run(attend_bf16_thread, args, num_threads);
+    if (dtype == 1) return run(attend_f32_thread, args, num_threads);
     return -1;
 }
