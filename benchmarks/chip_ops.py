@@ -22,7 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from chip.ops import paged_attention_native  # noqa: E402
 from chip.ops.activation import silu_and_mul, silu_and_mul_cpu  # noqa: E402
+from chip.ops.attention import paged_attention_cpu  # noqa: E402
 from chip.ops.int8_matmul import int8_matmul, int8_matmul_cpu, quantize_int8  # noqa: E402
 from chip.ops.norm import rms_norm, rms_norm_cpu  # noqa: E402
 from chip.ops.sampling import filter_logits, filter_logits_fast  # noqa: E402
@@ -63,9 +65,43 @@ def _agreement(a, b) -> str:
     return f"rel {worst:.1e}"
 
 
+def torch_paged_attention(*args):
+    """chip's CPU paged attention with the C kernel turned off: gather + batched matmuls / SDPA."""
+    supports = paged_attention_native.supports
+    paged_attention_native.supports = lambda q, k_cache: False
+    try:
+        return paged_attention_cpu(*args)
+    finally:
+        paged_attention_native.supports = supports
+
+
+def paged_attention_cases(gen: torch.Generator) -> list[Case]:
+    """SmolLM2-135M attention shapes (9 query heads, 3 kv heads, head_dim 64, blocks of 16) with
+    scattered blocks; the reference column is the torch path the C kernel replaced."""
+    if not paged_attention_native.supports(torch.zeros(1, 1, 1).bfloat16(),
+                                           torch.zeros(1, 1, 1, 1).bfloat16()):
+        return []
+    out = []
+    k_cache = torch.randn(4096, 16, 3, 64, generator=gen).bfloat16()
+    v_cache = torch.randn(4096, 16, 3, 64, generator=gen).bfloat16()
+    for name, q_lens, ctx_lens in (
+            ("decode 64 seqs, ctx 64-640", [1] * 64,
+             torch.randint(64, 641, (64,), generator=gen).tolist()),
+            ("prefill 288 tokens", [288], [288]),
+            ("prefill 512 tokens", [512], [512])):
+        width = max(-(-c // 16) for c in ctx_lens)
+        tables = torch.randperm(4096, generator=gen)[:len(ctx_lens) * width].view(len(ctx_lens), width)
+        cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()])
+        q = torch.randn(sum(q_lens), 9, 64, generator=gen).bfloat16()
+        out.append(Case(f"paged_attention bf16 {name}", torch_paged_attention,
+                        paged_attention_native.paged_attention,
+                        (q, k_cache, v_cache, tables, cu, torch.tensor(ctx_lens), 0.125)))
+    return out
+
+
 def cases() -> list[Case]:
     gen = torch.Generator().manual_seed(0)
-    out = []
+    out = paged_attention_cases(gen)
     for dtype in (torch.bfloat16, torch.float32):
         short = "bf16" if dtype == torch.bfloat16 else "f32"
         for rows, hidden in ((1, 4096), (16, 4096), (512, 4096)):
