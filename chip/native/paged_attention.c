@@ -28,7 +28,8 @@ static inline float f32_load(const float *p, int64_t i) { return p[i]; }
 static inline void bf16_store(uint16_t *p, int64_t i, float x) {
     union { uint32_t u; float f; } c;
     c.f = x;
-    p[i] = (uint16_t)((c.u + 0x7fffu + ((c.u >> 16) & 1u)) >> 16); /* round to nearest even */
+    const uint16_t rounded = (uint16_t)((c.u + 0x7fffu + ((c.u >> 16) & 1u)) >> 16); /* to nearest even */
+    p[i] = (c.u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((c.u >> 16) | 0x40u) : rounded; /* NaN stays NaN */
 }
 
 static inline void f32_store(float *p, int64_t i, float x) { p[i] = x; }

@@ -59,3 +59,37 @@ def test_rotation_preserves_norms_and_relative_positions():
     assert score(9, 4) == pytest.approx(score(30, 25), rel=1e-5)
     rq, _ = apply_rotary(q, k, torch.tensor([17]), cos_sin)
     assert float(rq.norm()) == pytest.approx(float(q.norm()), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("scaling", [None, {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                            "high_freq_factor": 4.0,
+                                            "original_max_position_embeddings": 64}])
+def test_cpu_rotary_equals_reference_bit_for_bit_on_projection_slices(dtype, scaling):
+    from chip.ops.rotary import apply_rotary, apply_rotary_cpu, rope_cos_sin
+
+    gen = torch.Generator().manual_seed(3)
+    cos_sin = rope_cos_sin(64, 512, 10000.0, scaling)
+    qkv = torch.randn(29, (8 + 2 + 2) * 64, generator=gen).to(dtype) * 4  # as the fused projection
+    q, k, _ = qkv.split([8 * 64, 2 * 64, 2 * 64], dim=-1)
+    q, k = q.view(29, 8, 64), k.view(29, 2, 64)  # strided views: rows 12 heads apart
+    positions = torch.randint(0, 512, (29,), generator=gen)
+    expected, actual = apply_rotary(q, k, positions, cos_sin), apply_rotary_cpu(q, k, positions, cos_sin)
+    assert torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
+    assert actual[0].is_contiguous() and actual[0].dtype == dtype
+
+
+def test_cpu_rotary_falls_back_under_autograd_and_for_odd_layouts():
+    from chip.ops.rotary import apply_rotary, apply_rotary_cpu, rope_cos_sin
+
+    cos_sin = rope_cos_sin(16, 64, 10000.0)
+    q = torch.randn(5, 4, 16, requires_grad=True)
+    k = torch.randn(5, 2, 16)
+    positions = torch.arange(5)
+    rotated_q, _ = apply_rotary_cpu(q, k, positions, cos_sin)
+    rotated_q.sum().backward()  # a graph exists: the reference ran
+    assert q.grad is not None
+    heads_strided = torch.randn(5, 16, 4).transpose(1, 2)  # (5, 4, 16) with heads not contiguous
+    expected = apply_rotary(heads_strided, k, positions, cos_sin)
+    actual = apply_rotary_cpu(heads_strided, k, positions, cos_sin)
+    assert torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
