@@ -75,14 +75,15 @@ def apply_rotary_cpu(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor,
     autograd or for layouts and dtypes the kernel does not take."""
     kernel = _rotary_kernel()
     if (kernel is None or q.dtype not in _DTYPE_CODES or k.dtype != q.dtype
-            or cos_sin.dtype != torch.float32 or not cos_sin.is_contiguous()
+            or cos_sin.dtype not in _DTYPE_CODES or not cos_sin.is_contiguous()
             or not _rows_of_contiguous_heads(q) or not _rows_of_contiguous_heads(k)
             or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad))):
         return apply_rotary(q, k, positions, cos_sin)
     positions = positions.to(torch.int64).contiguous()
     q_out, k_out = torch.empty(q.shape, dtype=q.dtype), torch.empty(k.shape, dtype=k.dtype)
     status = kernel(_DTYPE_CODES[q.dtype], q.data_ptr(), q.stride(0), k.data_ptr(), k.stride(0),
-                    positions.data_ptr(), cos_sin.data_ptr(), q.shape[0], q.shape[1], k.shape[1],
+                    positions.data_ptr(), cos_sin.data_ptr(), _DTYPE_CODES[cos_sin.dtype], q.shape[0],
+                    q.shape[1], k.shape[1],
                     q.shape[2], q_out.data_ptr(), k_out.data_ptr())
     if status != 0:
         return apply_rotary(q, k, positions, cos_sin)
@@ -102,6 +103,6 @@ def _rotary_kernel():
     if fn.argtypes is None:  # first call: declare the signature once
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
     return fn

@@ -62,19 +62,24 @@ def test_rotation_preserves_norms_and_relative_positions():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("table_dtype", [torch.float32, torch.bfloat16])  # model.to(bf16) casts it
 @pytest.mark.parametrize("scaling", [None, {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                             "high_freq_factor": 4.0,
                                             "original_max_position_embeddings": 64}])
-def test_cpu_rotary_equals_reference_bit_for_bit_on_projection_slices(dtype, scaling):
-    from chip.ops.rotary import apply_rotary, apply_rotary_cpu, rope_cos_sin
+def test_cpu_rotary_equals_reference_bit_for_bit_on_projection_slices(dtype, table_dtype, scaling,
+                                                                      monkeypatch):
+    from chip.ops import rotary
 
     gen = torch.Generator().manual_seed(3)
-    cos_sin = rope_cos_sin(64, 512, 10000.0, scaling)
+    cos_sin = rotary.rope_cos_sin(64, 512, 10000.0, scaling).to(table_dtype)
     qkv = torch.randn(29, (8 + 2 + 2) * 64, generator=gen).to(dtype) * 4  # as the fused projection
     q, k, _ = qkv.split([8 * 64, 2 * 64, 2 * 64], dim=-1)
     q, k = q.view(29, 8, 64), k.view(29, 2, 64)  # strided views: rows 12 heads apart
     positions = torch.randint(0, 512, (29,), generator=gen)
-    expected, actual = apply_rotary(q, k, positions, cos_sin), apply_rotary_cpu(q, k, positions, cos_sin)
+    expected = rotary.apply_rotary(q, k, positions, cos_sin)
+    if rotary._rotary_kernel() is not None:  # the C kernel must answer, not the fallback
+        monkeypatch.setattr(rotary, "apply_rotary", lambda *args: pytest.fail("fell back"))
+    actual = rotary.apply_rotary_cpu(q, k, positions, cos_sin)
     assert torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
     assert actual[0].is_contiguous() and actual[0].dtype == dtype
 
