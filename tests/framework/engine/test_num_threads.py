@@ -1,4 +1,5 @@
-"""EngineConfig.num_threads holds on the thread that runs the steps, not only where it was built."""
+"""EngineConfig.num_threads holds on the thread that runs the steps, not only where it was built;
+steps of a few tokens run on one thread."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,11 @@ def test_num_threads_applies_to_a_worker_thread_that_already_ran_torch():
         try:
             engine = create_engine(num_threads=wanted)  # sets it on this (main) thread
             assert worker.submit(torch.get_num_threads).result() == before  # the worker did not follow
-            engine.add_request("r", [1, 2, 3], SamplingParams(max_tokens=2, temperature=0.0))
-            worker.submit(engine.step).result()
+            engine.add_request("r", list(range(1, 21)), SamplingParams(max_tokens=2, temperature=0.0))
+            worker.submit(engine.step).result()  # a 20-token prefill: every configured thread
             assert worker.submit(torch.get_num_threads).result() == wanted
+            worker.submit(engine.step).result()  # a 1-token decode step: one thread
+            assert worker.submit(torch.get_num_threads).result() == 1
         finally:
             worker.submit(torch.set_num_threads, before).result()
             torch.set_num_threads(before)
