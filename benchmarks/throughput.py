@@ -142,7 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller transformers baselines (< 3 min)")
     parser.add_argument("--num-threads", type=int, default=1,
-                        help="torch threads for both sides (1 wins on a shared 2-core box)")
+                        help="torch threads for both sides (default 1: the steadiest figures on a "
+                             "shared 2-core box; 2 is faster for both sides there)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=1024)
     parser.add_argument("--profile", action="store_true", help="print the top ops of engine steps")
     parser.add_argument("--engine-only", action="store_true", help="skip the transformers baselines")
