@@ -7,6 +7,7 @@ time (on a subset, as a rate) and in static batches of 16 with left padding; and
 (128-token prompt, 128 out). Random bf16 weights: speed does not depend on what they say.
 
     python benchmarks/throughput.py --quick      # < 3 minutes on 2 cores
+    python benchmarks/throughput.py --num-threads 1   # one core for both sides
     python benchmarks/throughput.py --profile    # also print the top ops of a few engine steps
     python benchmarks/throughput.py --int8       # also the engine with weight-only int8 linears
 
@@ -141,9 +142,10 @@ def hf_generate(hf, prompts: list[list[int]], new_tokens: int = OUTPUT_LEN) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller transformers baselines (< 3 min)")
-    parser.add_argument("--num-threads", type=int, default=1,
-                        help="torch threads for both sides (default 1: the steadiest figures on a "
-                             "shared 2-core box; 2 is faster for both sides there)")
+    parser.add_argument("--num-threads", type=int, default=None,
+                        help="torch threads for both sides (default: every usable core, as the "
+                             "issue's figures for this machine were taken; 1 gives steadier numbers "
+                             "on a busy box)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=1024)
     parser.add_argument("--profile", action="store_true", help="print the top ops of engine steps")
     parser.add_argument("--engine-only", action="store_true", help="skip the transformers baselines")
@@ -151,6 +153,10 @@ def main() -> None:
                         help="also run the engine with EngineConfig.quantization='int8'")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.num_threads is None:
+        from chip.device.cpu_info import usable_cores
+
+        args.num_threads = usable_cores()
     torch.set_num_threads(args.num_threads)
     from chip.device import detect_profile
 
@@ -196,6 +202,21 @@ def main() -> None:
     logger.info("transformers static batches of 16 (%d batches): %.3f req/s -> engine is %.1fx",
                 len(static_sets), static_rate, ours["req_s"] / static_rate)
     logger.info("transformers batch-1: %.1f tok/s (best of 2) -> engine is %.2fx", hf_b1, ours_b1 / hf_b1)
+    report_ceilings(model, prompts, profile, ours["req_s"], ours_b1)
+
+
+def report_ceilings(model, prompts: list[list[int]], profile, req_s: float, batch1_tok_s: float) -> None:
+    """Roofline ceilings from the measured device profile: W can go no faster than its matmul FLOPs
+    (2 x parameters x every prompt and output token) at peak bf16 FLOP/s; batch-1 decode no faster
+    than reading every weight once per token at the measured memory bandwidth."""
+    params = sum(p.numel() for p in model.parameters())
+    tokens = sum(map(len, prompts)) + len(prompts) * OUTPUT_LEN
+    w_ceiling = len(prompts) / (2 * params * tokens / profile.peak_flops_for("bfloat16"))
+    b1_ceiling = profile.memory_bandwidth / (params * 2)
+    logger.info("ceilings (%s, %.0f GFLOP/s bf16, %.1f GB/s): W <= %.2f req/s (engine at %.0f%%), "
+                "batch-1 <= %.0f tok/s (engine at %.0f%%)", profile.name,
+                profile.peak_flops_for("bfloat16") / 1e9, profile.memory_bandwidth / 1e9,
+                w_ceiling, 100 * req_s / w_ceiling, b1_ceiling, 100 * batch1_tok_s / b1_ceiling)
 
 
 def profile_steps(model, prompts: list[list[int]], config: EngineConfig) -> None:
