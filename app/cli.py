@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "train-demo": "app.commands.train_demo",
     "worker": "app.commands.worker",
     "iterate": "app.commands.iterate",
+    "bench": "app.commands.bench",
 }
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -36,7 +37,8 @@ class UserError(Exception):
 
 def _register_commands() -> None:
     for name, module in COMMANDS.items():
-        cli.command(name)(importlib.import_module(module).command)
+        command = importlib.import_module(module).command
+        cli.command(name, context_settings=getattr(command, "context_settings", None))(command)
 
 
 def main(argv: list[str] | None = None) -> int:
