@@ -7,7 +7,8 @@ compiler and this CPU (it is built with -march=native), and written by atomic re
 that build at the same time never load a half-written file.
 
 `load(name)` returns None when there is no compiler, the build fails, or FLYWHEEL_NATIVE=0:
-callers keep their torch path.
+callers keep their torch path. `function(name, symbol, argtypes)` is one of its C functions with
+its signature declared (an int status return), or None likewise.
 """
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def load(name: str) -> ctypes.CDLL | None:
         logger.warning("could not build chip/native/%s.c (%s): using the torch path", name,
                        getattr(e, "stderr", None) or e)
         return None
+
+
+@functools.cache
+def function(name: str, symbol: str, argtypes: tuple) -> ctypes._CFuncPtr | None:
+    """`symbol` from the compiled `chip/native/<name>.c`, returning a C int, or None."""
+    library = load(name)
+    if library is None:
+        return None
+    fn = getattr(library, symbol)
+    fn.restype, fn.argtypes = ctypes.c_int, list(argtypes)
+    return fn
 
 
 def _built(source: Path, compiler: str) -> Path:

@@ -12,21 +12,17 @@ import ctypes
 
 import torch
 
-from chip.native.build import load
+from chip.native import build
 
 _DTYPE_CODES = {torch.bfloat16: 0, torch.float32: 1}
 
 
+_SIGNATURE = (ctypes.c_int, *[ctypes.c_void_p] * 4, ctypes.c_int64, *[ctypes.c_void_p] * 3,
+              ctypes.c_int64, *[ctypes.c_int] * 4, ctypes.c_float, ctypes.c_int)
+
+
 def _kernel():
-    library = load("paged_attention")
-    if library is None:
-        return None
-    fn = library.paged_attention
-    if fn.argtypes is None:  # first call: declare the signature once
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_int, *[ctypes.c_void_p] * 4, ctypes.c_int64, *[ctypes.c_void_p] * 3,
-                       ctypes.c_int64, *[ctypes.c_int] * 4, ctypes.c_float, ctypes.c_int]
-    return fn
+    return build.function("paged_attention", "paged_attention", _SIGNATURE)
 
 
 def supports(q: torch.Tensor, k_cache: torch.Tensor) -> bool:

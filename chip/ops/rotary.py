@@ -7,7 +7,7 @@ import math
 import torch
 
 from chip.dispatch import register
-from chip.native.build import load
+from chip.native import build
 
 
 def rope_inv_freq(head_dim: int, theta: float, scaling: dict | None = None) -> torch.Tensor:
@@ -95,14 +95,10 @@ def _rows_of_contiguous_heads(x: torch.Tensor) -> bool:
             and x.stride(1) == x.shape[2] and x.shape[0] > 0)
 
 
+_SIGNATURE = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int,
+              ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
 def _rotary_kernel():
-    library = load("rotary")
-    if library is None:
-        return None
-    fn = library.rotary
-    if fn.argtypes is None:  # first call: declare the signature once
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-    return fn
+    return build.function("rotary", "rotary", _SIGNATURE)

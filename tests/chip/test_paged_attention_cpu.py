@@ -4,23 +4,7 @@ import torch
 
 from chip.ops.attention import paged_attention, paged_attention_cpu
 from chip.ops.kv_cache import store_kv_cache, store_kv_cache_cpu
-
-
-def _paged_case(dtype, q_lens, ctx_lens, block_size=4, num_kv_heads=3, group=3, head_dim=16, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    num_blocks = sum(-(-c // block_size) for c in ctx_lens) + 5
-    k_cache = torch.randn(num_blocks, block_size, num_kv_heads, head_dim, generator=gen).to(dtype)
-    v_cache = torch.randn(num_blocks, block_size, num_kv_heads, head_dim, generator=gen).to(dtype)
-    order = torch.randperm(num_blocks, generator=gen)
-    width = max(-(-c // block_size) for c in ctx_lens) + 2
-    tables, used = torch.zeros(len(ctx_lens), width, dtype=torch.int32), 0
-    for i, ctx in enumerate(ctx_lens):
-        n = -(-ctx // block_size)
-        tables[i, :n] = order[used:used + n]
-        used += n
-    cu = torch.tensor([0] + torch.tensor(q_lens).cumsum(0).tolist(), dtype=torch.int32)
-    q = torch.randn(sum(q_lens), num_kv_heads * group, head_dim, generator=gen).to(dtype)
-    return q, k_cache, v_cache, tables, cu, torch.tensor(ctx_lens, dtype=torch.int32)
+from tests.chip.paged_cases import paged_case
 
 
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
@@ -30,7 +14,7 @@ def _paged_case(dtype, q_lens, ctx_lens, block_size=4, num_kv_heads=3, group=3, 
     ([23], [23]),  # one prompt
 ])
 def test_cpu_paged_attention_matches_reference(dtype, atol, q_lens, ctx_lens):
-    args = _paged_case(dtype, q_lens, ctx_lens)
+    args = paged_case(dtype, q_lens, ctx_lens)
     expected = paged_attention(*args, scale=0.17)
     actual = paged_attention_cpu(*args, scale=0.17)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
@@ -58,7 +42,7 @@ def torch_decode_path(monkeypatch):
 
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
 def test_torch_path_matches_reference(torch_decode_path, dtype, atol):
-    args = _paged_case(dtype, [1, 13, 1, 40, 1], [9, 13, 30, 71, 1])
+    args = paged_case(dtype, [1, 13, 1, 40, 1], [9, 13, 30, 71, 1])
     torch.testing.assert_close(paged_attention_cpu(*args, scale=0.17).float(),
                                paged_attention(*args, scale=0.17).float(), atol=atol, rtol=0)
 
@@ -67,7 +51,7 @@ def test_cpu_decode_in_cache_sized_chunks_matches_reference(torch_decode_path, m
     import chip.ops.attention as attention
 
     monkeypatch.setattr(attention, "_DECODE_CHUNK_BYTES", 4096)  # a few sequences per chunk
-    args = _paged_case(torch.float32, [1] * 11, [3, 40, 17, 8, 1, 29, 64, 5, 12, 33, 2])
+    args = paged_case(torch.float32, [1] * 11, [3, 40, 17, 8, 1, 29, 64, 5, 12, 33, 2])
     torch.testing.assert_close(paged_attention_cpu(*args, scale=0.3), paged_attention(*args, scale=0.3),
                                atol=1e-5, rtol=0)
 
@@ -82,6 +66,6 @@ def test_cpu_mixed_step_with_length_sorted_decode_chunks_matches_reference(torch
     monkeypatch.setattr(attention, "_DECODE_CHUNK_BYTES", chunk_bytes)
     q_lens = [1, 1, 7, 1, 1, 1, 20, 1, 1]
     ctx_lens = [50, 3, 7, 31, 31, 8, 45, 1, 64]
-    args = _paged_case(torch.bfloat16, q_lens, ctx_lens, seed=4)
+    args = paged_case(torch.bfloat16, q_lens, ctx_lens, seed=4)
     torch.testing.assert_close(paged_attention_cpu(*args, scale=0.2).float(),
                                paged_attention(*args, scale=0.2).float(), atol=2e-2, rtol=0)

@@ -8,25 +8,13 @@ import torch
 from chip.native import build
 from chip.ops import paged_attention_native as native
 from chip.ops.attention import paged_attention
+from tests.chip.paged_cases import paged_case
 
 
 def _case(dtype, ctx_lens, num_kv_heads, group, head_dim, block_size, q_lens=None, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    num_blocks = sum(-(-c // block_size) for c in ctx_lens) + 7
-    shape = (num_blocks, block_size, num_kv_heads, head_dim)
-    k_cache = torch.randn(*shape, generator=gen).to(dtype)
-    v_cache = torch.randn(*shape, generator=gen).to(dtype)
-    order = torch.randperm(num_blocks, generator=gen)  # scattered blocks, as after churn
-    width = max(-(-c // block_size) for c in ctx_lens) + 3
-    tables, used = torch.zeros(len(ctx_lens), width, dtype=torch.int32), 0
-    for i, ctx in enumerate(ctx_lens):
-        n = -(-ctx // block_size)
-        tables[i, :n] = order[used:used + n]
-        used += n
     q_lens = q_lens or [1] * len(ctx_lens)  # decode: one query row per sequence
-    cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
-    q = torch.randn(sum(q_lens), num_kv_heads * group, head_dim, generator=gen).to(dtype) * 3
-    return q, k_cache, v_cache, tables, cu, torch.tensor(ctx_lens, dtype=torch.int32)
+    return paged_case(dtype, q_lens, ctx_lens, block_size, num_kv_heads, group, head_dim, seed,
+                      q_scale=3.0)  # peakier softmax than unit-variance queries give
 
 
 def _reference(q, k_cache, v_cache, tables, cu, lens, scale):
