@@ -184,6 +184,7 @@ static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int6
     const int64_t row = (int64_t)Hk * D;
     const int64_t block_bytes = BS * row * (int64_t)sizeof(uint16_t);
     float acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];
+    uint16_t pb[Hq * BS]; /* this block's probabilities in bf16 */
     {
         const uint16_t *q = (const uint16_t *)a->q + r * Hq * D;
         memset(acc, 0, sizeof(float) * Hq * D);
@@ -232,8 +233,10 @@ static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int6
                     const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
                     const __m512 p = _mm512_maskz_mov_ps(lanes, exp_nonpositive16(
                         _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, si + c), top16)));
-                    sum = _mm512_add_ps(sum, p);
-                    _mm512_storeu_ps(si + c, p); /* zero past the sequence's end */
+                    /* P @ V runs on bf16 probabilities; the normalizer sums those same values. */
+                    const __m256bh p16 = _mm512_cvtneps_pbh(p); /* zero past the sequence's end */
+                    sum = _mm512_add_ps(sum, _mm512_cvtpbh_ps(p16));
+                    _mm256_storeu_si256((__m256i *)(pb + i * BS + c), (__m256i)p16);
                 }
                 l[i] = l[i] * correction + _mm512_reduce_add_ps(sum);
                 m[i] = top;
@@ -243,33 +246,42 @@ static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int6
                         _mm512_storeu_ps(acc + i * D + d, _mm512_mul_ps(_mm512_loadu_ps(acc + i * D + d), corr));
                 }
             }
+            /* P @ V by vdpbf16ps over token pairs: V rows t and t+1 interleaved (unpack lo/hi
+             * of 16-bit lanes) times the broadcast pair (p_t, p_t+1). The accumulators then hold
+             * each 32-dim chunk in interleaved order, [dims 8j..8j+3 | 8j+4..8j+7] per 128-bit
+             * lane, which the output store undoes. */
             for (int h = 0; h < Hk; h++) {
                 for (int g0 = 0; g0 < G; g0 += 4) {
                     const int tile = G - g0 < 4 ? G - g0 : 4;
                     const int i0 = h * G + g0;
                     for (int d0 = 0; d0 < D; d0 += 32) {
-                        __m512 out[4][2];
+                        __m512 lo[4], hi[4];
                         for (int g = 0; g < 4; g++) {
-                            out[g][0] = out[g][1] = _mm512_setzero_ps();
+                            lo[g] = hi[g] = _mm512_setzero_ps();
                             if (g < tile) {
-                                out[g][0] = _mm512_loadu_ps(acc + (i0 + g) * D + d0);
-                                out[g][1] = _mm512_loadu_ps(acc + (i0 + g) * D + d0 + 16);
+                                lo[g] = _mm512_loadu_ps(acc + (i0 + g) * D + d0);
+                                hi[g] = _mm512_loadu_ps(acc + (i0 + g) * D + d0 + 16);
                             }
                         }
                         const uint16_t *v = vb + h * D + d0;
-                        for (int t = 0; t < n; t++, v += row) {
-                            const __m512 v0 = bf16x16_load(v), v1 = bf16x16_load(v + 16);
+                        for (int t = 0; t < n; t += 2, v += 2 * row) {
+                            const __m512i even = _mm512_loadu_si512(v);
+                            const __m512i odd = t + 1 < n ? _mm512_loadu_si512(v + row) : _mm512_setzero_si512();
+                            const __m512bh v_lo = (__m512bh)_mm512_unpacklo_epi16(even, odd);
+                            const __m512bh v_hi = (__m512bh)_mm512_unpackhi_epi16(even, odd);
                             for (int g = 0; g < 4; g++)
                                 if (g < tile) {
-                                    const __m512 p = _mm512_set1_ps(s[(i0 + g) * BS + t]);
-                                    out[g][0] = _mm512_fmadd_ps(p, v0, out[g][0]);
-                                    out[g][1] = _mm512_fmadd_ps(p, v1, out[g][1]);
+                                    int32_t pair;
+                                    memcpy(&pair, pb + (i0 + g) * BS + t, sizeof(pair));
+                                    const __m512bh p = (__m512bh)_mm512_set1_epi32(pair);
+                                    lo[g] = _mm512_dpbf16_ps(lo[g], v_lo, p);
+                                    hi[g] = _mm512_dpbf16_ps(hi[g], v_hi, p);
                                 }
                         }
                         for (int g = 0; g < 4; g++)
                             if (g < tile) {
-                                _mm512_storeu_ps(acc + (i0 + g) * D + d0, out[g][0]);
-                                _mm512_storeu_ps(acc + (i0 + g) * D + d0 + 16, out[g][1]);
+                                _mm512_storeu_ps(acc + (i0 + g) * D + d0, lo[g]);
+                                _mm512_storeu_ps(acc + (i0 + g) * D + d0 + 16, hi[g]);
                             }
                     }
                 }
@@ -278,7 +290,11 @@ static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int6
         uint16_t *o = (uint16_t *)a->out + r * Hq * D;
         for (int i = 0; i < Hq; i++) {
             const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
-            for (int d = 0; d < D; d++) bf16_store(o, i * D + d, acc[i * D + d] * inv);
+            for (int d = 0; d < D; d++) { /* undo the interleaved order of P @ V's accumulators */
+                const int chunk = d & ~31, j = (d & 31) >> 3, k = d & 7;
+                const int from = chunk + (k < 4 ? 4 * j + k : 16 + 4 * j + k - 4);
+                bf16_store(o, i * D + d, acc[i * D + from] * inv);
+            }
         }
     }
 }
