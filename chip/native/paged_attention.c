@@ -63,7 +63,7 @@ typedef struct {
 #define FOR_EACH_ROW(a, ROW_FN)                                                                    \
     do {                                                                                           \
         int64_t b = 0;                                                                             \
-        while (b < (a)->num_seqs && (a)->cu_seqlens_q[b + 1] <= (a)->row_begin) b++;              \
+        while (b < (a)->num_seqs && (a)->cu_seqlens_q[b + 1] <= (a)->row_begin) b++;               \
         for (int64_t r = (a)->row_begin; r < (a)->row_end; r++) {                                  \
             while ((a)->cu_seqlens_q[b + 1] <= r) b++;                                             \
             const int64_t keys = (a)->context_lens[b] - ((a)->cu_seqlens_q[b + 1] - 1 - r);        \
@@ -71,20 +71,20 @@ typedef struct {
         }                                                                                          \
     } while (0)
 
-#define DEFINE_ATTENTION(NAME, T, LOAD, STORE)                                                        \
-static void NAME##_row(const AttentionArgs *a, int64_t r, const int64_t *table, int64_t ctx) {      \
-    const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;       \
+#define DEFINE_ATTENTION(NAME, T, LOAD, STORE)                                                     \
+static void NAME##_row(const AttentionArgs *a, int64_t r, const int64_t *table, int64_t ctx) {     \
+    const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;        \
     const int G = Hq / Hk;                                                                         \
-    const int64_t row = (int64_t)Hk * D; /* elements per token: every kv head, contiguous */      \
-    float qs[Hq * D], acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];                                      \
+    const int64_t row = (int64_t)Hk * D; /* elements per token: every kv head, contiguous */       \
+    float qs[Hq * D], acc[Hq * D], s[Hq * BS], m[Hq], l[Hq];                                       \
     {                                                                                              \
-        const T *q = (const T *)a->q + r * Hq * D;                                                \
-        for (int i = 0; i < Hq * D; i++) { qs[i] = LOAD(q, i) * a->scale; acc[i] = 0.0f; }        \
-        for (int i = 0; i < Hq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }                           \
-        for (int64_t first = 0; first < ctx; first += BS) {                                       \
-            const int n = ctx - first < BS ? (int)(ctx - first) : BS;                            \
-            const int64_t base = table[first / BS] * BS * row;                                    \
-            const T *kb = (const T *)a->k_cache + base, *vb = (const T *)a->v_cache + base;       \
+        const T *q = (const T *)a->q + r * Hq * D;                                                 \
+        for (int i = 0; i < Hq * D; i++) { qs[i] = LOAD(q, i) * a->scale; acc[i] = 0.0f; }         \
+        for (int i = 0; i < Hq; i++) { m[i] = -INFINITY; l[i] = 0.0f; }                            \
+        for (int64_t first = 0; first < ctx; first += BS) {                                        \
+            const int n = ctx - first < BS ? (int)(ctx - first) : BS;                              \
+            const int64_t base = table[first / BS] * BS * row;                                     \
+            const T *kb = (const T *)a->k_cache + base, *vb = (const T *)a->v_cache + base;        \
             for (int t = 0; t < n; t++) {                                                          \
                 for (int i = 0; i < Hq; i++) {                                                     \
                     const T *k = kb + t * row + (i / G) * D;                                       \
@@ -97,13 +97,13 @@ static void NAME##_row(const AttentionArgs *a, int64_t r, const int64_t *table, 
             }                                                                                      \
             for (int i = 0; i < Hq; i++) {                                                         \
                 float *si = s + i * BS, top = m[i];                                                \
-                for (int t = 0; t < n; t++) top = si[t] > top ? si[t] : top;                      \
-                const float correction = exp_nonpositive(m[i] - top); /* 0 on the first block */  \
+                for (int t = 0; t < n; t++) top = si[t] > top ? si[t] : top;                       \
+                const float correction = exp_nonpositive(m[i] - top); /* 0 on the first block */   \
                 float sum = 0.0f;                                                                  \
-                for (int t = 0; t < n; t++) { si[t] = exp_nonpositive(si[t] - top); sum += si[t]; }\
+                for (int t = 0; t < n; t++) { si[t] = exp_nonpositive(si[t] - top); sum += si[t]; } \
                 l[i] = l[i] * correction + sum;                                                    \
                 m[i] = top;                                                                        \
-                for (int d = 0; d < D; d++) acc[i * D + d] *= correction;                         \
+                for (int d = 0; d < D; d++) acc[i * D + d] *= correction;                          \
             }                                                                                      \
             for (int t = 0; t < n; t++) {                                                          \
                 for (int i = 0; i < Hq; i++) {                                                     \
@@ -115,14 +115,14 @@ static void NAME##_row(const AttentionArgs *a, int64_t r, const int64_t *table, 
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        T *o = (T *)a->out + r * Hq * D;                                                          \
+        T *o = (T *)a->out + r * Hq * D;                                                           \
         for (int i = 0; i < Hq; i++) {                                                             \
-            const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;                                   \
-            for (int d = 0; d < D; d++) STORE(o, i * D + d, acc[i * D + d] * inv);                \
+            const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;                                    \
+            for (int d = 0; d < D; d++) STORE(o, i * D + d, acc[i * D + d] * inv);                 \
         }                                                                                          \
     }                                                                                              \
 }                                                                                                  \
-static void *NAME##_thread(void *args) {                                                          \
+static void *NAME##_thread(void *args) {                                                           \
     FOR_EACH_ROW((const AttentionArgs *)args, NAME##_row);                                         \
     return NULL;                                                                                   \
 }
