@@ -2,7 +2,8 @@
 a new worker finishes the iteration from the interrupted step. On the embedded SQLite broker the
 killed worker's message is gone (fetched = invisible for good), so the recovery is the
 heartbeat/pid check of `app.flywheel.recovery`; on Redis (marked `broker`) the same path runs, and
-acks_late redelivery would only find the work done."""
+acks_late redelivery would only find the work done. With recovery off, Redis (after its visibility
+timeout) and RabbitMQ (as soon as the connection drops) redeliver the fine-tune themselves."""
 from __future__ import annotations
 
 import pytest
@@ -95,3 +96,14 @@ def test_worker_killed_mid_finetune_on_redis_is_redelivered(tmp_path, base_model
         result_backend="redis://127.0.0.1:6379/8", recover_orphaned_runs=False,
         visibility_timeout_s=5.0,
         env_overrides={"FLYWHEEL_RECOVER_ORPHANED_RUNS": "0", "FLYWHEEL_VISIBILITY_TIMEOUT_S": "5"})
+
+
+@pytest.mark.broker
+def test_worker_killed_mid_finetune_on_rabbitmq_is_redelivered(tmp_path, base_model):  # noqa: F811
+    """Recovery off: RabbitMQ requeues the killed worker's unacked fine-tune (acks_late) as soon as
+    its connection drops; the second worker finishes the run from there, without duplicating it."""
+    broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+    create_celery(make_settings(tmp_path / "purge", base_model, broker_url=broker_url)).control.purge()
+    _killed_in_finetune_then_resumed(
+        tmp_path, base_model, broker_url=broker_url, recover_orphaned_runs=False,
+        env_overrides={"FLYWHEEL_RECOVER_ORPHANED_RUNS": "0"})
