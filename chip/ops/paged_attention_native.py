@@ -15,6 +15,7 @@ import torch
 from chip.native import build
 
 _DTYPE_CODES = {torch.bfloat16: 0, torch.float32: 1}
+MAX_HEAD_DIM, MAX_BLOCK_SIZE = 512, 256  # the kernel's per-row scratch lives on the stack
 
 
 _SIGNATURE = (ctypes.c_int, *[ctypes.c_void_p] * 4, ctypes.c_int64, *[ctypes.c_void_p] * 3,
@@ -28,7 +29,9 @@ def _kernel():
 def supports(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
     """Whether `paged_attention` can run these tensors (else use the torch path)."""
     return (q.device.type == "cpu" and q.dtype in _DTYPE_CODES and k_cache.dtype == q.dtype
-            and k_cache.is_contiguous() and _kernel() is not None)
+            and k_cache.is_contiguous() and q.shape[-1] <= MAX_HEAD_DIM
+            and k_cache.shape[1] <= MAX_BLOCK_SIZE and q.shape[-2] % k_cache.shape[2] == 0
+            and _kernel() is not None)
 
 
 def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,

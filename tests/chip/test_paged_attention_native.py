@@ -85,6 +85,8 @@ def test_supports_only_cpu_bf16_and_fp32_contiguous_caches():
     cache = torch.zeros(3, 16, 2, 64, dtype=torch.bfloat16)
     assert not native.supports(q.bfloat16(), cache.transpose(1, 2))
     assert native.supports(q.bfloat16(), cache) == (build.load("paged_attention") is not None)
+    huge_blocks = torch.zeros(3, native.MAX_BLOCK_SIZE * 2, 2, 64, dtype=torch.bfloat16)
+    assert not native.supports(q.bfloat16(), huge_blocks)  # the torch path takes it instead
 
 
 def test_build_falls_back_when_disabled_or_the_compiler_fails(tmp_path):
