@@ -41,6 +41,10 @@ class FlywheelSettings:
     max_loss_increase: float = 0.25  # relative; accuracy suites are the main guard
     canary_min_feedback: int = 20  # below this, promotion rests on the offline gate alone
     min_canary_thumbs_up_ratio: float = 0.9  # canary rate must be >= ratio * production rate
+    # How long the canary serves its share of traffic before the verdict: the promote step waits
+    # this long after the canary starts (0: decide at once, on the offline gate and any feedback).
+    canary_soak_s: float = field(default_factory=lambda: float(os.environ.get(
+        "FLYWHEEL_CANARY_SOAK_S", 0)))
     recipe: dict = field(default_factory=default_recipe)
     # Redis only: an unacked task is redelivered after this; a long fine-tune must not run twice.
     visibility_timeout_s: float = field(default_factory=lambda: float(os.environ.get(
@@ -62,6 +66,8 @@ class FlywheelSettings:
                 f"db+sqlite:///{self.data_dir / 'celery-results.db'}")
         if self.min_new_feedback < 1 or self.max_regression_points < 0:
             raise ValueError("min_new_feedback must be >= 1 and max_regression_points >= 0")
+        if not 0 <= self.canary_soak_s <= 7 * 24 * 3600:
+            raise ValueError(f"canary_soak_s must be between 0 and one week, got {self.canary_soak_s}")
         self.recipe = {**default_recipe(), **self.recipe}
 
     @property

@@ -156,7 +156,9 @@ def canary(payload: dict) -> dict:
         else:
             registry.reject(version.id, reason=f"gate failed: {reason}")
     payload = {**payload, "gate": {"passed": decision.passed, "reasons": decision.reasons}}
-    _record(payload, "canary", gate=payload["gate"],
+    if decision.passed and "canary_until" not in payload:  # a replayed step keeps its deadline
+        payload["canary_until"] = time.time() + settings.canary_soak_s
+    _record(payload, "canary", gate=payload["gate"], canary_until=payload.get("canary_until"),
             status="running" if decision.passed else "rejected")
     return payload
 
@@ -166,6 +168,7 @@ def promote(payload: dict) -> dict:
     if payload.get("skip") or not payload.get("gate", {}).get("passed"):
         return _finish(payload, "skipped" if payload.get("skip") else "rejected")
     settings = _settings(payload)
+    wait_for_canary(payload.get("canary_until", 0.0))
     registry = _registry(settings)
     version = registry.get(payload["version_id"])
     verdict = canary_verdict(settings, version.id, payload["base_version_id"])
@@ -177,6 +180,16 @@ def promote(payload: dict) -> dict:
     status = registry.get(version.id).status
     payload = {**payload, "canary": verdict}
     return _finish(payload, "promoted" if status == "production" else "rejected")
+
+
+def wait_for_canary(until: float, poll_s: float = 1.0) -> None:
+    """Let the canary serve until `until` (epoch seconds). The promote task waits inside its
+    claimed step, heartbeat running: a worker killed meanwhile is recovered like any other step,
+    and the re-run waits only for what is left. With the default single worker process nothing
+    else runs meanwhile, so a second iteration waits for this verdict instead of fine-tuning
+    against a production version that is about to change."""
+    while (left := until - time.time()) > 0:
+        time.sleep(min(left, poll_s))
 
 
 def canary_verdict(settings: FlywheelSettings, canary_id: str, production_id: str) -> dict:

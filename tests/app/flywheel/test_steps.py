@@ -112,3 +112,47 @@ def test_recipe_runs_sft_then_dpo_then_kto_stages(tmp_path, base_model):
     assert list(stages) == ["sft", "dpo", "kto"]
     assert stages["dpo"]["examples"] == 3 and stages["kto"]["examples"] == 3
     assert all(stage["steps"] >= 1 for stage in stages.values())
+
+
+def _thumbs(settings, model_version: str, thumbs: str, count: int) -> None:
+    store = open_store(settings.database_url)
+    with store.transaction() as s:
+        uid = add_user(s, f"rater-{model_version}-{thumbs}")
+        for i in range(count):
+            (mid,) = add_exchange(s, uid, f"How do I start Flywheel? ({i})", ["Run make run."],
+                                  model_version=model_version)
+            add_feedback(s, mid, uid, thumbs=thumbs)
+    store.close()
+
+
+def test_canary_soak_lets_live_feedback_roll_the_candidate_back(tmp_path, base_model):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = make_settings(tmp_path, base_model, canary_soak_s=3.0, canary_min_feedback=2,
+                             max_regression_points=100.0, max_loss_increase=100.0)  # gate passes
+    seed_corrections(settings)  # 3 thumbs-down on production answers
+    _thumbs(settings, steps.BASE_VERSION_ID, "up", 6)  # production: 6 up of 9
+    payload = steps.new_payload(settings)
+    for step in steps.STEPS[:-1]:
+        payload = step(payload)
+    registry = ModelRegistry(settings.registry_dir)
+    candidate = payload["version_id"]
+    assert payload["gate"]["passed"] and registry.get(candidate).status == "canary"
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        verdict = pool.submit(steps.promote, payload)
+        time.sleep(0.5)
+        assert not verdict.done()  # the canary is still serving its share
+        _thumbs(settings, candidate, "down", 2)  # ... and its users dislike what it says
+        payload = verdict.result(timeout=60)
+    assert time.monotonic() - started >= 2.5
+    assert payload["status"] == "rejected"
+    assert payload["canary"]["reason"] == "canary thumbs-up 0% vs production 67%"
+    assert registry.get(candidate).status != "production"
+    assert registry.production().id == steps.BASE_VERSION_ID  # rolled back: base still serves
+
+
+def test_canary_soak_must_be_within_a_week():
+    with pytest.raises(ValueError, match="canary_soak_s"):
+        FlywheelSettings(canary_soak_s=-1)

@@ -20,7 +20,7 @@ SLOW_RECIPE = {"num_epochs": 40, "replay_conversations": 64, "micro_batch_size":
 
 
 def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  # noqa: F811
-                                     **settings_overrides):
+                                     kill_in: str = "finetune", **settings_overrides):
     settings = make_settings(tmp_path, base_model, **settings_overrides)
     settings.recipe.update(SLOW_RECIPE)
     seed_corrections(settings)
@@ -33,13 +33,13 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
     first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
     first = start_worker(env, first_log)
     try:
-        in_finetune = wait_for(lambda: _current_step(settings, run_id) == "finetune", 120,
-                               "the fine-tune step to start", interval_s=0.05)
+        in_step = wait_for(lambda: _current_step(settings, run_id) == kill_in, 120,
+                           f"the {kill_in} step to start", interval_s=0.05)
     finally:
         kill_group(first)
-    assert in_finetune
+    assert in_step
     killed = read_run(settings.runs_dir, run_id)
-    assert killed["status"] == "running" and "finetune" not in killed["steps"]
+    assert killed["status"] == "running" and kill_in not in killed["steps"]
     dataset_done_at = killed["steps"]["build_dataset"]["finished_at"]
 
     second = start_worker(env, second_log)
@@ -51,11 +51,11 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
     assert record.get("recoveries", 0) == (1 if settings.recover_orphaned_runs else 0)
     assert set(record["steps"]) == {"build_dataset", "finetune", "evaluate", "register", "canary",
                                     "promote"}
-    # The dataset snapshot was reused from the payload, not rebuilt; the fine-tune ran again.
+    # The dataset snapshot was reused from the payload, not rebuilt; the killed step ran again.
     assert record["steps"]["build_dataset"]["finished_at"] == dataset_done_at
     resumed = second_log.read_text()
     assert "flywheel.build_dataset[" not in resumed
-    assert resumed.count("flywheel.finetune[") >= 1
+    assert resumed.count(f"flywheel.{kill_in}[") >= 1
     # Exactly one new registry version, child of the base.
     versions = ModelRegistry(settings.registry_dir).list()
     assert sorted(v.id for v in versions) == sorted(["mv-base", record["steps"]["register"]["version_id"]])
@@ -107,3 +107,15 @@ def test_worker_killed_mid_finetune_on_rabbitmq_is_redelivered(tmp_path, base_mo
     _killed_in_finetune_then_resumed(
         tmp_path, base_model, broker_url=broker_url, recover_orphaned_runs=False,
         env_overrides={"FLYWHEEL_RECOVER_ORPHANED_RUNS": "0"})
+
+
+def test_worker_killed_while_the_canary_soaks_is_recovered(tmp_path, base_model):  # noqa: F811
+    """The promote step waits out the canary inside its claimed step: a worker killed meanwhile is
+    recovered like any other, and the verdict still comes after the soak, once."""
+    record = _killed_in_finetune_then_resumed(
+        tmp_path, base_model, kill_in="promote", canary_soak_s=6.0,
+        max_regression_points=100.0, max_loss_increase=100.0)  # the gate passes: a canary runs
+    assert record["status"] == "promoted"  # no canary feedback: the offline gate decides
+    soaked_until = record["steps"]["canary"]["canary_until"]
+    assert record["steps"]["promote"]["finished_at"] >= soaked_until
+    assert record["steps"]["finetune"]["finished_at"] < soaked_until - 5
