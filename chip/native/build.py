@@ -43,7 +43,7 @@ def load(name: str) -> ctypes.CDLL | None:
     source = SOURCE_DIR / f"{name}.c"
     try:
         return ctypes.CDLL(str(_built(source, compiler)))
-    except (OSError, subprocess.CalledProcessError) as e:
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         logger.warning("could not build chip/native/%s.c (%s): using the torch path", name,
                        getattr(e, "stderr", None) or e)
         return None
