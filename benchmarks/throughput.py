@@ -206,13 +206,21 @@ def main() -> None:
 
 
 def report_ceilings(model, prompts: list[list[int]], profile, req_s: float, batch1_tok_s: float) -> None:
-    """Roofline ceilings from the measured device profile: W can go no faster than its matmul FLOPs
-    (2 x parameters x every prompt and output token) at peak bf16 FLOP/s; batch-1 decode no faster
-    than reading every weight once per token at the measured memory bandwidth."""
-    params = sum(p.numel() for p in model.parameters())
+    """Roofline ceilings from the measured device profile (chip.utilization): W can go no faster
+    than its matmul FLOPs (2 x parameters x every prompt and output token) at peak bf16 FLOP/s;
+    batch-1 decode no faster than reading every weight once per token at the measured bandwidth."""
+    from chip import utilization
+
+    c = model.config
+    params = utilization.decoder_matmul_params(c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+                                               c.num_attention_heads, c.num_key_value_heads,
+                                               c.head_dim, c.vocab_size)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     tokens = sum(map(len, prompts)) + len(prompts) * OUTPUT_LEN
-    w_ceiling = len(prompts) / (2 * params * tokens / profile.peak_flops_for("bfloat16"))
-    b1_ceiling = profile.memory_bandwidth / (params * 2)
+    w_ceiling = len(prompts) / utilization.roofline_seconds(
+        utilization.step_flops(params, tokens), 0, profile, "bfloat16")
+    b1_ceiling = 1 / utilization.roofline_seconds(
+        utilization.step_flops(params, 1), utilization.step_bytes(weight_bytes), profile, "bfloat16")
     logger.info("ceilings (%s, %.0f GFLOP/s bf16, %.1f GB/s): W <= %.2f req/s (engine at %.0f%%), "
                 "batch-1 <= %.0f tok/s (engine at %.0f%%)", profile.name,
                 profile.peak_flops_for("bfloat16") / 1e9, profile.memory_bandwidth / 1e9,

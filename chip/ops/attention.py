@@ -60,8 +60,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, num
 # place (`paged_attention_native`). Otherwise: decode rows (one new query) of every sequence are
 # batched: their K/V are gathered from the block tables into one padded (B, L, Hk*D) tensor (a
 # flat row gather of whole blocks, which is many times faster than advanced indexing on bf16),
-# then two batched matmuls with a length mask. Each prefill chunk gets one 4-D SDPA of its own (few per step, each large; 4-D inputs
-# keep SDPA on its fused CPU kernel). GQA never repeats keys or values per head.
+# then two batched matmuls with a length mask. Each prefill chunk gets one 4-D SDPA of its own
+# (few per step, each large; 4-D inputs keep SDPA on its fused CPU kernel). GQA never repeats keys
+# or values per head.
 @register("paged_attention", "cpu")
 def paged_attention_cpu(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                         block_tables: torch.Tensor, cu_seqlens_q: torch.Tensor,

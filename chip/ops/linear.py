@@ -44,12 +44,10 @@ def linear_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     """Same contract as `linear`; uses the packed weight for bf16 inputs that need no gradient."""
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
-    if (packed is None or needs_grad or x.dtype != torch.bfloat16 or x.device.type != "cpu"
-            or x.shape[-1] != weight.shape[1] or x.numel() == 0):
+    if (packed is None or needs_grad or x.shape[-1] != weight.shape[1]
+            or not packed_linear_accepts(x, bias)):
         return F.linear(x, weight, bias)
-    if bias is not None and bias.dtype != torch.bfloat16:
-        return F.linear(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    return linear_packed(x, packed, bias)
 
 
 def packed_linear_accepts(x: torch.Tensor, bias: torch.Tensor | None) -> bool:

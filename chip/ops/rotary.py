@@ -82,9 +82,8 @@ def apply_rotary_cpu(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor,
     positions = positions.to(torch.int64).contiguous()
     q_out, k_out = torch.empty(q.shape, dtype=q.dtype), torch.empty(k.shape, dtype=k.dtype)
     status = kernel(_DTYPE_CODES[q.dtype], q.data_ptr(), q.stride(0), k.data_ptr(), k.stride(0),
-                    positions.data_ptr(), cos_sin.data_ptr(), _DTYPE_CODES[cos_sin.dtype], q.shape[0],
-                    q.shape[1], k.shape[1],
-                    q.shape[2], q_out.data_ptr(), k_out.data_ptr())
+                    positions.data_ptr(), cos_sin.data_ptr(), _DTYPE_CODES[cos_sin.dtype],
+                    q.shape[0], q.shape[1], k.shape[1], q.shape[2], q_out.data_ptr(), k_out.data_ptr())
     if status != 0:
         return apply_rotary(q, k, positions, cos_sin)
     return q_out, k_out

@@ -91,15 +91,20 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
     otherwise (autograd, int8, float32, no packing) each layer runs on its own. The layers keep
     their own parameters, so checkpoint names and LoRA targets do not change.
     """
-    if not all(type(layer) is Linear for layer in layers):  # e.g. a LoRA-wrapped layer in training
-        return torch.cat([layer(x) for layer in layers], dim=-1)
-    weights = tuple(layer.weight for layer in layers)
-    biases = tuple(layer.bias for layer in layers)
-    bias = None if any(b is None for b in biases) else torch.cat(biases)
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights))
-    if (not needs_grad and all(layer.quantization is None for layer in layers)
-            and (bias is not None or all(b is None for b in biases)) and packed_linear_accepts(x, bias)):
-        packed = cache.get(*weights)
+    if _fusable(x, layers):
+        packed = cache.get(*(layer.weight for layer in layers))
         if packed is not None:
+            bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])
             return linear_packed(x, packed, bias)
     return torch.cat([layer(x) for layer in layers], dim=-1)
+
+
+def _fusable(x: torch.Tensor, layers: tuple[Linear, ...]) -> bool:
+    # Plain Linears (not LoRA-wrapped), no int8, no autograd, all with a bias or all without.
+    if not all(type(layer) is Linear and layer.quantization is None for layer in layers):
+        return False
+    if len({layer.bias is None for layer in layers}) != 1:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or any(layer.weight.requires_grad for layer in layers)):
+        return False
+    return packed_linear_accepts(x, layers[0].bias)
