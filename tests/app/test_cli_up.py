@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_data import STORIES_HF
+
 ROOT = Path(__file__).resolve().parents[2]
-STORIES = ROOT / ".." / "shared" / "models" / "stories260K-hf"
+STORIES = STORIES_HF
 FLYWHEEL = [sys.executable, "-m", "app.cli"]
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from app import LLM, SamplingParams
+from tests.shared_data import STORIES_HF
 
 ROOT = Path(__file__).resolve().parents[2]
-STORIES = ROOT / ".." / "shared" / "models" / "stories260K-hf"
+STORIES = STORIES_HF
 
 pytestmark = pytest.mark.skipif(not STORIES.exists(), reason="needs the stories260K model")
 

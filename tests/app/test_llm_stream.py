@@ -1,11 +1,11 @@
 """`LLM.stream`: one request step by step; it ends where `generate` ends, and closing it aborts."""
-from pathlib import Path
 
 import pytest
 
 from app import LLM, SamplingParams
+from tests.shared_data import STORIES_HF
 
-STORIES = Path(__file__).resolve().parents[2] / ".." / "shared" / "models" / "stories260K-hf"
+STORIES = STORIES_HF
 
 pytestmark = pytest.mark.skipif(not STORIES.exists(), reason="needs the stories260K model")
 

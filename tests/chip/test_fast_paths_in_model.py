@@ -3,14 +3,14 @@ with every op forced to its torch reference."""
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import pytest
 import torch
 
 from chip import override
+from tests.shared_data import STORIES_HF
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "models" / "stories260K-hf"
+MODEL_DIR = STORIES_HF
 BIT_IDENTICAL_OPS = ("rms_norm", "silu_and_mul", "rotary")
 
 

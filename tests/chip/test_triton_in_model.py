@@ -5,14 +5,14 @@ and `test_triton_kernels.py` reruns this file in a fresh process."""
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import pytest
 import torch
 
 from chip import override
+from tests.shared_data import STORIES_HF
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "models" / "stories260K-hf"
+MODEL_DIR = STORIES_HF
 pytestmark = pytest.mark.skipif(not MODEL_DIR.exists(), reason="shared models not present")
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT / ".." / "shared"
-STORIES_HF = SHARED / "models" / "stories260K-hf"
+from tests.shared_data import SHARED_DIR, STORIES_HF
+
+SHARED = SHARED_DIR
 STORIES_LLAMA2C = SHARED / "models" / "stories260K-llama2c"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 

@@ -6,7 +6,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import openai
@@ -18,8 +17,9 @@ from app.core.config import Settings
 from app.serving.loading import load_served_model
 from app.serving.model_host import ModelHost, ServedModel
 from shared import EngineConfig
+from tests.shared_data import STORIES_HF
 
-MODEL_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "models" / "stories260K-hf"
+MODEL_DIR = STORIES_HF
 MODEL_ID = "stories260K-hf"
 
 

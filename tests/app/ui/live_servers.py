@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.shared_data import STORIES_HF
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-TINY_MODEL = REPO_ROOT / ".." / "shared" / "models" / "stories260K-hf"
+TINY_MODEL = STORIES_HF
 ADMIN_KEY = "sk-ui-tests-admin-0123456789"
 PASSWORD = "correct horse battery"
 USERS = {"alice": "user", "ann1": "annotator", "ann2": "annotator", "boss": "admin"}

@@ -1,14 +1,14 @@
 """Incremental text: stop strings across token boundaries, never a partial stop string shown,
 split UTF-8 characters, and agreement with a one-shot decode of a real tokenizer."""
-from pathlib import Path
 
 import pytest
 
 from framework.engine.detokenizer import Detokenizer
 from shared import SamplingParams
 from tests.utils.byte_tokenizer import ByteTokenizer
+from tests.shared_data import STORIES_HF
 
-STORIES = Path(__file__).resolve().parents[3] / ".." / "shared" / "models" / "stories260K-hf"
+STORIES = STORIES_HF
 
 
 def _feed(detok: Detokenizer, token_ids):

@@ -1,13 +1,13 @@
 """Returned logprobs equal transformers' log_softmax for the same prefix (stories260K)."""
-from pathlib import Path
 
 import pytest
 import torch
 
 from framework.engine import LLMEngine
 from shared import EngineConfig, SamplingParams
+from tests.shared_data import STORIES_HF
 
-STORIES = Path(__file__).resolve().parents[3] / ".." / "shared" / "models" / "stories260K-hf"
+STORIES = STORIES_HF
 ATOL = 1e-4  # float32 end to end; paged attention vs transformers' eager attention
 
 pytestmark = pytest.mark.skipif(not STORIES.exists(), reason="needs the stories260K model")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import torch
 
@@ -12,8 +11,9 @@ from framework.train import PreferenceExample, TrainConfig, train
 from framework.train.data import completion_sequence, pack
 from framework.train.losses import sequence_logps, token_logps
 from model.loader import load_model
+from tests.shared_data import SHARED_DIR
 
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
+SHARED = SHARED_DIR
 STORIES = SHARED / "models" / "stories260K-hf"
 HH = SHARED / "datasets" / "hh-rlhf-harmless-base-test" / "harmless-base-test.jsonl.gz"
 
