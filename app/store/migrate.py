@@ -18,4 +18,6 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    command.upgrade(alembic_config(engine), "head")
+    # "heads": independent migrations branching from one revision (each feature owns its tables)
+    # all apply, in dependency order, without a merge revision per pair.
+    command.upgrade(alembic_config(engine), "heads")
