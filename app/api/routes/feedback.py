@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from app.api.deps import CurrentUser, StateDep
 from app.api.errors import APIError
+from app.api.permissions import may_give_feedback
 from app.api.schemas.store import FeedbackCreate, FeedbackPublic
 from app.store import crud_chat
 
@@ -23,7 +24,8 @@ async def create_feedback(body: FeedbackCreate, state: StateDep, user: CurrentUs
 def _create(state, body: FeedbackCreate, user) -> FeedbackPublic:
     with state.store.transaction() as session:
         message = crud_chat.get_message(session, message_id=body.message_id)
-        if message is None or (message.conversation.user_id != user.id and not user.is_annotator):
+        if message is None or not may_give_feedback(user, owner_id=message.conversation.user_id,
+                                                    in_review_scope=bool(message.feedback)):
             raise APIError(404, f"No message found with id '{body.message_id}'",
                            param="message_id", code="not_found")
         row = crud_chat.create_feedback(session, message_id=message.id, user_id=user.id,
