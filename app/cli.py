@@ -27,6 +27,11 @@ COMMANDS: dict[str, str] = {
     "bench": "app.commands.bench",
 }
 
+# command group name -> module defining `group` (a typer.Typer of subcommands).
+GROUPS: dict[str, str] = {
+    "eval-set": "app.commands.eval_set",
+}
+
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Flywheel: an open LLM platform you run yourself.")
 
@@ -39,6 +44,8 @@ def _register_commands() -> None:
     for name, module in COMMANDS.items():
         command = importlib.import_module(module).command
         cli.command(name, context_settings=getattr(command, "context_settings", None))(command)
+    for name, module in GROUPS.items():
+        cli.add_typer(importlib.import_module(module).group, name=name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ the store keeps their canonical JSONL and its sha256. Errors a caller should rep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -94,4 +94,9 @@ def _username(session: Session, user_id: str | None) -> str | None:
 def _info(row: EvalSet, username: str | None, replaced: bool = False) -> EvalSetInfo:
     return EvalSetInfo(name=row.name, description=row.description, item_count=row.item_count,
                        content_sha256=row.content_sha256, created_by=username,
-                       created_at=row.created_at, replaced=replaced)
+                       created_at=_aware(row.created_at), replaced=replaced)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; the store writes UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
