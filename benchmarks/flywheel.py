@@ -23,13 +23,14 @@ from pathlib import Path
 from app.demo.corpus import eval_prompts
 from app.demo.feedback_sim import ask, leave_feedback, leave_feedback_http
 from app.demo.recipe import DEMO_MODEL_DIR
-from app.flywheel import steps
+from app.flywheel.pipeline import iterate
+from app.flywheel.runs import UNFINISHED, RunStatus
 from app.flywheel.eval_suite import REGRESSION_FAMILIES, made_up_capital_cases
 from app.flywheel.settings import FlywheelSettings
 from app.demo.processes import platform_env, start_serve, start_worker, stop, wait_for
+from model.registry import BASE_VERSION_ID
 
 MODEL_NAME = "flywheel-demo"
-FINISHED = ("promoted", "rejected", "failed", "skipped")
 logger = logging.getLogger(__name__)
 
 
@@ -39,19 +40,19 @@ def thumbs_up_questions() -> list[tuple[str, str]]:
 
 def run_proof_in_process(data_dir: Path, base_model: str = str(DEMO_MODEL_DIR),
                          cases_per_family: int = 40, recipe: dict | None = None) -> dict:
-    """Feedback written straight into the store and `steps.iterate` in this process."""
+    """Feedback written straight into the store and `pipeline.iterate` in this process."""
     from app.store.session import open_store
 
     settings = FlywheelSettings(data_dir=data_dir, base_model_dir=base_model,
                                 eval_cases_per_family=cases_per_family, recipe=recipe or {})
     store = open_store(settings.database_url)
     started = time.perf_counter()
-    feedback = leave_feedback(store, base_model, steps.BASE_VERSION_ID,
+    feedback = leave_feedback(store, base_model, BASE_VERSION_ID,
                               thumbs_up_questions=thumbs_up_questions())
     store.close()
     feedback_s = time.perf_counter() - started
     started = time.perf_counter()
-    payload = steps.iterate(settings)
+    payload = iterate(settings).to_dict()
     iteration_s = time.perf_counter() - started
     before, after = payload["baseline_metrics"], payload.get("metrics") or {}
     return {
@@ -122,13 +123,13 @@ def run_proof(data_dir: Path, base_model: str = str(DEMO_MODEL_DIR), cases_per_f
         def finished_run():
             runs = http.get("/v1/flywheel/runs").json()["data"]
             run = next((r for r in runs if r["id"] == run_id), None)
-            return run if run and run["status"] in FINISHED else None
+            return run if run and run["status"] not in UNFINISHED else None
 
         run = wait_for(finished_run, iteration_timeout_s, f"iteration {run_id}", interval_s=1)
         iteration_s = time.perf_counter() - started
         new_version = run["steps"].get("register", {}).get("version_id")
         swap_s = None
-        if run["status"] == "promoted":
+        if run["status"] == RunStatus.PROMOTED:
             swapped = time.perf_counter()
             # Ask the server what it routes to, not one reply: while the watcher has yet to see
             # the promotion, a conversation that hashes into the canary share already gets the

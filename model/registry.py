@@ -16,17 +16,30 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 
-STATUSES = ("candidate", "canary", "production", "retired")
+
+class VersionStatus(StrEnum):
+    """Where a version is in its lifecycle. A `str` enum: the registry file and API responses
+    carry the plain value ("production"), and comparing with that text still works."""
+    CANDIDATE = "candidate"  # registered, not serving
+    CANARY = "canary"  # serving a share of conversations
+    PRODUCTION = "production"  # serving the public model name
+    RETIRED = "retired"  # rejected, replaced or rolled back
+
+
 # allowed status changes; retired -> production is a rollback restoring an earlier version
-TRANSITIONS = {
-    "candidate": {"canary", "production", "retired"},
-    "canary": {"production", "retired"},
-    "production": {"retired"},
-    "retired": {"production"},
+TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
+    VersionStatus.CANDIDATE: frozenset({VersionStatus.CANARY, VersionStatus.PRODUCTION,
+                                        VersionStatus.RETIRED}),
+    VersionStatus.CANARY: frozenset({VersionStatus.PRODUCTION, VersionStatus.RETIRED}),
+    VersionStatus.PRODUCTION: frozenset({VersionStatus.RETIRED}),
+    VersionStatus.RETIRED: frozenset({VersionStatus.PRODUCTION}),
 }
 REGISTRY_FILE = "registry.json"
+# The id of the model a registry starts from (the served or base model, before any fine-tune).
+BASE_VERSION_ID = "mv-base"
 
 
 def _now() -> str:
@@ -42,9 +55,12 @@ class ModelVersion:
     dataset_snapshot_id: str | None = None
     recipe: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    status: str = "candidate"
+    status: VersionStatus = VersionStatus.CANDIDATE
     created_at: str = field(default_factory=_now)
     history: list[dict] = field(default_factory=list)  # [{status, at, reason, seq}] in order
+
+    def __post_init__(self) -> None:
+        self.status = VersionStatus(self.status)  # the file holds the plain value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,33 +88,37 @@ class ModelRegistry:
     def find(self, version_id: str) -> ModelVersion | None:
         return self._read().get(version_id)
 
-    def with_status(self, status: str) -> list[ModelVersion]:
+    def with_status(self, status: VersionStatus) -> list[ModelVersion]:
         return [v for v in self.list() if v.status == status]
 
     def production(self) -> ModelVersion | None:
-        live = self.with_status("production")
+        live = self.with_status(VersionStatus.PRODUCTION)
         return live[-1] if live else None
 
     def canary(self) -> ModelVersion | None:
-        live = self.with_status("canary")
+        live = self.with_status(VersionStatus.CANARY)
         return live[-1] if live else None
 
     # ---- writes ------------------------------------------------------------------------------
     def register(self, name: str, path: str | Path, *, parent_id: str | None = None,
                  dataset_snapshot_id: str | None = None, recipe: dict | None = None,
-                 metrics: dict | None = None, status: str = "candidate",
+                 metrics: dict | None = None, status: VersionStatus = VersionStatus.CANDIDATE,
                  version_id: str | None = None) -> ModelVersion:
         """Add a version (a candidate unless told otherwise). Re-registering `version_id` returns
         the existing version unchanged, so a retried task does not duplicate it."""
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        try:
+            status = VersionStatus(status)
+        except ValueError as e:
+            raise ValueError(f"status must be one of {[s.value for s in VersionStatus]}, "
+                             f"got {status!r}") from e
         with self._transaction() as versions:
             if version_id is not None and version_id in versions:
                 return versions[version_id]
             if parent_id is not None and parent_id not in versions:
                 raise ValueError(f"parent model version {parent_id!r} is not registered")
-            if status == "production":
-                self._retire_all(versions, "production", "replaced by a new production version")
+            if status == VersionStatus.PRODUCTION:
+                self._retire_all(versions, VersionStatus.PRODUCTION,
+                                 "replaced by a new production version")
             new_id = version_id or f"mv-{len(versions) + 1:04d}"
             version = ModelVersion(id=new_id, name=name, path=str(path), parent_id=parent_id,
                                    dataset_snapshot_id=dataset_snapshot_id, recipe=recipe or {},
@@ -106,6 +126,27 @@ class ModelRegistry:
             version.history.append({"status": status, "at": version.created_at,
                                     "reason": "registered", "seq": self._next_seq(versions)})
             versions[new_id] = version
+            return version
+
+    def ensure_production(self, path: str | Path, *, name: str = "base",
+                          version_id: str = BASE_VERSION_ID) -> ModelVersion:
+        """The production version; a registry without one gets `path` (the base model) registered
+        as production under `version_id`. Called by the server at startup and by the flywheel
+        before its first iteration: in one transaction, so the two never register it twice."""
+        with self._transaction() as versions:
+            live = self._live(versions)
+            if live is not None:
+                return live
+            if version_id in versions:
+                return self._move(versions, version_id, VersionStatus.PRODUCTION,
+                                  "restored: the registry had no production version")
+            version = ModelVersion(id=version_id, name=name, path=str(path),
+                                   recipe={"source": "base model"},
+                                   status=VersionStatus.PRODUCTION)
+            version.history.append({"status": version.status, "at": version.created_at,
+                                    "reason": "registered as the base model",
+                                    "seq": self._next_seq(versions)})
+            versions[version_id] = version
             return version
 
     def update_metrics(self, version_id: str, metrics: dict) -> ModelVersion:
@@ -116,56 +157,60 @@ class ModelRegistry:
 
     def start_canary(self, version_id: str, reason: str = "canary") -> ModelVersion:
         with self._transaction() as versions:
-            self._retire_all(versions, "canary", "replaced by a newer canary",
+            self._retire_all(versions, VersionStatus.CANARY, "replaced by a newer canary",
                              keep=version_id)
-            return self._move(versions, version_id, "canary", reason)
+            return self._move(versions, version_id, VersionStatus.CANARY, reason)
 
     def promote(self, version_id: str, reason: str = "promoted") -> ModelVersion:
         """Make `version_id` production; the previous production version is retired."""
         with self._transaction() as versions:
             version = self._require(versions, version_id)
-            if version.status == "production":
+            if version.status == VersionStatus.PRODUCTION:
                 return version
-            if version.status == "retired":
+            if version.status == VersionStatus.RETIRED:
                 raise TransitionError(f"{version_id} is retired; use rollback to restore it")
-            self._retire_all(versions, "production", f"replaced by {version_id}")
-            return self._move(versions, version_id, "production", reason)
+            self._retire_all(versions, VersionStatus.PRODUCTION, f"replaced by {version_id}")
+            return self._move(versions, version_id, VersionStatus.PRODUCTION, reason)
 
     def reject(self, version_id: str, reason: str) -> ModelVersion:
         """A candidate or canary that failed the gate or the canary: retired, with the reason."""
         with self._transaction() as versions:
-            return self._move(versions, version_id, "retired", reason)
+            return self._move(versions, version_id, VersionStatus.RETIRED, reason)
 
     def rollback(self, version_id: str, reason: str = "rolled back") -> ModelVersion:
         """Undo `version_id`: a canary is retired; a production version is retired and the
         version that was production before it is restored. Returns the version now serving."""
         with self._transaction() as versions:
             version = self._require(versions, version_id)
-            if version.status == "canary":
-                self._move(versions, version_id, "retired", reason).history[-1]["rolled_back"] = True
+            if version.status == VersionStatus.CANARY:
+                self._retire_rolled_back(versions, version_id, reason)
                 return self._live(versions)
-            if version.status != "production":
+            if version.status != VersionStatus.PRODUCTION:
                 raise TransitionError(f"{version_id} is {version.status}; only a canary or the "
                                       f"production version can be rolled back")
             previous = self._previous_production(versions, version_id)
             if previous is None:
                 raise TransitionError(f"{version_id} has no earlier production version to restore")
-            self._move(versions, version_id, "retired", reason).history[-1]["rolled_back"] = True
-            return self._move(versions, previous.id, "production", f"restored by rollback of "
-                                                                     f"{version_id}")
+            self._retire_rolled_back(versions, version_id, reason)
+            return self._move(versions, previous.id, VersionStatus.PRODUCTION,
+                              f"restored by rollback of {version_id}")
 
     # ---- internals ---------------------------------------------------------------------------
+    def _retire_rolled_back(self, versions, version_id: str, reason: str) -> None:
+        self._move(versions, version_id, VersionStatus.RETIRED, reason).history[-1]["rolled_back"] = True
+
     def _live(self, versions: dict[str, ModelVersion]) -> ModelVersion | None:
-        live = [v for v in versions.values() if v.status == "production"]
+        live = [v for v in versions.values() if v.status == VersionStatus.PRODUCTION]
         return live[-1] if live else None
 
     def _previous_production(self, versions, version_id) -> ModelVersion | None:
         """The version that was production most recently before `version_id` became it, skipping
         versions that were themselves rolled back (a rollback never resurrects a bad version)."""
-        became = max(h["seq"] for h in versions[version_id].history if h["status"] == "production")
+        became = max(h["seq"] for h in versions[version_id].history if h["status"] == VersionStatus.PRODUCTION)
         best, best_seq = None, -1
         for v in versions.values():
-            seqs = [h["seq"] for h in v.history if h["status"] == "production" and h["seq"] < became]
+            seqs = [h["seq"] for h in v.history
+                    if h["status"] == VersionStatus.PRODUCTION and h["seq"] < became]
             rolled_back = any(h.get("rolled_back") for h in v.history)
             if v.id != version_id and not rolled_back and seqs and max(seqs) > best_seq:
                 best, best_seq = v, max(seqs)
@@ -175,10 +220,11 @@ class ModelRegistry:
     def _next_seq(versions) -> int:
         return 1 + max((h.get("seq", 0) for v in versions.values() for h in v.history), default=0)
 
-    def _retire_all(self, versions, status: str, reason: str, keep: str | None = None) -> None:
+    def _retire_all(self, versions, status: VersionStatus, reason: str,
+                    keep: str | None = None) -> None:
         for v in versions.values():
             if v.status == status and v.id != keep:
-                self._move(versions, v.id, "retired", reason)
+                self._move(versions, v.id, VersionStatus.RETIRED, reason)
 
     @staticmethod
     def _require(versions, version_id) -> ModelVersion:
@@ -186,7 +232,8 @@ class ModelRegistry:
             raise KeyError(f"no model version {version_id!r}")
         return versions[version_id]
 
-    def _move(self, versions, version_id: str, status: str, reason: str) -> ModelVersion:
+    def _move(self, versions, version_id: str, status: VersionStatus,
+              reason: str) -> ModelVersion:
         version = self._require(versions, version_id)
         if status == version.status:
             return version

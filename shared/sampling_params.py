@@ -1,10 +1,16 @@
-"""How one request wants its tokens chosen. Mirrors vLLM's `SamplingParams` field names."""
+"""How one request wants its tokens chosen. Mirrors vLLM's `SamplingParams` field names.
+
+Two per-request fields are not about sampling: `cache_salt` (vLLM's request-level field of that
+name) and `skip_prefix_cache`. They ride here because this is the one per-request contract that
+reaches the engine from every entry point (the API, `LLM`, the CLI).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 _MAX_TOKENS_LIMIT = 1 << 20  # anything above this is a typo, not a request
 _MAX_N = 128
+MAX_CACHE_SALT_CHARS = 4096  # the API allows far less; the server may prepend a tenant id
 
 
 @dataclass(slots=True)
@@ -26,6 +32,10 @@ class SamplingParams:
     logprobs: int | None = None  # number of top alternatives to return per token (0 = chosen only)
     prompt_logprobs: int | None = None
     skip_special_tokens: bool = True
+    # Prefix-cache isolation: blocks are only shared between requests with the same salt (None is
+    # a salt of its own). Kept out of repr so logs never show it.
+    cache_salt: str | None = field(default=None, repr=False)
+    skip_prefix_cache: bool = False  # neither reuse cached blocks nor offer this request's
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -61,10 +71,24 @@ class SamplingParams:
         _check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids),
                "stop_token_ids must be non-negative integers")
         _check(self.seed is None or isinstance(self.seed, int), f"seed must be an int, got {self.seed!r}")
+        _check(isinstance(self.skip_prefix_cache, bool),
+               f"skip_prefix_cache must be a bool, got {self.skip_prefix_cache!r}")
+        _check_cache_salt(self.cache_salt)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+def _check_cache_salt(salt: str | None) -> None:
+    if salt is None:
+        return
+    _check(isinstance(salt, str) and 1 <= len(salt) <= MAX_CACHE_SALT_CHARS,
+           f"cache_salt must be None or a string of 1 to {MAX_CACHE_SALT_CHARS} characters")
+    try:  # the block manager hashes its UTF-8 bytes; a lone surrogate has none
+        salt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError("cache_salt must be valid Unicode (no lone surrogates)") from e
 
 
 def _check(ok: bool, message: str) -> None:

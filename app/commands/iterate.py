@@ -36,16 +36,16 @@ def command(
     settings = FlywheelSettings(broker_url=broker, **overrides)
     if enqueue:
         from app.flywheel.celery_app import create_celery
-        from app.flywheel.tasks import enqueue_iteration
+        from app.flywheel.pipeline import enqueue_iteration
+        from app.flywheel.runs import RunStatus
 
         run_id, result = enqueue_iteration(create_celery(settings), settings)
-        typer.echo(json.dumps({"run_id": run_id, "status": "queued", "task_id": result.id}))
+        typer.echo(json.dumps({"run_id": run_id, "status": RunStatus.QUEUED, "task_id": result.id}))
         return
-    from app.flywheel.steps import iterate
+    from app.flywheel.pipeline import iterate
 
-    payload = iterate(settings)
+    payload = iterate(settings).to_dict()
     summary = {key: payload.get(key) for key in ("run_id", "status", "wall_s", "version_id",
-                                                  "snapshot", "gate")}
-    summary["metrics"], summary["baseline_metrics"] = (payload.get("metrics"),
-                                                      payload.get("baseline_metrics"))
+                                                  "snapshot", "gate", "metrics",
+                                                  "baseline_metrics")}
     typer.echo(json.dumps(summary, indent=2))

@@ -22,22 +22,24 @@ import time
 from pathlib import Path
 
 from app.flywheel import runs
+from app.flywheel.payload import RunPayload
+from app.flywheel.pipeline import iteration_chain
+from app.flywheel.runs import UNFINISHED, RunStatus
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
 STALE_S = 60.0
-UNFINISHED = ("queued", "running")
 
 
 def _heartbeat_file(runs_dir: Path, run_id: str) -> Path:
     return Path(runs_dir) / f".{run_id}.heartbeat"
 
 
-def claim_step(runs_dir: Path, run_id: str, step: str, payload: dict) -> None:
+def claim_step(runs_dir: Path, run_id: str, step: str, payload: RunPayload) -> None:
     """Record that this process now runs `step` of `run_id` starting from `payload`."""
-    runs.update_run(runs_dir, run_id, status="running", current={
+    runs.update_run(runs_dir, run_id, status=RunStatus.RUNNING, current={
         "step": step, "host": socket.gethostname(), "pid": os.getpid(),
-        "started_at": time.time(), "payload": payload})
+        "started_at": time.time(), "payload": payload.to_dict()})
     _heartbeat_file(runs_dir, run_id).touch()
 
 
@@ -100,8 +102,6 @@ def _claim_recovery(runs_dir: Path, record: dict) -> bool:
 
 def recover_orphaned_runs(app, runs_dir: Path, stale_s: float = STALE_S) -> list[str]:
     """Re-enqueue every orphaned run from its interrupted step; returns their run ids."""
-    from app.flywheel.tasks import iteration_chain
-
     recovered = []
     for record in runs.list_runs(runs_dir):
         if not is_orphaned(runs_dir, record, stale_s) or not _claim_recovery(runs_dir, record):
@@ -110,7 +110,8 @@ def recover_orphaned_runs(app, runs_dir: Path, stale_s: float = STALE_S) -> list
         logger.warning("run %s: worker %s:%s died in step %s; re-enqueuing from that step",
                        record["id"], current["host"], current["pid"], current["step"])
         runs.update_run(runs_dir, record["id"], recoveries=record.get("recoveries", 0) + 1)
-        iteration_chain(app, current["payload"], first_step=current["step"]).apply_async()
+        payload = RunPayload.from_dict(current["payload"])
+        iteration_chain(app, payload, first_step=current["step"]).apply_async()
         recovered.append(record["id"])
     return recovered
 

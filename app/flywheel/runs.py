@@ -8,9 +8,22 @@ import json
 import os
 import tempfile
 import time
+from enum import StrEnum
 from pathlib import Path
 
-STATUSES = ("queued", "running", "promoted", "rejected", "canary", "failed", "skipped")
+
+class RunStatus(StrEnum):
+    """Where an iteration run is. A `str` enum: run records and API responses carry the value."""
+    QUEUED = "queued"  # enqueued (or created in process), no step started yet
+    RUNNING = "running"  # a step is running or the next one is queued
+    PROMOTED = "promoted"  # the candidate became production
+    REJECTED = "rejected"  # the gate or the canary turned the candidate down
+    FAILED = "failed"  # a step raised (after its retries)
+    SKIPPED = "skipped"  # nothing to learn from; no candidate was trained
+
+
+# a run in one of these has not ended yet (its worker may have died: see app.flywheel.recovery)
+UNFINISHED = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 
 
 def _path(runs_dir: Path, run_id: str) -> Path:
@@ -28,7 +41,7 @@ def update_run(runs_dir: Path, run_id: str, **fields) -> dict:
     """Merge `fields` into the run record (creating it) and write it atomically."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    record = read_run(runs_dir, run_id) or {"id": run_id, "status": "queued",
+    record = read_run(runs_dir, run_id) or {"id": run_id, "status": RunStatus.QUEUED,
                                             "created_at": time.time(), "steps": {}}
     steps = fields.pop("steps", None)
     record.update(fields)

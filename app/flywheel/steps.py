@@ -1,12 +1,14 @@
-"""The flywheel's steps as plain functions over a JSON payload; Celery tasks only wrap them.
+"""The flywheel's steps as plain functions over a `RunPayload`; Celery tasks only wrap them.
 
-Each step takes the payload the previous one returned and returns it with its own results added,
-so a chain can be replayed from any point. Steps are idempotent, keyed by their inputs: the
-fine-tuned model's directory and registry id derive from (snapshot hash, base version, recipe);
-a retried step finds its earlier output and returns it instead of redoing the work.
+Each step takes the payload the previous one returned and returns a copy with its own part
+filled in, so a chain can be replayed from any point. Steps are idempotent, keyed by their inputs:
+the fine-tuned model's directory and registry id derive from (snapshot hash, base version,
+recipe); a retried step finds its earlier output and returns it instead of redoing the work.
+The order of the steps is `app.flywheel.pipeline`'s; this module knows no broker.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,62 +16,57 @@ import time
 import uuid
 
 from app.flywheel import runs
+from app.flywheel.payload import Candidate, CanaryVerdict, GateResult, RunPayload, SnapshotInfo
+from app.flywheel.runs import RunStatus
 from app.flywheel.settings import FlywheelSettings
+from model.registry import ModelRegistry, ModelVersion, VersionStatus
 
 logger = logging.getLogger(__name__)
-BASE_VERSION_ID = "mv-base"
 
 
-def new_payload(settings: FlywheelSettings, run_id: str | None = None) -> dict:
+def new_payload(settings: FlywheelSettings, run_id: str | None = None) -> RunPayload:
     run_id = run_id or f"it-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    runs.update_run(settings.runs_dir, run_id, status="queued")
-    return {"settings": settings.to_dict(), "run_id": run_id, "started_at": time.time()}
+    runs.update_run(settings.runs_dir, run_id, status=RunStatus.QUEUED)
+    return RunPayload(settings=settings, run_id=run_id, started_at=time.time())
 
 
-def _settings(payload: dict) -> FlywheelSettings:
-    return FlywheelSettings.from_dict(payload["settings"])
-
-
-def _registry(settings: FlywheelSettings):
-    from model.registry import ModelRegistry
+def _registry(settings: FlywheelSettings) -> ModelRegistry:
     return ModelRegistry(settings.registry_dir)
 
 
-def ensure_base_version(settings: FlywheelSettings):
+def ensure_base_version(settings: FlywheelSettings) -> ModelVersion:
     """The production version; on first use the base model is registered as production."""
-    registry = _registry(settings)
-    live = registry.production()
-    if live is not None:
-        return live
-    return registry.register("base", settings.base_model_dir, status="production",
-                             version_id=BASE_VERSION_ID, recipe={"source": "base model"})
+    return _registry(settings).ensure_production(settings.base_model_dir)
 
 
-def _record(payload: dict, step: str, **result) -> None:
-    settings = _settings(payload)
-    runs.update_run(settings.runs_dir, payload["run_id"], status=result.pop("status", "running"),
+def _record(payload: RunPayload, step: str, status: RunStatus = RunStatus.RUNNING,
+            **result) -> None:
+    runs.update_run(payload.settings.runs_dir, payload.run_id, status=status,
                     steps={step: {"finished_at": time.time(), **result}})
 
 
+def _asdict(part) -> dict | None:
+    return None if part is None else dataclasses.asdict(part)
+
+
 # ---- 1. dataset ------------------------------------------------------------------------------
-def build_dataset(payload: dict) -> dict:
+def build_dataset(payload: RunPayload) -> RunPayload:
     from app.flywheel.dataset import build_dataset_snapshot
     from app.store.session import open_store
 
-    settings = _settings(payload)
+    settings = payload.settings
     base = ensure_base_version(settings)
     store = open_store(settings.database_url)
     try:
         ref = build_dataset_snapshot(store)
     finally:
         store.close()
-    payload = {**payload, "base_version_id": base.id,
-               "snapshot": {"id": ref.id, "version": ref.version,
-                            "content_hash": ref.content_hash, "counts": ref.counts}}
-    if not any(ref.counts.values()):
-        payload["skip"] = "the store holds no feedback to learn from"
-    _record(payload, "build_dataset", snapshot=payload["snapshot"],
-            status="skipped" if payload.get("skip") else "running")
+    snapshot = SnapshotInfo(id=ref.id, version=ref.version, content_hash=ref.content_hash,
+                            counts=ref.counts)
+    skip = None if any(ref.counts.values()) else "the store holds no feedback to learn from"
+    payload = payload.replace(base_version_id=base.id, snapshot=snapshot, skip=skip)
+    _record(payload, "build_dataset", snapshot=_asdict(snapshot),
+            status=RunStatus.SKIPPED if skip else RunStatus.RUNNING)
     return payload
 
 
@@ -79,107 +76,108 @@ def training_key(snapshot_hash: str, base_version_id: str, recipe: dict) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def finetune(payload: dict) -> dict:
-    if payload.get("skip"):
+def finetune(payload: RunPayload) -> RunPayload:
+    if payload.skip:
         return payload
     from app.flywheel.training import train_candidate
 
-    settings = _settings(payload)
-    base = _registry(settings).get(payload["base_version_id"])
-    key = training_key(payload["snapshot"]["content_hash"], base.id, settings.recipe)
+    settings = payload.settings
+    base = _registry(settings).get(payload.base_version_id)
+    key = training_key(payload.snapshot.content_hash, base.id, settings.recipe)
     out_dir = settings.models_dir / key
     summary_file = out_dir / "train_summary.json"
     if summary_file.is_file():  # a retried or repeated task: the model is already there
         summary = json.loads(summary_file.read_text())
     else:
-        summary = train_candidate(settings, base.path, payload["snapshot"]["id"], out_dir)
-    payload = {**payload, "candidate": {"key": key, "path": str(out_dir), "train": summary}}
+        summary = train_candidate(settings, base.path, payload.snapshot.id, out_dir)
+    payload = payload.replace(candidate=Candidate(key=key, path=str(out_dir), train=summary))
     _record(payload, "finetune", path=str(out_dir), train=summary)
     return payload
 
 
 # ---- 3. evaluate -----------------------------------------------------------------------------
-def evaluate(payload: dict) -> dict:
-    if payload.get("skip"):
+def evaluate(payload: RunPayload) -> RunPayload:
+    if payload.skip:
         return payload
     from app.flywheel.training import evaluate_model_dir
 
-    settings = _settings(payload)
+    settings = payload.settings
     registry = _registry(settings)
-    candidate_dir = payload["candidate"]["path"]
-    cache = settings.models_dir / payload["candidate"]["key"] / "eval_metrics.json"
+    candidate_dir = payload.candidate.path
+    cache = settings.models_dir / payload.candidate.key / "eval_metrics.json"
     if cache.is_file():
         metrics = json.loads(cache.read_text())
     else:
         metrics = evaluate_model_dir(settings, candidate_dir)
         cache.write_text(json.dumps(metrics, indent=2))
-    base = registry.get(payload["base_version_id"])
+    base = registry.get(payload.base_version_id)
     baseline = base.metrics.get("eval")
     if baseline is None:
         baseline = evaluate_model_dir(settings, base.path)
         registry.update_metrics(base.id, {"eval": baseline})
-    payload = {**payload, "metrics": metrics, "baseline_metrics": baseline}
+    payload = payload.replace(metrics=metrics, baseline_metrics=baseline)
     _record(payload, "evaluate", metrics=metrics, baseline=baseline)
     return payload
 
 
 # ---- 4. register -----------------------------------------------------------------------------
-def register(payload: dict) -> dict:
-    if payload.get("skip"):
+def register(payload: RunPayload) -> RunPayload:
+    if payload.skip:
         return payload
-    settings = _settings(payload)
-    candidate = payload["candidate"]
+    settings = payload.settings
+    candidate = payload.candidate
     version = _registry(settings).register(
-        f"flywheel-{candidate['key'][:8]}", candidate["path"], version_id=f"mv-{candidate['key']}",
-        parent_id=payload["base_version_id"], dataset_snapshot_id=payload["snapshot"]["id"],
-        recipe=settings.recipe, metrics={"eval": payload["metrics"], "train": candidate["train"]})
-    payload = {**payload, "version_id": version.id}
+        f"flywheel-{candidate.key[:8]}", candidate.path, version_id=f"mv-{candidate.key}",
+        parent_id=payload.base_version_id, dataset_snapshot_id=payload.snapshot.id,
+        recipe=settings.recipe, metrics={"eval": payload.metrics, "train": candidate.train})
+    payload = payload.replace(version_id=version.id)
     _record(payload, "register", version_id=version.id)
     return payload
 
 
 # ---- 5. gate + canary ------------------------------------------------------------------------
-def canary(payload: dict) -> dict:
-    if payload.get("skip"):
+def canary(payload: RunPayload) -> RunPayload:
+    if payload.skip:
         return payload
     from model.evaluation import gate
 
-    settings = _settings(payload)
+    settings = payload.settings
     registry = _registry(settings)
-    decision = gate(payload["metrics"], payload["baseline_metrics"],
+    decision = gate(payload.metrics, payload.baseline_metrics,
                     settings.max_regression_points, settings.max_loss_increase)
     reason = "; ".join(decision.reasons)
-    version = registry.get(payload["version_id"])
-    if version.status == "candidate":
+    version = registry.get(payload.version_id)
+    if version.status == VersionStatus.CANDIDATE:
         if decision.passed:
             registry.start_canary(version.id, reason=f"gate passed: {reason}")
         else:
             registry.reject(version.id, reason=f"gate failed: {reason}")
-    payload = {**payload, "gate": {"passed": decision.passed, "reasons": decision.reasons}}
-    if decision.passed and "canary_until" not in payload:  # a replayed step keeps its deadline
-        payload["canary_until"] = time.time() + settings.canary_soak_s
-    _record(payload, "canary", gate=payload["gate"], canary_until=payload.get("canary_until"),
-            status="running" if decision.passed else "rejected")
+    payload = payload.replace(gate=GateResult(passed=decision.passed,
+                                              reasons=list(decision.reasons)))
+    if decision.passed and payload.canary_until is None:  # a replayed step keeps its deadline
+        payload = payload.replace(canary_until=time.time() + settings.canary_soak_s)
+    _record(payload, "canary", gate=_asdict(payload.gate), canary_until=payload.canary_until,
+            status=RunStatus.RUNNING if decision.passed else RunStatus.REJECTED)
     return payload
 
 
 # ---- 6. promote or roll back -----------------------------------------------------------------
-def promote(payload: dict) -> dict:
-    if payload.get("skip") or not payload.get("gate", {}).get("passed"):
-        return _finish(payload, "skipped" if payload.get("skip") else "rejected")
-    settings = _settings(payload)
-    wait_for_canary(payload.get("canary_until", 0.0))
+def promote(payload: RunPayload) -> RunPayload:
+    if payload.skip or payload.gate is None or not payload.gate.passed:
+        return _finish(payload, RunStatus.SKIPPED if payload.skip else RunStatus.REJECTED)
+    settings = payload.settings
+    wait_for_canary(payload.canary_until or 0.0)
     registry = _registry(settings)
-    version = registry.get(payload["version_id"])
-    verdict = canary_verdict(settings, version.id, payload["base_version_id"])
-    if version.status == "canary":
-        if verdict["healthy"]:
-            registry.promote(version.id, reason=verdict["reason"])
+    version = registry.get(payload.version_id)
+    verdict = canary_verdict(settings, version.id, payload.base_version_id)
+    if version.status == VersionStatus.CANARY:
+        if verdict.healthy:
+            registry.promote(version.id, reason=verdict.reason)
         else:
-            registry.rollback(version.id, reason=verdict["reason"])
-    status = registry.get(version.id).status
-    payload = {**payload, "canary": verdict}
-    return _finish(payload, "promoted" if status == "production" else "rejected")
+            registry.rollback(version.id, reason=verdict.reason)
+    promoted = registry.get(version.id).status == VersionStatus.PRODUCTION
+    return _finish(payload.replace(canary=verdict),
+                   RunStatus.PROMOTED if promoted else RunStatus.REJECTED)
 
 
 def wait_for_canary(until: float, poll_s: float = 1.0) -> None:
@@ -192,62 +190,41 @@ def wait_for_canary(until: float, poll_s: float = 1.0) -> None:
         time.sleep(min(left, poll_s))
 
 
-def canary_verdict(settings: FlywheelSettings, canary_id: str, production_id: str) -> dict:
+def canary_verdict(settings: FlywheelSettings, canary_id: str,
+                   production_id: str) -> CanaryVerdict:
     """Compare thumbs-up rates of canary and production traffic; too little canary feedback
     means the offline gate decides alone."""
     canary_up, canary_n = thumbs_up(settings, canary_id)
     prod_up, prod_n = thumbs_up(settings, production_id)
     if canary_n < settings.canary_min_feedback or prod_n == 0:
-        return {"healthy": True, "canary_feedback": canary_n,
-                "reason": f"gate passed; {canary_n} canary thumbs (< "
-                          f"{settings.canary_min_feedback}), promoted on the offline gate"}
+        return CanaryVerdict(healthy=True, canary_feedback=canary_n,
+                             reason=f"gate passed; {canary_n} canary thumbs (< "
+                                    f"{settings.canary_min_feedback}), promoted on the offline gate")
     canary_rate, prod_rate = canary_up / canary_n, prod_up / prod_n
     healthy = canary_rate >= settings.min_canary_thumbs_up_ratio * prod_rate
-    return {"healthy": healthy, "canary_feedback": canary_n,
-            "reason": f"canary thumbs-up {canary_rate:.0%} vs production {prod_rate:.0%}"}
+    return CanaryVerdict(healthy=healthy, canary_feedback=canary_n,
+                         reason=f"canary thumbs-up {canary_rate:.0%} vs production {prod_rate:.0%}")
 
 
 def thumbs_up(settings: FlywheelSettings, version_id: str) -> tuple[int, int]:
     """(thumbs up, thumbs total) on answers served by `version_id` (by id or name)."""
-    from sqlalchemy import func, select
-
-    from app.store.models import Feedback, Message
+    from app.store.crud_flywheel import thumbs_for_versions
     from app.store.session import open_store
 
     version = _registry(settings).get(version_id)
     store = open_store(settings.database_url)
     try:
         with store.transaction() as session:
-            rows = session.execute(
-                select(Feedback.thumbs, func.count()).join(Message, Feedback.message_id == Message.id)
-                .where(Message.model_version.in_([version.id, version.name]),
-                       Feedback.thumbs.in_(["up", "down"])).group_by(Feedback.thumbs)).all()
+            return thumbs_for_versions(session, model_versions=[version.id, version.name])
     finally:
         store.close()
-    counts = dict(rows)
-    return counts.get("up", 0), counts.get("up", 0) + counts.get("down", 0)
 
 
-def _finish(payload: dict, status: str) -> dict:
-    wall_s = round(time.time() - payload.get("started_at", time.time()), 1)
-    payload = {**payload, "status": status, "wall_s": wall_s}
-    _record(payload, "promote", status=status, version_id=payload.get("version_id"),
-            canary=payload.get("canary"))
-    runs.update_run(_settings(payload).runs_dir, payload["run_id"], wall_s=wall_s)
-    logger.info("flywheel run %s finished: %s in %.1fs", payload["run_id"], status, wall_s)
-    return payload
-
-
-STEPS = (build_dataset, finetune, evaluate, register, canary, promote)
-
-
-def iterate(settings: FlywheelSettings, run_id: str | None = None) -> dict:
-    """One whole iteration in this process, without a broker."""
-    payload = new_payload(settings, run_id)
-    try:
-        for step in STEPS:
-            payload = step(payload)
-    except Exception as e:
-        runs.update_run(settings.runs_dir, payload["run_id"], status="failed", error=repr(e))
-        raise
+def _finish(payload: RunPayload, status: RunStatus) -> RunPayload:
+    wall_s = round(time.time() - payload.started_at, 1)
+    payload = payload.replace(status=status, wall_s=wall_s)
+    _record(payload, "promote", status=status, version_id=payload.version_id,
+            canary=_asdict(payload.canary))
+    runs.update_run(payload.settings.runs_dir, payload.run_id, wall_s=wall_s)
+    logger.info("flywheel run %s finished: %s in %.1fs", payload.run_id, status, wall_s)
     return payload

@@ -13,23 +13,20 @@ import os
 import tempfile
 import time
 
-from app.flywheel.runs import read_run
+from app.flywheel.runs import UNFINISHED, read_run
 from app.flywheel.settings import FlywheelSettings
 
 STATE_FILE = "flywheel_trigger.json"
-UNFINISHED = ("queued", "running")
 
 
 def feedback_count(settings: FlywheelSettings) -> int:
-    from sqlalchemy import func, select
-
-    from app.store.models import Feedback
+    from app.store.crud_flywheel import count_feedback
     from app.store.session import open_store
 
     store = open_store(settings.database_url)
     try:
         with store.transaction() as session:
-            return int(session.scalar(select(func.count()).select_from(Feedback)) or 0)
+            return count_feedback(session)
     finally:
         store.close()
 

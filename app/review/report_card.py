@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.flywheel.runs import RunStatus
+
 
 @dataclass(frozen=True, slots=True)
 class AnswerTiming:
@@ -132,4 +134,4 @@ def count_iterations(runs: list[dict], since: datetime) -> int:
     """Flywheel iterations started since `since`: run records (`created_at` in epoch seconds) that
     did more than skip for lack of new feedback."""
     since_s = since.timestamp()
-    return sum(1 for run in runs if run.get("created_at", 0) >= since_s and run.get("status") != "skipped")
+    return sum(1 for run in runs if run.get("created_at", 0) >= since_s and run.get("status") != RunStatus.SKIPPED)

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
+from model.registry import VersionStatus
 
 
 def canary_bucket(key: str) -> float:
@@ -50,9 +51,9 @@ class Rollout:
             return host.get(None)  # no name given: whatever this server serves
         return host.get(self.production_id)
 
-    def status_of(self, version_id: str) -> str | None:
+    def status_of(self, version_id: str) -> VersionStatus | None:
         if version_id == self.production_id:
-            return "production"
+            return VersionStatus.PRODUCTION
         if version_id == self.canary_id:
-            return "canary"
+            return VersionStatus.CANARY
         return None

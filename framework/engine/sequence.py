@@ -35,8 +35,10 @@ class Sequence:
         self.num_computed_tokens = 0  # tokens whose K/V are in the cache
         self.num_cached_tokens = 0  # of the prompt, found in the prefix cache at admission
         self.block_table: list[int] = []
-        self.block_hashes: list[int] = []  # chained hashes of full token blocks, filled lazily
+        self.block_digests: list[bytes] = []  # chained digests of full token blocks, filled lazily
         self.num_committed_blocks = 0  # leading blocks already offered to the prefix cache
+        # per committed block: the prefix-cache entry holding that same prefix (None: none does)
+        self.cache_entry_ids: list[int | None] = []
         self.status = SequenceStatus.WAITING
         self.params = params
         self.priority = priority  # lower is served first (vLLM's convention)
@@ -87,6 +89,7 @@ class Sequence:
         self.num_cached_tokens = 0
         self.block_table = []
         self.num_committed_blocks = 0
+        self.cache_entry_ids = []
         self.status = SequenceStatus.WAITING
 
     def fork(self, generators: list[torch.Generator | None]) -> list["Sequence"]:
@@ -98,8 +101,9 @@ class Sequence:
             child.num_computed_tokens = self.num_computed_tokens
             child.num_cached_tokens = self.num_cached_tokens
             child.block_table = list(self.block_table)
-            child.block_hashes = list(self.block_hashes)
+            child.block_digests = list(self.block_digests)
             child.num_committed_blocks = self.num_committed_blocks
+            child.cache_entry_ids = list(self.cache_entry_ids)
             child.status = self.status
             children.append(child)
         return children

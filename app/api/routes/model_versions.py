@@ -67,14 +67,15 @@ def rollback_model_version(version_id: str, state: StateDep, _user: AdminUser) -
 @router.post("/flywheel/iterate")
 def create_iteration(state: StateDep, _user: AdminUser) -> dict:
     from app.flywheel.celery_app import create_celery
-    from app.flywheel.tasks import enqueue_iteration
+    from app.flywheel.pipeline import enqueue_iteration
+    from app.flywheel.runs import RunStatus
 
     settings = _flywheel_settings(state)
     try:
         run_id, result = enqueue_iteration(create_celery(settings), settings)
     except Exception as e:  # broker unreachable or misconfigured: the iteration was not queued
         raise APIError(503, f"Could not queue the iteration: {e}", code="broker_unavailable") from e
-    return {"object": "flywheel.run", "id": run_id, "status": "queued", "task_id": result.id}
+    return {"object": "flywheel.run", "id": run_id, "status": RunStatus.QUEUED, "task_id": result.id}
 
 
 @router.get("/flywheel/runs")

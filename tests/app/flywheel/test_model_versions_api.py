@@ -4,7 +4,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from model.registry import ModelRegistry
+from app.flywheel.runs import RunStatus
+from model.registry import ModelRegistry, VersionStatus
 from tests.app.ui.live_servers import live_api
 
 
@@ -20,20 +21,20 @@ def _admin(api) -> dict:
 
 def test_list_promote_and_rollback(api):
     registry = ModelRegistry(api.data_dir / "registry")
-    base = registry.register("base", "/models/base", status="production", version_id="mv-a")
+    base = registry.register("base", "/models/base", status=VersionStatus.PRODUCTION, version_id="mv-a")
     child = registry.register("child", "/models/child", parent_id=base.id, version_id="mv-b",
                               dataset_snapshot_id="ds_1", metrics={"eval": {"held_out_loss": 0.5}})
     listed = httpx.get(f"{api.url}/v1/model-versions", headers=_admin(api)).json()["data"]
     by_id = {v["id"]: v for v in listed}
-    assert by_id["mv-b"]["parent_id"] == "mv-a" and by_id["mv-b"]["status"] == "candidate"
+    assert by_id["mv-b"]["parent_id"] == "mv-a" and by_id["mv-b"]["status"] == VersionStatus.CANDIDATE
     assert by_id["mv-b"]["dataset_snapshot_id"] == "ds_1"
     assert {"recipe", "metrics", "created_at", "path"} <= set(by_id["mv-b"])
 
     promoted = httpx.post(f"{api.url}/v1/model-versions/{child.id}/promote", headers=_admin(api))
-    assert promoted.status_code == 200 and promoted.json()["status"] == "production"
-    assert registry.get(base.id).status == "retired"
+    assert promoted.status_code == 200 and promoted.json()["status"] == VersionStatus.PRODUCTION
+    assert registry.get(base.id).status == VersionStatus.RETIRED
     rolled = httpx.post(f"{api.url}/v1/model-versions/{child.id}/rollback", headers=_admin(api))
-    assert rolled.status_code == 200 and rolled.json()["status"] == "retired"
+    assert rolled.status_code == 200 and rolled.json()["status"] == VersionStatus.RETIRED
     assert registry.production().id == base.id
 
     again = httpx.post(f"{api.url}/v1/model-versions/{child.id}/promote", headers=_admin(api))
@@ -54,5 +55,5 @@ def test_iterate_queues_a_run_on_the_embedded_broker(api):
     assert queued.status_code == 200, queued.text
     run_id = queued.json()["id"]
     runs = httpx.get(f"{api.url}/v1/flywheel/runs", headers=_admin(api)).json()["data"]
-    assert any(r["id"] == run_id and r["status"] == "queued" for r in runs)
+    assert any(r["id"] == run_id and r["status"] == RunStatus.QUEUED for r in runs)
     assert (api.data_dir / "broker.db").is_file()  # the message waits in the SQLite broker

@@ -11,9 +11,11 @@ import pytest
 
 from app.flywheel import runs
 from app.flywheel.celery_app import create_celery
+from app.flywheel.payload import RunPayload, SnapshotInfo
+from app.flywheel.pipeline import iteration_chain
 from app.flywheel.recovery import claim_step, heartbeat, is_orphaned, recover_orphaned_runs, release_step
+from app.flywheel.runs import RunStatus
 from app.flywheel.settings import FlywheelSettings
-from app.flywheel.tasks import iteration_chain
 
 
 def _dead_pid() -> int:
@@ -22,16 +24,24 @@ def _dead_pid() -> int:
     return child.pid
 
 
+def _payload(settings, run_id="it-1") -> RunPayload:
+    """What finetune starts from: build_dataset's snapshot filled in."""
+    return RunPayload(settings=settings, run_id=run_id, started_at=1700000000.0,
+                      base_version_id="mv-base",
+                      snapshot=SnapshotInfo(id="ds-1", version=1, content_hash="abc",
+                                            counts={"sft": 3}))
+
+
 def _claimed(settings, run_id="it-1", step="finetune") -> dict:
-    payload = {"run_id": run_id, "settings": settings.to_dict(), "snapshot": {"id": "ds-1"}}
-    claim_step(settings.runs_dir, run_id, step, payload)
+    claim_step(settings.runs_dir, run_id, step, _payload(settings, run_id))
     return runs.read_run(settings.runs_dir, run_id)
 
 
 def test_a_live_fresh_step_is_not_orphaned_a_dead_or_silent_one_is(tmp_path):
     settings = FlywheelSettings(data_dir=tmp_path)
     record = _claimed(settings)
-    assert record["status"] == "running" and record["current"]["pid"] == os.getpid()
+    assert record["status"] == RunStatus.RUNNING and record["current"]["pid"] == os.getpid()
+    assert RunPayload.from_dict(record["current"]["payload"]) == _payload(settings)
     assert not is_orphaned(settings.runs_dir, record)
     beat_file = settings.runs_dir / ".it-1.heartbeat"
     old = time.time() - 120
@@ -55,27 +65,34 @@ def test_an_orphaned_run_is_re_enqueued_once_from_its_step(tmp_path):
     assert recover_orphaned_runs(app, settings.runs_dir) == []  # claimed: not enqueued twice
     assert runs.read_run(settings.runs_dir, "it-1")["recoveries"] == 1
     with app.connection_for_read() as conn:
-        queued = conn.default_channel.queue_declare("celery", passive=True).message_count
+        queue = conn.SimpleQueue("celery")
+        message = queue.get(timeout=5)
+        queued = 1 + queue.qsize()
+        queue.close()
     assert queued == 1
+    assert message.headers["task"] == "flywheel.finetune"  # resumed at the interrupted step
+    (raw,), _, _ = message.decode()  # ... with the payload that step started from
+    assert RunPayload.from_dict(raw) == _payload(settings)
 
 
 def test_a_chain_resumes_from_a_named_step_only(tmp_path):
     app = create_celery(FlywheelSettings(data_dir=tmp_path))
-    resumed = iteration_chain(app, {"run_id": "it-1"}, first_step="finetune")
+    settings = FlywheelSettings(data_dir=tmp_path)
+    resumed = iteration_chain(app, _payload(settings), first_step="finetune")
     assert [t.task for t in resumed.tasks] == ["flywheel.finetune", "flywheel.evaluate",
                                                "flywheel.register", "flywheel.canary",
                                                "flywheel.promote"]
     with pytest.raises(ValueError, match="unknown flywheel step"):
-        iteration_chain(app, {"run_id": "it-1"}, first_step="deploy")
+        iteration_chain(app, _payload(settings), first_step="deploy")
 
 
 def test_a_duplicate_delivery_for_a_finished_run_does_nothing(tmp_path):
     from app.flywheel import tasks
 
     settings = FlywheelSettings(data_dir=tmp_path)
-    runs.update_run(settings.runs_dir, "it-1", status="promoted", wall_s=12.0)
+    runs.update_run(settings.runs_dir, "it-1", status=RunStatus.PROMOTED, wall_s=12.0)
     before = runs.read_run(settings.runs_dir, "it-1")
-    payload = {"run_id": "it-1", "settings": settings.to_dict(), "snapshot": {"id": "ds-1"}}
-    assert tasks.finetune(payload) == payload  # no training: the run is already done
+    payload = _payload(settings).to_dict()
+    assert tasks.STEP_TASKS["finetune"](payload) == payload  # no training: the run is already done
     after = runs.read_run(settings.runs_dir, "it-1")
     assert after == before and not (settings.models_dir).exists()

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.flywheel import steps
-from app.flywheel.runs import list_runs
+from app.flywheel import pipeline, steps
+from app.flywheel.runs import RunStatus, list_runs
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.trigger import claim_new_feedback, record_trigger
 from app.store.session import open_store
-from model.registry import ModelRegistry
+from model.registry import BASE_VERSION_ID, ModelRegistry, VersionStatus
 from tests.app.flywheel.model_factory import tiny_chat_model
 from tests.app.flywheel.store_factory import add_exchange, add_feedback, add_user
 
@@ -39,17 +39,18 @@ def seed_corrections(settings, count: int = 3) -> None:
 def test_iteration_registers_a_child_version_with_lineage(tmp_path, base_model):
     settings = make_settings(tmp_path, base_model)
     seed_corrections(settings)
-    payload = steps.iterate(settings)
+    payload = pipeline.iterate(settings)
     registry = ModelRegistry(settings.registry_dir)
-    version = registry.get(payload["version_id"])
-    assert version.parent_id == steps.BASE_VERSION_ID
-    assert version.dataset_snapshot_id == payload["snapshot"]["id"]
-    assert payload["snapshot"]["counts"]["sft"] == 3
-    assert version.metrics["eval"]["regression"].keys() == payload["baseline_metrics"]["regression"].keys()
-    assert version.status == ("production" if payload["gate"]["passed"] else "retired")
+    version = registry.get(payload.version_id)
+    assert version.parent_id == BASE_VERSION_ID
+    assert version.dataset_snapshot_id == payload.snapshot.id
+    assert payload.snapshot.counts["sft"] == 3
+    assert version.metrics["eval"]["regression"].keys() == payload.baseline_metrics["regression"].keys()
+    assert version.status == (VersionStatus.PRODUCTION if payload.gate.passed else VersionStatus.RETIRED)
     (run,) = list_runs(settings.runs_dir)
-    assert run["status"] == payload["status"] and run["wall_s"] > 0
-    assert set(run["steps"]) == {"build_dataset", "finetune", "evaluate", "register", "canary", "promote"}
+    assert run["status"] == payload.status and run["wall_s"] > 0
+    assert set(run["steps"]) == set(pipeline.STEP_NAMES) == {
+        "build_dataset", "finetune", "evaluate", "register", "canary", "promote"}
 
 
 def test_steps_are_idempotent_by_inputs(tmp_path, base_model):
@@ -57,13 +58,13 @@ def test_steps_are_idempotent_by_inputs(tmp_path, base_model):
     seed_corrections(settings)
     payload = steps.new_payload(settings)
     payload = steps.finetune(steps.build_dataset(payload))
-    weights = settings.models_dir / payload["candidate"]["key"] / "model.safetensors"
+    weights = settings.models_dir / payload.candidate.key / "model.safetensors"
     mtime = weights.stat().st_mtime_ns
     again = steps.finetune(steps.build_dataset(steps.new_payload(settings)))  # same inputs
-    assert again["candidate"]["key"] == payload["candidate"]["key"]
+    assert again.candidate.key == payload.candidate.key
     assert weights.stat().st_mtime_ns == mtime  # not retrained
     registered = steps.register(steps.evaluate(payload))
-    assert steps.register(registered)["version_id"] == registered["version_id"]
+    assert steps.register(registered).version_id == registered.version_id
     assert len(ModelRegistry(settings.registry_dir).list()) == 2  # base + one candidate
 
 
@@ -73,20 +74,21 @@ def test_a_regressing_candidate_is_rejected_with_the_reason(tmp_path, base_model
     registry = ModelRegistry(settings.registry_dir)
     steps.ensure_base_version(settings)
     # The production baseline claims a perfect original domain: any real candidate regresses on it.
-    registry.update_metrics(steps.BASE_VERSION_ID, {"eval": {
+    registry.update_metrics(BASE_VERSION_ID, {"eval": {
         "held_out_loss": None, "tasks": {}, "regression": {"original_domain": 1.0}}})
-    payload = steps.iterate(settings)
-    assert payload["status"] == "rejected" and not payload["gate"]["passed"]
-    version = registry.get(payload["version_id"])
-    assert version.status == "retired"
+    payload = pipeline.iterate(settings)
+    assert payload.status == RunStatus.REJECTED and not payload.gate.passed
+    version = registry.get(payload.version_id)
+    assert version.status == VersionStatus.RETIRED
     assert "regressed original_domain by 100.0 points" in version.history[-1]["reason"]
-    assert registry.production().id == steps.BASE_VERSION_ID
+    assert registry.production().id == BASE_VERSION_ID
 
 
 def test_no_feedback_means_no_training(tmp_path, base_model):
     settings = make_settings(tmp_path, base_model)
-    payload = steps.iterate(settings)
-    assert payload["status"] == "skipped" and "candidate" not in payload
+    payload = pipeline.iterate(settings)
+    assert payload.status == RunStatus.SKIPPED and payload.candidate is None
+    assert payload.skip == "the store holds no feedback to learn from"
 
 
 def test_beat_trigger_waits_for_enough_new_feedback(tmp_path, base_model):
@@ -95,11 +97,11 @@ def test_beat_trigger_waits_for_enough_new_feedback(tmp_path, base_model):
     assert claim_new_feedback(settings) is None
     seed_corrections(settings, count=4)
     assert claim_new_feedback(settings) == 7
-    run_id = steps.new_payload(settings)["run_id"]  # queued, then its worker dies
+    run_id = steps.new_payload(settings).run_id  # queued, then its worker dies
     record_trigger(settings, 7, run_id)
     assert claim_new_feedback(settings) is None  # claimed: counting restarts
     assert claim_new_feedback(settings, stale_run_s=0.0) is not None  # the lost run is redone
-    steps.promote({**steps.new_payload(settings, run_id), "skip": "done"})  # it finished after all
+    steps.promote(steps.new_payload(settings, run_id).replace(skip="done"))  # it finished after all
     assert claim_new_feedback(settings, stale_run_s=0.0) is None
 
 
@@ -108,7 +110,7 @@ def test_recipe_runs_sft_then_dpo_then_kto_stages(tmp_path, base_model):
     settings.recipe["stages"] = ["sft", "dpo", "kto"]
     seed_corrections(settings)  # corrections: SFT targets, DPO pairs (correction > original), KTO (thumbs)
     payload = steps.finetune(steps.build_dataset(steps.new_payload(settings)))
-    stages = payload["candidate"]["train"]["stages"]
+    stages = payload.candidate.train["stages"]
     assert list(stages) == ["sft", "dpo", "kto"]
     assert stages["dpo"]["examples"] == 3 and stages["kto"]["examples"] == 3
     assert all(stage["steps"] >= 1 for stage in stages.values())
@@ -132,13 +134,13 @@ def test_canary_soak_lets_live_feedback_roll_the_candidate_back(tmp_path, base_m
     settings = make_settings(tmp_path, base_model, canary_soak_s=3.0, canary_min_feedback=2,
                              max_regression_points=100.0, max_loss_increase=100.0)  # gate passes
     seed_corrections(settings)  # 3 thumbs-down on production answers
-    _thumbs(settings, steps.BASE_VERSION_ID, "up", 6)  # production: 6 up of 9
+    _thumbs(settings, BASE_VERSION_ID, "up", 6)  # production: 6 up of 9
     payload = steps.new_payload(settings)
-    for step in steps.STEPS[:-1]:
+    for _, step in pipeline.STEPS[:-1]:
         payload = step(payload)
     registry = ModelRegistry(settings.registry_dir)
-    candidate = payload["version_id"]
-    assert payload["gate"]["passed"] and registry.get(candidate).status == "canary"
+    candidate = payload.version_id
+    assert payload.gate.passed and registry.get(candidate).status == VersionStatus.CANARY
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as pool:
         verdict = pool.submit(steps.promote, payload)
@@ -147,10 +149,10 @@ def test_canary_soak_lets_live_feedback_roll_the_candidate_back(tmp_path, base_m
         _thumbs(settings, candidate, "down", 2)  # ... and its users dislike what it says
         payload = verdict.result(timeout=60)
     assert time.monotonic() - started >= 2.5
-    assert payload["status"] == "rejected"
-    assert payload["canary"]["reason"] == "canary thumbs-up 0% vs production 67%"
-    assert registry.get(candidate).status != "production"
-    assert registry.production().id == steps.BASE_VERSION_ID  # rolled back: base still serves
+    assert payload.status == RunStatus.REJECTED
+    assert payload.canary.reason == "canary thumbs-up 0% vs production 67%"
+    assert registry.get(candidate).status != VersionStatus.PRODUCTION
+    assert registry.production().id == BASE_VERSION_ID  # rolled back: base still serves
 
 
 def test_canary_soak_must_be_within_a_week():

@@ -6,22 +6,23 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from app.flywheel.celery_app import create_celery
-from app.flywheel.runs import read_run
-from app.flywheel.tasks import enqueue_iteration
-from model.registry import ModelRegistry
+from app.flywheel.payload import RunPayload
+from app.flywheel.pipeline import enqueue_iteration
+from app.flywheel.runs import UNFINISHED, RunStatus, read_run
+from model.registry import BASE_VERSION_ID, ModelRegistry
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
 
-def _run_chain_through_worker(settings) -> dict:
+def _run_chain_through_worker(settings) -> RunPayload:
     app = create_celery(settings)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         run_id, result = enqueue_iteration(app, settings)
-        payload = result.get(timeout=120)
-    assert payload["run_id"] == run_id
+        payload = RunPayload.from_dict(result.get(timeout=120))  # JSON through the broker
+    assert payload.run_id == run_id and payload.settings == settings
     record = read_run(settings.runs_dir, run_id)
-    assert record["status"] == payload["status"] in ("promoted", "rejected")
-    version = ModelRegistry(settings.registry_dir).get(payload["version_id"])
-    assert version.parent_id == "mv-base" and version.dataset_snapshot_id == payload["snapshot"]["id"]
+    assert record["status"] == payload.status in (RunStatus.PROMOTED, RunStatus.REJECTED)
+    version = ModelRegistry(settings.registry_dir).get(payload.version_id)
+    assert version.parent_id == BASE_VERSION_ID and version.dataset_snapshot_id == payload.snapshot.id
     return payload
 
 
@@ -31,7 +32,7 @@ def test_chain_on_the_embedded_sqlite_broker(tmp_path, base_model):  # noqa: F81
     assert settings.result_backend.startswith("db+sqlite:///")
     seed_corrections(settings)
     payload = _run_chain_through_worker(settings)
-    assert payload["snapshot"]["counts"]["sft"] == 3
+    assert payload.snapshot.counts["sft"] == 3
 
 
 @pytest.mark.broker
@@ -62,7 +63,8 @@ def test_nightly_task_enqueues_an_iteration_only_with_enough_feedback(tmp_path, 
         assert started["enqueued"] and started["new_feedback"] == 3
         deadline = time.monotonic() + 120
         while (read_run(settings.runs_dir, started["run_id"]) or {}).get("status") in \
-                (None, "queued", "running"):
+                {None, *UNFINISHED}:
             assert time.monotonic() < deadline, "the enqueued iteration did not finish"
             time.sleep(0.5)
-    assert read_run(settings.runs_dir, started["run_id"])["status"] in ("promoted", "rejected")
+    assert read_run(settings.runs_dir, started["run_id"])["status"] in (RunStatus.PROMOTED,
+                                                                          RunStatus.REJECTED)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from app.flywheel.runs import read_run
+from app.flywheel.runs import UNFINISHED, RunStatus, read_run
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
@@ -24,7 +24,7 @@ def _wait_for_run(runs_dir, run_id: str, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         record = read_run(runs_dir, run_id)
-        if record and record["status"] in ("promoted", "rejected", "failed", "skipped"):
+        if record and record["status"] not in UNFINISHED:
             return record
         time.sleep(0.5)
     raise TimeoutError(f"run {run_id} did not finish: {read_run(runs_dir, run_id)}")
@@ -37,7 +37,7 @@ def test_enqueued_iteration_is_run_by_the_worker_command(tmp_path, base_model): 
     queued = _cli("iterate", "--enqueue", "--base-model", str(base_model), "--epochs", "1", env=env)
     assert queued.returncode == 0, queued.stderr[-2000:]
     run_id = json.loads(queued.stdout)["run_id"]
-    assert read_run(settings.runs_dir, run_id)["status"] == "queued"  # nothing runs it yet
+    assert read_run(settings.runs_dir, run_id)["status"] == RunStatus.QUEUED  # nothing runs it yet
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=REPO_ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w"))
     try:
@@ -45,6 +45,6 @@ def test_enqueued_iteration_is_run_by_the_worker_command(tmp_path, base_model): 
     finally:
         worker.send_signal(signal.SIGTERM)  # warm shutdown
         worker.wait(timeout=60)
-    assert record["status"] in ("promoted", "rejected"), record
+    assert record["status"] in (RunStatus.PROMOTED, RunStatus.REJECTED), record
     assert set(record["steps"]) == {"build_dataset", "finetune", "evaluate", "register", "canary",
                                     "promote"}

@@ -10,9 +10,9 @@ import pytest
 
 from app.demo.processes import kill_group, platform_env, start_worker, stop, wait_for
 from app.flywheel.celery_app import create_celery
-from app.flywheel.runs import read_run
-from app.flywheel.tasks import enqueue_iteration
-from model.registry import ModelRegistry
+from app.flywheel.pipeline import enqueue_iteration
+from app.flywheel.runs import UNFINISHED, RunStatus, read_run
+from model.registry import BASE_VERSION_ID, ModelRegistry
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
 # Long enough a fine-tune (a few seconds on the tiny model) to be killed in the middle of it.
@@ -39,7 +39,7 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
         kill_group(first)
     assert in_step
     killed = read_run(settings.runs_dir, run_id)
-    assert killed["status"] == "running" and kill_in not in killed["steps"]
+    assert killed["status"] == RunStatus.RUNNING and kill_in not in killed["steps"]
     dataset_done_at = killed["steps"]["build_dataset"]["finished_at"]
 
     second = start_worker(env, second_log)
@@ -47,7 +47,7 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
         record = wait_for(lambda: _finished(settings, run_id), 180, f"run {run_id} to finish")
     finally:
         stop(second)
-    assert record["status"] in ("promoted", "rejected"), record
+    assert record["status"] in (RunStatus.PROMOTED, RunStatus.REJECTED), record
     assert record.get("recoveries", 0) == (1 if settings.recover_orphaned_runs else 0)
     assert set(record["steps"]) == {"build_dataset", "finetune", "evaluate", "register", "canary",
                                     "promote"}
@@ -58,7 +58,7 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
     assert resumed.count(f"flywheel.{kill_in}[") >= 1
     # Exactly one new registry version, child of the base.
     versions = ModelRegistry(settings.registry_dir).list()
-    assert sorted(v.id for v in versions) == sorted(["mv-base", record["steps"]["register"]["version_id"]])
+    assert sorted(v.id for v in versions) == sorted([BASE_VERSION_ID, record["steps"]["register"]["version_id"]])
     return record
 
 
@@ -68,7 +68,7 @@ def _current_step(settings, run_id: str) -> str | None:
 
 def _finished(settings, run_id: str) -> dict | None:
     record = read_run(settings.runs_dir, run_id)
-    return record if record and record["status"] not in ("queued", "running") else None
+    return record if record and record["status"] not in UNFINISHED else None
 
 
 def test_worker_killed_mid_finetune_on_sqlite_broker(tmp_path, base_model):  # noqa: F811
@@ -115,7 +115,7 @@ def test_worker_killed_while_the_canary_soaks_is_recovered(tmp_path, base_model)
     record = _killed_in_finetune_then_resumed(
         tmp_path, base_model, kill_in="promote", canary_soak_s=6.0,
         max_regression_points=100.0, max_loss_increase=100.0)  # the gate passes: a canary runs
-    assert record["status"] == "promoted"  # no canary feedback: the offline gate decides
+    assert record["status"] == RunStatus.PROMOTED  # no canary feedback: the offline gate decides
     soaked_until = record["steps"]["canary"]["canary_until"]
     assert record["steps"]["promote"]["finished_at"] >= soaked_until
     assert record["steps"]["finetune"]["finished_at"] < soaked_until - 5
