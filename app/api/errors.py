@@ -1,7 +1,10 @@
 """OpenAI-style error bodies for every failure: {"error": {"message", "type", "param", "code"}}.
 
 Routes raise `APIError` (or HTTPException); FastAPI's request validation errors become 400 with
-the offending field in `param`, malformed JSON included.
+the offending field in `param`, malformed JSON included. A database error that escapes a route is
+a 503 `store_unavailable` with Retry-After when the store is down (refused connection, locked
+file, pool timeout), else a 500 `store_error`; both are handled inside the app, so the connection
+stays open (only errors reaching the catch-all close it).
 """
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.store.outage import is_store_outage
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +24,7 @@ _TYPE_BY_STATUS = {400: "invalid_request_error", 401: "authentication_error",
                    403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
                    409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error",
                    429: "rate_limit_error", 503: "service_unavailable_error"}
+STORE_RETRY_AFTER_S = 2  # a short outage (failover, lock held by a checkpoint) is over by then
 
 
 class APIError(Exception):
@@ -45,6 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -72,6 +80,18 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     else:
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
     return error_response(400, message, param, code=_code(first.get("type")))
+
+
+async def _store_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    if is_store_outage(exc):
+        # one line per request, no traceback: an outage would otherwise flood the log
+        logger.warning("store unavailable: %s", getattr(exc, "orig", None) or exc)
+        return error_response(503, "The store is temporarily unavailable; retry shortly.",
+                              code="store_unavailable",
+                              headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+    logger.exception("store error", exc_info=exc)
+    return error_response(500, "The server had an error while processing your request.",
+                          code="store_error")
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,11 +1,17 @@
-"""GET /health (liveness + model load state) and GET /metrics (Prometheus). Both open."""
+"""GET /health (liveness + model load state), GET /ready (readiness: models, store, outbox) and
+GET /metrics (Prometheus). All open.
+
+/health never touches the store, so it answers fast during a store outage; /ready pings the store
+with a short deadline and is what load balancers and the UI's degraded banner use.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.deps import StateDep
+from app.api.readiness import ReadinessPublic, StoreProbe, outbox_status, readiness
 
 router = APIRouter(tags=["health"])
 
@@ -18,6 +24,22 @@ def read_health(state: StateDep) -> JSONResponse:
             "store": {"written": state.writer.stats.num_written,
                       "failed": state.writer.stats.num_failed}}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/ready", response_model=ReadinessPublic,
+            responses={503: {"model": ReadinessPublic, "description": "not ready"}})
+async def read_readiness(request: Request, state: StateDep) -> JSONResponse:
+    store = await _store_probe(request, state).check()
+    report = readiness(state.host.status(), store, outbox_status(state))
+    return JSONResponse(report.model_dump(), status_code=200 if report.ready else 503)
+
+
+def _store_probe(request: Request, state) -> StoreProbe:
+    # one probe per app (and per store, should the state ever be rebuilt)
+    probe = getattr(request.app.state, "store_probe", None)
+    if probe is None or probe.store is not state.store:
+        probe = request.app.state.store_probe = StoreProbe(state.store)
+    return probe
 
 
 @router.get("/metrics")
