@@ -22,6 +22,7 @@ from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundEr
 from app.serving.rollout import Rollout
 from app.store import crud_users
 from app.store.session import Store
+from app.store.outbox import Outbox
 from app.store.writer import StoreWriter
 
 LOCAL_USERNAME = "local"
@@ -52,6 +53,7 @@ class AppState:
     local_user: Principal
     loop: asyncio.AbstractEventLoop  # the server's loop: other threads schedule model swaps on it
     rollout: Rollout | None = None  # public name -> production / canary version (None: no routing)
+    outbox: Outbox = None  # durable writes waiting for the store; read-your-writes (set by create_app)
 
 
 def get_state(request: Request) -> AppState:

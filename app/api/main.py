@@ -2,8 +2,9 @@
 
 On startup the store is opened and migrated, the local user and the configured API keys (owned
 by the bootstrap user "admin") are ensured, and each model starts loading in a worker thread
-(requests for it get 503 until it is ready). On shutdown running models are stopped, the
-background writer drains, and the store closes.
+(requests for it get 503 until it is ready); the store writer starts draining the durable
+outbox, replaying what a previous run left in it. On shutdown running models are stopped, the
+writer drains (what it cannot write in time stays in the outbox), and the store closes.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from app.serving.registry_watcher import RegistryWatcher, VersionLoader
 from app.serving.rollout import Rollout
 from app.store import crud_users
 from app.store.session import Store, open_store
+from app.store.outbox import Outbox, outbox_path
 from app.store.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
@@ -46,11 +48,16 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await asyncio.to_thread(open_store, settings.database_url, settings.database_schema)
         local_user = await asyncio.to_thread(_bootstrap_users, store, settings)
-        writer = StoreWriter(store, settings.writer_max_retries, settings.writer_backoff_s)
+        # What the last run left in the outbox is replayed by the writer from here on.
+        outbox = await asyncio.to_thread(
+            Outbox, outbox_path(settings.data_dir, settings.database_url, settings.database_schema),
+            settings.outbox_max_records)
+        writer = StoreWriter(store, outbox, settings.writer_backoff_s, settings.writer_max_backoff_s)
         public_name = next(iter(models or {}), None) or next((m.id for m in host.ready()), "")
         rollout = Rollout(public_name, public_name, canary_fraction=settings.canary_fraction)
         app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user,
                                       asyncio.get_running_loop(), rollout)
+        app.state.flywheel.outbox = outbox
         for model_id, load in (models or {}).items():
             host.start_loading(model_id, load)
         watcher = RegistryWatcher(_registry_dir(settings), rollout, host, load_version,
@@ -63,6 +70,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
             await asyncio.gather(watching, return_exceptions=True)
             await host.shutdown()
             await asyncio.to_thread(writer.close)
+            await asyncio.to_thread(outbox.close)
             store.close()
 
     app = FastAPI(title="Flywheel", version="0.1.0", lifespan=lifespan,

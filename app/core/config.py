@@ -22,8 +22,10 @@ class Settings:
     api_keys: list[str] = field(default_factory=list)  # static keys with admin rights
     max_queue_len: int = 1024  # requests waiting in the engine before HTTP 429
     session_ttl_s: int = 7 * 24 * 3600  # login token lifetime
-    writer_max_retries: int = 8  # store writes retried with backoff before being logged as lost
-    writer_backoff_s: float = 0.05  # first retry delay, doubled each time
+    writer_backoff_s: float = 0.05  # first retry delay of a failed store write, doubled each time
+    writer_max_backoff_s: float = 5.0  # ... up to this; failed writes are retried without end
+    outbox_max_records: int = field(default_factory=lambda: int(os.environ.get(
+        "FLYWHEEL_OUTBOX_MAX_RECORDS", "10000")))  # writes waiting for the store before chats get 503
     database_schema: str | None = None  # PostgreSQL schema to use (tests); None: the default
     canary_fraction: float = field(default_factory=lambda: float(
         os.environ.get("FLYWHEEL_CANARY_FRACTION", "0.1")))  # share of conversations on a canary
@@ -45,6 +47,8 @@ class Settings:
             raise ValueError(f"registry_poll_s must be positive, got {self.registry_poll_s}")
         if self.max_queue_len <= 0:
             raise ValueError(f"max_queue_len must be positive, got {self.max_queue_len}")
+        if self.outbox_max_records <= 0:
+            raise ValueError(f"outbox_max_records must be positive, got {self.outbox_max_records}")
 
     @property
     def auth_enabled(self) -> bool:

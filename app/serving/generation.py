@@ -3,7 +3,8 @@
 The engine reports cumulative text; `GenerationRun` emits only what is new, holding back a
 trailing U+FFFD (an incomplete UTF-8 sequence that the next token completes) until the choice
 finishes, so the joined deltas equal the final text exactly. It also measures TTFT and
-inter-token latency, and records them into the metrics sink it is given.
+inter-token latency, and records them into the metrics sink it is given. `results()` is what a
+run leaves behind to store, a run that was stopped early (the client went away) included.
 """
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ class ChoiceDelta:
     token_ids: list[int]
     logprobs: list[dict[int, Logprob]] | None
     finish_reason: str | None  # set on the choice's last delta
+
+
+ABORT = "abort"  # finish_reason of a choice stopped before the engine finished it
+
+
+@dataclass(slots=True)
+class ChoiceResult:
+    index: int
+    text: str  # the whole answer, or for a stopped one the text emitted before the stop
+    num_tokens: int
+    finish_reason: str  # the engine's ("stop", "length"), or ABORT
 
 
 @dataclass(slots=True)
@@ -75,6 +87,22 @@ class GenerationRun:
             pass
         assert self.final is not None, "engine finished without output"
         return self.final
+
+    def results(self) -> list[ChoiceResult]:
+        """Each choice as it stands, by index: finished ones as the engine ended them, the rest
+        (stopped early) with the text emitted so far and finish_reason ABORT. Empty before the
+        engine's first output."""
+        if self.final is None:
+            return []
+        return [self._result(o) for o in sorted(self.final.outputs, key=lambda o: o.index)]
+
+    def _result(self, output: CompletionOutput) -> ChoiceResult:
+        if output.finish_reason is not None:
+            return ChoiceResult(output.index, output.text, len(output.token_ids),
+                                output.finish_reason)
+        state = self._choices.get(output.index, _ChoiceState())
+        return ChoiceResult(output.index, output.text[:state.num_chars_sent],
+                            state.num_tokens_sent, ABORT)
 
     @property
     def completion_tokens(self) -> int:

@@ -2,16 +2,25 @@
 
 An exchange (the user's message(s) and every answer to them) is written in one transaction by
 `record_exchange`, so a conversation never holds a question without its answer or half an n>1 set.
+
+The writes the server makes after answering (`ExchangeRecord`, `FeedbackRecord`,
+`ConversationDeletion`) are plain records: they wait in the durable outbox and may be applied
+more than once (a crash between the store's commit and the outbox's acknowledgement replays them),
+so applying one is idempotent by id — rows that already exist are skipped.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.store.base import new_id, utcnow
 from app.store.models import Conversation, Feedback, Message
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -33,16 +42,37 @@ class MessageRecord:
 @dataclass(slots=True)
 class ExchangeRecord:
     conversation_id: str
-    user_id: str
+    user_id: str  # the conversation's owner
     create_conversation: bool  # True: the conversation row is written with this exchange
     title: str | None
     model: str | None
     messages: list[MessageRecord] = field(default_factory=list)  # parents before children
+    created_at: datetime | None = None  # when the answer finished (None: when written)
 
 
-def record_exchange(session: Session, *, exchange: ExchangeRecord) -> None:
-    """Write an exchange; the caller's transaction makes it all-or-nothing."""
-    now = utcnow()
+@dataclass(slots=True)
+class FeedbackRecord:
+    id: str
+    message_id: str
+    user_id: str | None
+    thumbs: str | None
+    rating: int | None
+    tags: list[str]
+    comment: str | None
+    correction: str | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class ConversationDeletion:
+    conversation_id: str
+
+
+def record_exchange(session: Session, *, exchange: ExchangeRecord) -> bool:
+    """Write an exchange; the caller's transaction makes it all-or-nothing. Messages already
+    stored (a replay) are skipped. False when nothing was written: every message was already
+    there, or the conversation was deleted before the exchange reached the store."""
+    now = exchange.created_at or utcnow()
     if exchange.create_conversation and session.get(Conversation, exchange.conversation_id) is None:
         session.add(Conversation(id=exchange.conversation_id, user_id=exchange.user_id,
                                  title=exchange.title, model=exchange.model, created_at=now,
@@ -50,10 +80,15 @@ def record_exchange(session: Session, *, exchange: ExchangeRecord) -> None:
         session.flush()
     conversation = session.get(Conversation, exchange.conversation_id)
     if conversation is None:
-        raise LookupError(f"conversation {exchange.conversation_id} does not exist")
+        logger.warning("conversation %s was deleted; its exchange is not written",
+                       exchange.conversation_id)
+        return False
+    new = [r for r in exchange.messages if session.get(Message, r.id) is None]
+    if not new:
+        return False
     seq = session.scalar(select(func.coalesce(func.max(Message.seq), 0))
                          .where(Message.conversation_id == exchange.conversation_id)) or 0
-    for record in exchange.messages:
+    for record in new:
         seq += 1
         session.add(Message(conversation_id=exchange.conversation_id, seq=seq, created_at=now,
                             **_fields(record)))
@@ -61,6 +96,30 @@ def record_exchange(session: Session, *, exchange: ExchangeRecord) -> None:
     conversation.updated_at = now
     if exchange.model:
         conversation.model = exchange.model
+    return True
+
+
+def record_feedback(session: Session, *, feedback: FeedbackRecord) -> bool:
+    """Write feedback minted earlier; False when it is already stored or its message is gone."""
+    if session.get(Feedback, feedback.id) is not None:
+        return False
+    if session.get(Message, feedback.message_id) is None:
+        logger.warning("message %s was deleted; feedback %s is not written", feedback.message_id,
+                       feedback.id)
+        return False
+    session.add(Feedback(**{name: getattr(feedback, name) for name in FeedbackRecord.__slots__}))
+    session.flush()
+    return True
+
+
+def apply_deletion(session: Session, *, deletion: ConversationDeletion) -> bool:
+    """Delete a conversation (messages and feedback cascade); False when it is already gone."""
+    row = session.get(Conversation, deletion.conversation_id)
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
 
 
 def create_conversation(session: Session, *, user_id: str, title: str | None) -> Conversation:

@@ -1,23 +1,27 @@
-"""The current user's conversations: list, create, read with messages and feedback, delete."""
+"""The current user's conversations: list, create, read with messages and feedback, delete.
+
+Reads include what the durable outbox still holds (read-your-writes); deletions go through it."""
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, Response
 
+from app.api import history, history_view
 from app.api.deps import CurrentUser, SessionDep, StateDep
 from app.api.errors import APIError
+from app.api.history_view import list_conversations, owned_conversation
 from app.api.schemas.store import (ConversationCreate, ConversationDetail, ConversationPublic,
                                    ConversationsPublic)
 from app.store import crud_chat
+from app.store.crud_chat import ConversationDeletion
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 
 @router.get("", response_model=ConversationsPublic)
-def read_conversations(session: SessionDep, user: CurrentUser) -> ConversationsPublic:
-    rows = crud_chat.list_conversations(session, user_id=user.id)
-    return ConversationsPublic(data=[ConversationPublic.model_validate(r) for r in rows])
+async def read_conversations(state: StateDep, user: CurrentUser) -> ConversationsPublic:
+    return ConversationsPublic(data=await asyncio.to_thread(list_conversations, state, user))
 
 
 @router.post("", response_model=ConversationPublic)
@@ -30,27 +34,20 @@ def create_conversation(body: ConversationCreate, session: SessionDep,
 @router.get("/{conversation_id}", response_model=ConversationDetail)
 async def read_conversation(conversation_id: str, state: StateDep,
                             user: CurrentUser) -> ConversationDetail:
-    # Answers just streamed may still be queued for writing: wait for them, then read.
-    await asyncio.to_thread(state.writer.flush, 10.0)
-    return await asyncio.to_thread(_read_detail, state, conversation_id, user)
-
-
-def _read_detail(state, conversation_id: str, user) -> ConversationDetail:
-    with state.store.session_factory() as session:
-        row = crud_chat.get_conversation(session, conversation_id=conversation_id,
-                                         user_id=None if user.is_admin else user.id,
-                                         with_messages=True)
-        if row is None:
-            raise APIError(404, f"No conversation found with id '{conversation_id}'",
-                           param="conversation_id", code="not_found")
-        return ConversationDetail.model_validate(row)
+    # Answers just given may still be in the outbox: they are read from there, never waited for.
+    detail = await asyncio.to_thread(history_view.read_conversation, state, conversation_id, user)
+    if detail is None:
+        raise APIError(404, f"No conversation found with id '{conversation_id}'",
+                       param="conversation_id", code="not_found")
+    return detail
 
 
 @router.delete("/{conversation_id}", status_code=204)
-def delete_conversation(conversation_id: str, session: SessionDep, user: CurrentUser) -> Response:
-    row = crud_chat.get_conversation(session, conversation_id=conversation_id, user_id=user.id)
-    if row is None:
+async def delete_conversation(conversation_id: str, state: StateDep, user: CurrentUser) -> Response:
+    # Through the outbox, so it lands after any answer of the conversation still waiting there.
+    if not await asyncio.to_thread(owned_conversation, state, conversation_id, user):
         raise APIError(404, f"No conversation found with id '{conversation_id}'",
                        param="conversation_id", code="not_found")
-    crud_chat.delete_conversation(session, conversation=row)
+    history.admit(state)
+    await state.outbox.append_async(ConversationDeletion(conversation_id))
     return Response(status_code=204)
