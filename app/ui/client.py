@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openai
@@ -164,3 +165,15 @@ class ApiClient:
 
     def report(self, days: int = 30) -> dict:
         return self.request("GET", "/v1/report", params={"days": days})
+
+    # -- eval sets (the gate's regression suites) -----------------------------------------------
+    def eval_sets(self) -> list[dict]:
+        return self.request("GET", "/v1/eval-sets").get("data", [])
+
+    def add_eval_set(self, name: str, items: list[dict], description: str = "",
+                     replace: bool = False) -> dict:
+        body = {"name": name, "description": description, "replace": replace, "items": items}
+        return self.request("POST", "/v1/eval-sets", json=body)
+
+    def remove_eval_set(self, name: str) -> dict:
+        return self.request("DELETE", f"/v1/eval-sets/{quote(name, safe='')}")

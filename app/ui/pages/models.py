@@ -2,6 +2,7 @@
 import streamlit as st
 
 from app.ui.client import ApiError
+from app.ui.eval_set_widgets import eval_sets_section
 from app.ui.lineage import lineage_dot, run_rows, version_rows
 from app.ui.safe_text import neutralize
 from app.ui.session import api, call, role, show_api_error, show_flash
@@ -64,3 +65,4 @@ if versions:
         admin_actions(versions)
 if reachable:
     flywheel_runs()
+    eval_sets_section()
