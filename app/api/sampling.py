@@ -5,8 +5,11 @@ naming the field (as OpenAI does for context overflow), never a silent truncatio
 """
 from __future__ import annotations
 
+import dataclasses
+
 from app.api.errors import APIError
 from app.api.schemas.openai import ChatCompletionRequest, CompletionRequest
+from app.core.config import PrefixCacheIsolation
 from shared import SamplingParams
 
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -40,6 +43,7 @@ def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prom
         "top_k": body.top_k, "min_p": body.min_p, "repetition_penalty": body.repetition_penalty,
         "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos,
         "stop_token_ids": body.stop_token_ids, "logprobs": body.num_logprobs,
+        "cache_salt": body.cache_salt, "skip_prefix_cache": body.skip_prefix_cache,
     }
     values = {name: value for name, value in values.items() if value is not None}
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -49,6 +53,17 @@ def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prom
         return SamplingParams(max_tokens=limit, stop=stop, **values)
     except ValueError as e:
         raise APIError(400, str(e), code="invalid_value") from e
+
+
+def isolate_prefix_cache(params: SamplingParams, principal_id: str,
+                         isolation: PrefixCacheIsolation) -> SamplingParams:
+    """With `--prefix-cache-isolation user`, salt the request by its principal (keeping any salt
+    of its own) so no two users ever share cached KV. Length-prefixed, so no request salt can make
+    one user's combined salt equal another's."""
+    if isolation is PrefixCacheIsolation.NONE:
+        return params
+    salt = f"user:{len(principal_id)}:{principal_id}:{params.cache_salt or ''}"
+    return dataclasses.replace(params, cache_salt=salt)
 
 
 def sampling_record(params: SamplingParams) -> dict:

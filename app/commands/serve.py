@@ -35,6 +35,9 @@ def command(
     canary_fraction: Annotated[Optional[float], typer.Option(
         help="Share of conversations a canary version answers (default: "
              "$FLYWHEEL_CANARY_FRACTION or 0.1).")] = None,
+    prefix_cache_isolation: Annotated[str, typer.Option(
+        help="none, or user: salt each request's prefix cache by its user so tenants never "
+             "share cached KV.")] = "none",
 ) -> None:
     """Serve MODEL over an OpenAI-compatible HTTP API."""
     from app.api.main import create_app
@@ -52,6 +55,7 @@ def command(
         settings_kwargs["data_dir"] = data_dir
     if canary_fraction is not None:
         settings_kwargs["canary_fraction"] = canary_fraction
+    settings_kwargs["prefix_cache_isolation"] = prefix_cache_isolation
     settings = Settings(**settings_kwargs)
     engine_config = EngineConfig(max_queue_len=max_queue_len, max_num_seqs=max_num_seqs,
                                  num_threads=num_threads)

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 _DEFAULT_SECRETS = {"changeme", "secret", "password", "sk-xxx", ""}
+
+
+class PrefixCacheIsolation(str, Enum):
+    """Which requests may share prefix-cache KV (`flywheel serve --prefix-cache-isolation`)."""
+    NONE = "none"  # any two requests with equal prompts and equal (or no) cache_salt
+    USER = "user"  # only requests of the same authenticated user
 
 
 @dataclass(slots=True)
@@ -30,6 +37,8 @@ class Settings:
     canary_fraction: float = field(default_factory=lambda: float(
         os.environ.get("FLYWHEEL_CANARY_FRACTION", "0.1")))  # share of conversations on a canary
     registry_poll_s: float = 1.0  # how often the server looks for promotions / rollbacks
+    # USER: every request's prefix cache is salted by its principal, so tenants never share KV
+    prefix_cache_isolation: PrefixCacheIsolation = PrefixCacheIsolation.NONE
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -47,6 +56,10 @@ class Settings:
             raise ValueError(f"registry_poll_s must be positive, got {self.registry_poll_s}")
         if self.max_queue_len <= 0:
             raise ValueError(f"max_queue_len must be positive, got {self.max_queue_len}")
+        if self.prefix_cache_isolation not in {i.value for i in PrefixCacheIsolation}:
+            raise ValueError("prefix-cache-isolation must be 'none' or 'user', "
+                             f"got {self.prefix_cache_isolation!r}")
+        self.prefix_cache_isolation = PrefixCacheIsolation(self.prefix_cache_isolation)
         if self.outbox_max_records <= 0:
             raise ValueError(f"outbox_max_records must be positive, got {self.outbox_max_records}")
 

@@ -10,7 +10,7 @@ from app.api.deps import CurrentUser, StateDep, resolve_model
 from app.api.errors import APIError
 from app.api.openai_format import ChatFormat, ResponseMeta
 from app.api.openai_responder import respond
-from app.api.sampling import sampling_record, to_sampling_params
+from app.api.sampling import isolate_prefix_cache, sampling_record, to_sampling_params
 from app.api.schemas.openai import ChatCompletionRequest
 from app.serving.chat_template import render_prompt_ids
 from app.serving.generation import GenerationRun
@@ -33,6 +33,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     if routed is not model:  # the conversation is on the canary (or a swap just happened)
         model = routed
         prompt_ids, params = _prepare(body, model, messages)
+    params = isolate_prefix_cache(params, user.id, state.settings.prefix_cache_isolation)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
     meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)

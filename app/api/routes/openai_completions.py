@@ -10,7 +10,7 @@ from app.api.deps import CurrentUser, StateDep, resolve_model
 from app.api.errors import APIError
 from app.api.openai_format import CompletionFormat, ResponseMeta
 from app.api.openai_responder import respond
-from app.api.sampling import sampling_record, to_sampling_params
+from app.api.sampling import isolate_prefix_cache, sampling_record, to_sampling_params
 from app.api.schemas.openai import CompletionRequest
 from app.serving.generation import GenerationRun
 
@@ -29,6 +29,7 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
         model = routed
         prompt_ids, _ = _prompt(body.prompt, model.tokenizer)
         params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
+    params = isolate_prefix_cache(params, user.id, state.settings.prefix_cache_isolation)
     request_id = f"cmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
     meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)

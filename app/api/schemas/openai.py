@@ -68,6 +68,10 @@ class _SamplingFields(BaseModel):
     min_tokens: StrictInt | None = Field(default=None, ge=0)
     ignore_eos: StrictBool | None = None
     stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    # prefix-cache isolation: only requests with the same salt share cached KV (vLLM's field);
+    # skip_prefix_cache neither reads nor publishes cached blocks
+    cache_salt: str | None = Field(default=None, min_length=1, max_length=256)
+    skip_prefix_cache: StrictBool | None = None
     # accepted and ignored, as OpenAI features with no effect on a local model
     metadata: dict[str, Any] | None = None
     store: bool | None = None
