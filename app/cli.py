@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
 # command group name -> module defining `group` (a typer.Typer of subcommands).
 GROUPS: dict[str, str] = {
     "eval-set": "app.commands.eval_set",
+    "keys": "app.commands.keys",
 }
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -1,9 +1,13 @@
 """Request dependencies: the app's state, a database session, and the authenticated user.
 
-Auth: `Authorization: Bearer <token>` with an API key or a login session token. With API keys
-enabled in settings, /v1/* needs one (401 otherwise); without, anonymous requests act as the
-local admin user "local", a known token still identifies its user, and an unknown token is
-ignored (OpenAI clients always send some key).
+Auth: `Authorization: Bearer <token>` with an API key or a login session token, verified through
+a short cache (`app.api.credentials`) so a brief store outage does not stop chat. With API keys
+enabled in settings, /v1/* needs a live one (401 otherwise). Without, anonymous requests act as
+the local admin user "local"; a token in this server's own formats (a key from `flywheel keys
+create`, a login session) still identifies its user, and any other token (OpenAI clients always
+send some key) is ignored without a database lookup. With auth off a store error during that
+lookup also falls back to "local", which grants nothing an anonymous request doesn't have.
+Per-key rate limits are checked here too, after the user is known.
 """
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.api.errors import APIError
+from app.api.guards import AuthGuards
 from app.api.metrics import ServingMetrics
+from app.api.rate_limit import requested_tokens
 from app.core.config import Settings
 from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
 from app.serving.rollout import Rollout
@@ -26,6 +33,7 @@ from app.store.outbox import Outbox
 from app.store.writer import StoreWriter
 
 LOCAL_USERNAME = "local"
+GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")  # where tokens are rate-limited
 
 
 @dataclass(slots=True)
@@ -33,6 +41,7 @@ class Principal:
     id: str
     username: str
     role: str
+    key_id: str | None = None  # the API key that authenticated the request (None: session, local)
 
     @property
     def is_admin(self) -> bool:
@@ -53,6 +62,7 @@ class AppState:
     local_user: Principal
     loop: asyncio.AbstractEventLoop  # the server's loop: other threads schedule model swaps on it
     rollout: Rollout | None = None  # public name -> production / canary version (None: no routing)
+    guards: AuthGuards = None  # credential cache, rate limits, login throttle (set by create_app)
     outbox: Outbox = None  # durable writes waiting for the store; read-your-writes (set by create_app)
 
 
@@ -74,20 +84,59 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_current_user(request: Request, state: StateDep) -> Principal:
+async def get_current_user(request: Request, state: StateDep) -> Principal:
+    user = await _authenticate(request, state)
+    await _check_rate_limits(request, state, user)
+    return user
+
+
+async def _authenticate(request: Request, state: AppState) -> Principal:
     token = _bearer_token(request)
-    if token is None:
-        if state.settings.auth_enabled:
+    auth_enabled = state.settings.auth_enabled
+    if token is None or (not auth_enabled and not crud_users.is_own_token(token)):
+        if auth_enabled:
             raise APIError(401, "You didn't provide an API key. Provide it in the Authorization "
                                 "header as 'Bearer YOUR_KEY'.", code="missing_api_key")
         return state.local_user
-    with state.store.session_factory() as session:
-        user = crud_users.user_for_token(session, token=token)
-        if user is None and not state.settings.auth_enabled:
-            return state.local_user  # clients like openai's always send some key
-        if user is None:
-            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-        return Principal(id=user.id, username=user.username, role=user.role)
+    try:
+        credential = await state.guards.verifier.verify(token, state.store)
+    except SQLAlchemyError:
+        if auth_enabled:
+            raise  # 503 store_unavailable (app.api.errors) when nothing recent is cached
+        return state.local_user
+    if credential is None:
+        if not auth_enabled:
+            return state.local_user
+        raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+    return Principal(id=credential.user_id, username=credential.username, role=credential.role,
+                     key_id=credential.key_id)
+
+
+async def _check_rate_limits(request: Request, state: AppState, user: Principal) -> None:
+    limits = state.guards.key_limits
+    token_cost = 0
+    if limits.limits_tokens and request.method == "POST" and request.url.path in GENERATION_PATHS:
+        token_cost = await _requested_tokens(request, state)
+    refusal = limits.admit(user.key_id or f"user:{user.id}", token_cost)
+    if refusal is not None:
+        raise APIError(429, f"Rate limit reached: {refusal.per_minute} {refusal.limit} per minute "
+                            f"for this key. Retry in {refusal.retry_after_s} s.",
+                       code="rate_limit_exceeded",
+                       headers={"Retry-After": str(refusal.retry_after_s)})
+
+
+async def _requested_tokens(request: Request, state: AppState) -> int:
+    try:
+        payload = await request.json()  # already read and parsed for the route: cached
+    except ValueError:
+        return 0  # the route answers 400 for it
+    if not isinstance(payload, dict):
+        return 0
+    try:
+        max_model_len = resolve_model(state, str(payload.get("model", ""))).max_model_len
+    except APIError:
+        max_model_len = None  # unknown or loading model: the route answers 404 / 503
+    return requested_tokens(payload, max_model_len)
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

@@ -1,7 +1,8 @@
 """FastAPI app factory: `create_app(settings, models=...)`.
 
 On startup the store is opened and migrated, the local user and the configured API keys (owned
-by the bootstrap user "admin") are ensured, and each model starts loading in a worker thread
+by the bootstrap user "admin"; bootstrap keys of earlier starts that are not passed now are
+revoked) are ensured, and each model starts loading in a worker thread
 (requests for it get 503 until it is ready); the store writer starts draining the durable
 outbox, replaying what a previous run left in it. On shutdown running models are stopped, the
 writer drains (what it cannot write in time stays in the outbox), and the store closes.
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from app.api.deps import LOCAL_USERNAME, AppState, Principal
 from app.api.errors import install_error_handlers
 from app.api.metrics import ServingMetrics
+from app.api.guards import AuthGuards
 from app.api.routes import (auth, conversations, feedback, health, openai_chat,
                             openai_completions, openai_models)
 from app.api.routes import datasets, model_versions, report, review
@@ -56,7 +58,10 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
         public_name = next(iter(models or {}), None) or next((m.id for m in host.ready()), "")
         rollout = Rollout(public_name, public_name, canary_fraction=settings.canary_fraction)
         app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user,
-                                      asyncio.get_running_loop(), rollout)
+                                      asyncio.get_running_loop(), rollout,
+                                      guards=(guards := AuthGuards.from_settings(settings)))
+        recording = asyncio.get_running_loop().create_task(
+            guards.verifier.last_used.run(store, settings.key_last_used_flush_s))
         app.state.flywheel.outbox = outbox
         for model_id, load in (models or {}).items():
             host.start_loading(model_id, load)
@@ -67,7 +72,8 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
             yield
         finally:
             watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+            recording.cancel()  # writes the keys' last-used times it still holds
+            await asyncio.gather(watching, recording, return_exceptions=True)
             await host.shutdown()
             await asyncio.to_thread(writer.close)
             await asyncio.to_thread(outbox.close)
@@ -101,8 +107,12 @@ def _registry_dir(settings: Settings):
 def _bootstrap_users(store: Store, settings: Settings) -> Principal:
     with store.transaction() as session:
         local = crud_users.ensure_user(session, username=LOCAL_USERNAME, role="admin")
-        if settings.api_keys:
+        if settings.api_keys:  # rotation: keys from earlier starts that are not passed now are revoked
             admin = crud_users.ensure_user(session, username=ADMIN_USERNAME, role="admin")
-            for key in settings.api_keys:
-                crud_users.create_api_key(session, user_id=admin.id, name="configured", key=key)
+            changed = crud_users.sync_bootstrap_keys(session, user_id=admin.id, keys=settings.api_keys)
+            if changed.revoked_ids:
+                logger.warning("revoked %d earlier --api-key key(s)", len(changed.revoked_ids))
+            if changed.refused_ids:
+                logger.warning("%d --api-key key(s) were revoked before and stay revoked: pass a "
+                               "new key", len(changed.refused_ids))
         return Principal(id=local.id, username=local.username, role=local.role)

@@ -40,6 +40,13 @@ class Settings:
     # USER: every request's prefix cache is salted by its principal, so tenants never share KV
     prefix_cache_isolation: PrefixCacheIsolation = PrefixCacheIsolation.NONE
 
+    auth_cache_ttl_s: float = 60.0  # a verified key / session is trusted this long without a lookup
+    auth_cache_stale_s: float = 600.0  # ... and this long while the store is unreachable
+    key_last_used_flush_s: float = 60.0  # keys' last-used times are written in one batch this often
+    rate_limit_rpm: int | None = None  # requests per minute per API key (None: no limit)
+    rate_limit_tpm: int | None = None  # prompt + requested completion tokens per minute per key
+    login_max_failures: int = 5  # failed logins per username and client IP ...
+    login_failure_window_s: int = 300  # ... within this many seconds before HTTP 429
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.database_url is None:
@@ -65,6 +72,19 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
+        self._check_auth_limits()
+
+    def _check_auth_limits(self) -> None:
+        for name in ("rate_limit_rpm", "rate_limit_tpm"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.login_max_failures <= 0 or self.login_failure_window_s <= 0:
+            raise ValueError("login_max_failures and login_failure_window_s must be positive")
+        if not 0 < self.auth_cache_ttl_s <= self.auth_cache_stale_s:
+            raise ValueError("auth cache: need 0 < auth_cache_ttl_s <= auth_cache_stale_s")
+        if self.key_last_used_flush_s <= 0:
+            raise ValueError(f"key_last_used_flush_s must be positive, got {self.key_last_used_flush_s}")
         return bool(self.api_keys)
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.store.base import Base, utcnow
@@ -22,13 +22,19 @@ class User(Base):
 
 
 class ApiKey(Base):
-    """Only a SHA-256 of the key is stored; the key itself is shown once at creation."""
+    """Only a SHA-256 of the key is stored; the key itself is shown once at creation. A key works
+    while `revoked_at` is unset and `expires_at` (if any) is in the future. Bootstrap keys are the
+    ones passed with `flywheel serve --api-key`; a start with other keys revokes them."""
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]  # written in batches, at most about once a minute
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    is_bootstrap: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class AuthSession(Base):

@@ -1,10 +1,11 @@
-"""Login (session tokens), user creation and API keys (admin only)."""
+"""Login (session tokens, failed attempts throttled), user creation and API keys (admin only)."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.api.deps import AdminUser, SessionDep, StateDep
 from app.api.errors import APIError
+from app.api.schemas.api_keys import ApiKeyInfo, ApiKeyList
 from app.api.schemas.store import (ApiKeyCreate, ApiKeyPublic, LoginPublic, LoginRequest,
                                    UserCreate, UserPublic)
 from app.store import crud_users
@@ -13,10 +14,16 @@ router = APIRouter(prefix="/v1", tags=["auth"])
 
 
 @router.post("/auth/login", response_model=LoginPublic)
-def login(body: LoginRequest, session: SessionDep, state: StateDep) -> LoginPublic:
+def login(body: LoginRequest, request: Request, session: SessionDep, state: StateDep) -> LoginPublic:
+    throttle, client = state.guards.login, request.client.host if request.client else "unknown"
+    if (wait_s := throttle.retry_after_s(body.username, client)) is not None:
+        raise APIError(429, f"Too many failed sign-ins for {body.username!r}; retry in {wait_s} s.",
+                       code="too_many_login_attempts", headers={"Retry-After": str(wait_s)})
     user = crud_users.get_user_by_username(session, username=body.username)
     if user is None or not crud_users.verify_password(body.password, user.password_hash):
+        throttle.failed(body.username, client)
         raise APIError(401, "Incorrect username or password.", code="invalid_credentials")
+    throttle.succeeded(body.username, client)
     auth, token = crud_users.create_auth_session(session, user_id=user.id,
                                                  ttl_s=state.settings.session_ttl_s)
     return LoginPublic(token=token, role=user.role, expires_at=auth.expires_at)
@@ -43,3 +50,18 @@ def create_api_key(body: ApiKeyCreate, session: SessionDep, admin: AdminUser) ->
         user_id = owner.id
     row, key = crud_users.create_api_key(session, user_id=user_id, name=body.name)
     return ApiKeyPublic(id=row.id, key=key, name=row.name, user_id=user_id)
+
+
+@router.get("/api-keys", response_model=ApiKeyList)
+def read_api_keys(session: SessionDep, _admin: AdminUser) -> ApiKeyList:
+    return ApiKeyList(data=[ApiKeyInfo.from_row(key, username)
+                            for key, username in crud_users.list_api_keys(session)])
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyInfo)
+def revoke_api_key(key_id: str, session: SessionDep, state: StateDep, _admin: AdminUser) -> ApiKeyInfo:
+    row = crud_users.revoke_api_key(session, key_id=key_id)
+    if row is None:
+        raise APIError(404, f"No API key with id {key_id!r}", param="key_id", code="not_found")
+    state.guards.verifier.cache.discard(row.key_hash)  # no grace period in this process
+    return ApiKeyInfo.from_row(row, crud_users.username_of(session, user_id=row.user_id))

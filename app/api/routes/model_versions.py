@@ -1,5 +1,8 @@
 """Model versions (registry lineage, promote, rollback) and flywheel iterations (enqueue, runs).
 
+Anyone signed in sees the lineage, metrics and run statuses; filesystem paths, recipes, histories
+and step outputs are for admins only (least privilege: they describe the host, not the models).
+
 The registry is `model.registry.ModelRegistry` under the server's data dir; iterations are queued
 on the flywheel's Celery broker and run by `flywheel worker`.
 """
@@ -26,11 +29,24 @@ def _registry(state):
     return ModelRegistry(_flywheel_settings(state).registry_dir)
 
 
-def _version_public(version) -> dict:
-    return {"object": "model.version", "id": version.id, "name": version.name,
-            "parent_id": version.parent_id, "dataset_snapshot_id": version.dataset_snapshot_id,
-            "recipe": version.recipe, "metrics": version.metrics, "status": version.status,
-            "created_at": version.created_at, "path": version.path, "history": version.history}
+def _version_public(version, *, internals: bool = True) -> dict:
+    """A version as the API shows it; without `internals` (non-admins) no filesystem path, training
+    recipe or transition history, only what the lineage and the metrics need."""
+    public = {"object": "model.version", "id": version.id, "name": version.name,
+              "parent_id": version.parent_id, "dataset_snapshot_id": version.dataset_snapshot_id,
+              "metrics": version.metrics, "status": version.status, "created_at": version.created_at}
+    if internals:
+        public.update(recipe=version.recipe, path=version.path, history=version.history)
+    return public
+
+
+def _run_public(run: dict, *, internals: bool) -> dict:
+    """A flywheel run record; non-admins see its status and step names, not the steps' outputs
+    (paths, errors)."""
+    if internals:
+        return run
+    return {"id": run.get("id"), "status": run.get("status"), "created_at": run.get("created_at"),
+            "updated_at": run.get("updated_at"), "steps": sorted(run.get("steps") or {})}
 
 
 def _change(state, version_id: str, action: str) -> dict:
@@ -50,8 +66,9 @@ def _change(state, version_id: str, action: str) -> dict:
 
 
 @router.get("/model-versions")
-def read_model_versions(state: StateDep, _user: CurrentUser) -> dict:
-    return {"object": "list", "data": [_version_public(v) for v in _registry(state).list()]}
+def read_model_versions(state: StateDep, user: CurrentUser) -> dict:
+    return {"object": "list", "data": [_version_public(v, internals=user.is_admin)
+                                       for v in _registry(state).list()]}
 
 
 @router.post("/model-versions/{version_id}/promote")
@@ -79,7 +96,8 @@ def create_iteration(state: StateDep, _user: AdminUser) -> dict:
 
 
 @router.get("/flywheel/runs")
-def read_iterations(state: StateDep, _user: CurrentUser) -> dict:
+def read_iterations(state: StateDep, user: CurrentUser) -> dict:
     from app.flywheel.runs import list_runs
 
-    return {"object": "list", "data": list_runs(_flywheel_settings(state).runs_dir)}
+    return {"object": "list", "data": [_run_public(run, internals=user.is_admin)
+                                       for run in list_runs(_flywheel_settings(state).runs_dir)]}

@@ -1,12 +1,16 @@
 """Report card API: per model version and device, serving speed, utilization and satisfaction over
-time (definitions in `app.review.report_card`), plus flywheel iterations in the window."""
+time (definitions in `app.review.report_card`), plus flywheel iterations in the window.
+
+Annotators and admins only: the totals span every user's traffic and feedback, which a plain user
+must not read (reviewers already see all feedback in the review queue, so this adds nothing to
+what they can learn)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import CurrentUser, SessionDep, StateDep
+from app.api.deps import AnnotatorUser, SessionDep, StateDep
 from app.flywheel.runs import list_runs
 from app.review.report_card import count_iterations, report_series, report_summary
 from app.store import crud_report
@@ -18,7 +22,7 @@ HOUR_S, DAY_S = 3600, 86400
 
 
 @router.get("")
-def read_report(state: StateDep, session: SessionDep, _user: CurrentUser, days: int = Query(default=30, ge=1, le=365),
+def read_report(state: StateDep, session: SessionDep, _user: AnnotatorUser, days: int = Query(default=30, ge=1, le=365),
                 bucket: str | None = Query(default=None, pattern="^(hour|day)$")) -> dict:
     bucket = bucket or ("hour" if days <= 7 else "day")
     bucket_s = HOUR_S if bucket == "hour" else DAY_S
