@@ -30,7 +30,6 @@ def command(
     model_name: Annotated[Optional[str], typer.Option(
         help="Name clients use as `model` (default: the directory name).")] = None,
     max_queue_len: Annotated[int, typer.Option(help="Waiting requests before HTTP 429.")] = 1024,
-        help="Largest request body in bytes; larger ones get HTTP 413.")] = 8 * 1024 * 1024,
     max_num_seqs: Annotated[int, typer.Option(help="Sequences per engine step.")] = 256,
     num_threads: Annotated[Optional[int], typer.Option(help="CPU threads for the model.")] = None,
     canary_fraction: Annotated[Optional[float], typer.Option(
@@ -39,11 +38,11 @@ def command(
     prefix_cache_isolation: Annotated[str, typer.Option(
         help="none, or user: salt each request's prefix cache by its user so tenants never "
              "share cached KV.")] = "none",
-) -> None:
     rate_limit_rpm: Annotated[Optional[int], typer.Option(
         help="Requests per minute per API key before HTTP 429 (default: no limit).")] = None,
     rate_limit_tpm: Annotated[Optional[int], typer.Option(
         help="Prompt + requested completion tokens per minute per API key (default: no limit).")] = None,
+) -> None:
     """Serve MODEL over an OpenAI-compatible HTTP API."""
     from app.api.main import create_app
     from app.core.config import Settings
@@ -55,13 +54,14 @@ def command(
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {port}")
     settings_kwargs = {"api_keys": list(api_key or []), "database_url": database_url,
+                       "max_queue_len": max_queue_len}
     if data_dir is not None:
         settings_kwargs["data_dir"] = data_dir
     if canary_fraction is not None:
         settings_kwargs["canary_fraction"] = canary_fraction
+    settings_kwargs.update(rate_limit_rpm=rate_limit_rpm, rate_limit_tpm=rate_limit_tpm)
     settings_kwargs["prefix_cache_isolation"] = prefix_cache_isolation
     settings = Settings(**settings_kwargs)
-    settings_kwargs.update(rate_limit_rpm=rate_limit_rpm, rate_limit_tpm=rate_limit_tpm)
     engine_config = EngineConfig(max_queue_len=max_queue_len, max_num_seqs=max_num_seqs,
                                  num_threads=num_threads)
     served_id = model_name or model_id_for(model)
