@@ -39,7 +39,6 @@ class Settings:
     registry_poll_s: float = 1.0  # how often the server looks for promotions / rollbacks
     # USER: every request's prefix cache is salted by its principal, so tenants never share KV
     prefix_cache_isolation: PrefixCacheIsolation = PrefixCacheIsolation.NONE
-
     auth_cache_ttl_s: float = 60.0  # a verified key / session is trusted this long without a lookup
     auth_cache_stale_s: float = 600.0  # ... and this long while the store is unreachable
     key_last_used_flush_s: float = 60.0  # keys' last-used times are written in one batch this often
@@ -47,6 +46,7 @@ class Settings:
     rate_limit_tpm: int | None = None  # prompt + requested completion tokens per minute per key
     login_max_failures: int = 5  # failed logins per username and client IP ...
     login_failure_window_s: int = 300  # ... within this many seconds before HTTP 429
+
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.database_url is None:
@@ -69,9 +69,6 @@ class Settings:
         self.prefix_cache_isolation = PrefixCacheIsolation(self.prefix_cache_isolation)
         if self.outbox_max_records <= 0:
             raise ValueError(f"outbox_max_records must be positive, got {self.outbox_max_records}")
-
-    @property
-    def auth_enabled(self) -> bool:
         self._check_auth_limits()
 
     def _check_auth_limits(self) -> None:
@@ -85,6 +82,9 @@ class Settings:
             raise ValueError("auth cache: need 0 < auth_cache_ttl_s <= auth_cache_stale_s")
         if self.key_last_used_flush_s <= 0:
             raise ValueError(f"key_last_used_flush_s must be positive, got {self.key_last_used_flush_s}")
+
+    @property
+    def auth_enabled(self) -> bool:
         return bool(self.api_keys)
 
     @property
