@@ -33,7 +33,8 @@ def add(
                                          "\"...\"} or {\"prompt\": \"...\", \"expected\": \"...\"} "
                                          "per line.")],
     description: Annotated[str, typer.Option(help="What the set checks.")] = "",
-    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a set of the same name.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Overwrite a set of the same name.")] = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -56,7 +57,8 @@ def add(
     finally:
         store.close()
     verb = "replaced" if info.replaced else "added"
-    typer.echo(f"{verb} eval set {info.name}: {info.item_count} items, sha256 {info.content_sha256}")
+    typer.echo(f"{verb} eval set {info.name}: {info.item_count} items, "
+               f"sha256 {info.content_sha256}")
 
 
 @group.command("list")
@@ -77,8 +79,9 @@ def list_sets(
     if as_json:
         for s in sets:
             typer.echo(json.dumps({"name": s.name, "item_count": s.item_count,
-                                   "created_at": s.created_at.isoformat(), "created_by": s.created_by,
-                                   "sha256": s.content_sha256, "description": s.description}))
+                                   "created_at": s.created_at.isoformat(),
+                                   "created_by": s.created_by, "sha256": s.content_sha256,
+                                   "description": s.description}))
         return
     rows = [("NAME", "ITEMS", "CREATED", "BY", "SHA256", "DESCRIPTION")] + [
         (s.name, str(s.item_count), s.created_at.strftime("%Y-%m-%d %H:%M"), s.created_by or "-",

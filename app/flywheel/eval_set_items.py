@@ -1,4 +1,4 @@
-"""Items of an operator-registered eval set: the JSONL format, its validation and its canonical form.
+"""Items of an operator-registered eval set: the JSONL format, its validation, its canonical form.
 
 One item per line: `{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...],
 "expected": str}`, the last message from the user; or `{"prompt": str, "expected": str}`, shorthand
@@ -66,7 +66,7 @@ def parse_jsonl(data: bytes | str) -> list[EvalItem]:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_TOTAL_BYTES:
         raise EvalSetInputError(f"the file is larger than {_mib(MAX_TOTAL_BYTES)}")
     items: list[EvalItem] = []
-    # "\n" only: str.splitlines() would also split at U+2028 and friends, which JSON strings may hold.
+    # "\n" only: str.splitlines() also splits at U+2028 and friends, which JSON strings may hold.
     for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if not line.strip():
             continue
@@ -77,8 +77,8 @@ def parse_jsonl(data: bytes | str) -> list[EvalItem]:
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as e:
-            raise EvalSetInputError(f"not valid JSON ({e.msg} at column {e.colno})", index=len(items),
-                                    where=where) from e
+            raise EvalSetInputError(f"not valid JSON ({e.msg} at column {e.colno})",
+                                    index=len(items), where=where) from e
         except RecursionError as e:  # thousands of nested brackets
             raise EvalSetInputError("not valid JSON (nested too deeply)", index=len(items),
                                     where=where) from e
@@ -108,10 +108,14 @@ def parse_item(raw: Any, *, index: int, where: str) -> EvalItem:
         raise fail(f"an item is a JSON object, got {_json_type(raw)}")
     unknown = sorted(set(raw) - {"messages", "prompt", "expected"})
     if unknown:
-        raise fail(f"unknown field {unknown[0]!r} (an item has 'messages' or 'prompt', and 'expected')")
+        raise fail(f"unknown field {unknown[0]!r} "
+                   "(an item has 'messages' or 'prompt', and 'expected')")
     if ("messages" in raw) == ("prompt" in raw):
         raise fail("an item needs exactly one of 'messages' or 'prompt'")
-    messages = _messages(raw["messages"], fail) if "messages" in raw else [_prompt(raw["prompt"], fail)]
+    if "messages" in raw:
+        messages = _messages(raw["messages"], fail)
+    else:
+        messages = [_prompt(raw["prompt"], fail)]
     if "expected" not in raw:
         raise fail("missing field 'expected'")
     expected = raw["expected"]

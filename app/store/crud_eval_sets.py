@@ -66,7 +66,8 @@ def list_eval_sets(session: Session) -> list[EvalSetInfo]:
 
 
 def get_eval_set(session: Session, *, name: str) -> EvalSetInfo | None:
-    row = session.scalar(select(EvalSet).where(EvalSet.name == name).options(defer(EvalSet.items_jsonl)))
+    query = select(EvalSet).where(EvalSet.name == name).options(defer(EvalSet.items_jsonl))
+    row = session.scalar(query)
     return None if row is None else _info(row, _username(session, row.created_by))
 
 
@@ -88,7 +89,9 @@ def remove_eval_set(session: Session, *, name: str) -> bool:
 
 
 def _username(session: Session, user_id: str | None) -> str | None:
-    return None if user_id is None else session.scalar(select(User.username).where(User.id == user_id))
+    if user_id is None:
+        return None
+    return session.scalar(select(User.username).where(User.id == user_id))
 
 
 def _info(row: EvalSet, username: str | None, replaced: bool = False) -> EvalSetInfo:

@@ -17,7 +17,8 @@ FORMAT_HELP = ('One JSON object per line: {"messages": [{"role": "user", "conten
 
 def eval_set_rows(sets: list[dict]) -> list[dict]:
     """Rows for st.dataframe (which shows cells as plain text, never markdown)."""
-    return [{"name": s["name"], "items": s["item_count"], "created": s["created_at"][:16].replace("T", " "),
+    return [{"name": s["name"], "items": s["item_count"],
+             "created": s["created_at"][:16].replace("T", " "),
              "by": s.get("created_by") or "command line", "sha256": s["content_sha256"][:12],
              "description": s.get("description", "")} for s in sets]
 
@@ -61,12 +62,14 @@ def _add_form() -> None:
         st.error(neutralize(f"{upload.name}: {e}"))
         return
     try:
-        added = api().add_eval_set(name.strip(), [item.to_dict() for item in items], description, replace)
+        added = api().add_eval_set(name.strip(), [item.to_dict() for item in items], description,
+                                   replace)
     except ApiError as e:
         show_api_error(e)
         return
     verb = "Replaced" if added.get("replaced") else "Added"
-    st.session_state["flash"] = ("success", f"{verb} eval set {added['name']} ({added['item_count']} items).")
+    st.session_state["flash"] = (
+        "success", f"{verb} eval set {added['name']} ({added['item_count']} items).")
     st.rerun()
 
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 
 from app.api.deps import AdminUser, AnnotatorUser, SessionDep
 from app.api.errors import APIError
-from app.api.schemas.eval_sets import (EvalItemPublic, EvalSetCreate, EvalSetCreated, EvalSetDeleted,
-                                       EvalSetDetail, EvalSetList, EvalSetPublic)
+from app.api.schemas.eval_sets import (EvalItemPublic, EvalSetCreate, EvalSetCreated,
+                                       EvalSetDeleted, EvalSetDetail, EvalSetList, EvalSetPublic)
 from app.flywheel.eval_set_items import (EvalSetInputError, parse_items, validate_description,
                                          validate_name)
 from app.store import crud_eval_sets

@@ -6,17 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ITEM_DOC = ('One eval item: {"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...], '
-            '"expected": str} with the last message from the user, or {"prompt": str, "expected": str}. '
-            'An answer is correct when it contains `expected`.')
+ITEM_DOC = ('One eval item: {"messages": [{"role": "system"|"user"|"assistant", "content": str}, '
+            '...], "expected": str} with the last message from the user, or {"prompt": str, '
+            '"expected": str}. An answer is correct when it contains `expected`.')
 
 
 class EvalSetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    name: str = Field(description="1-64 letters, digits, '.', '_' or '-', starting with a "
+                      "letter or digit.")
     description: str = ""
     replace: bool = Field(default=False, description="Overwrite a set of the same name (else 409).")
-    # Validated by `app.flywheel.eval_set_items.parse_items`, the same rules as the CLI's JSONL lines.
+    # Validated by `app.flywheel.eval_set_items.parse_items`: the rules of the CLI's JSONL lines.
     items: list[dict[str, Any]] = Field(description=f"1 to 10,000 items. {ITEM_DOC}")
 
 
