@@ -197,11 +197,13 @@ class BlockManager:
                 and entry.token_ids == seq.token_ids[index * size:(index + 1) * size])
 
     def _block_digest(self, seq: Sequence, index: int) -> bytes:
-        digests, size = seq.block_digests, self.block_size
-        while len(digests) <= index:
-            i = len(digests)
+        digests = seq.block_digests
+        if len(digests) <= index:  # extend the chain (locals: this runs once per prompt block)
+            size, tokens, pack, digest = self.block_size, seq.token_ids, self._pack_tokens, self._digest
             parent = digests[-1] if digests else self._root_digest(seq.params.cache_salt)
-            digests.append(self._digest(parent + self._pack_tokens(*seq.token_ids[i * size:(i + 1) * size])))
+            for i in range(len(digests), index + 1):
+                parent = digest(parent + pack(*tokens[i * size:(i + 1) * size]))
+                digests.append(parent)
         return digests[index]
 
     def _root_digest(self, cache_salt: str | None) -> bytes:
