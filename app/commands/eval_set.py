@@ -39,13 +39,16 @@ def add(
     data_dir: DataDir = None,
 ) -> None:
     """Register FILE as eval set NAME."""
-    from app.flywheel.eval_set_items import parse_jsonl, validate_description, validate_name
+    from app.flywheel.eval_set_items import (MAX_TOTAL_BYTES, EvalSetInputError, parse_jsonl,
+                                             validate_description, validate_name)
     from app.store import crud_eval_sets
 
     validate_name(name)
     validate_description(description)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: {'not a file' if file.exists() else 'no such file'}")
+    if file.stat().st_size > MAX_TOTAL_BYTES:  # refused before reading it into memory
+        raise EvalSetInputError(f"{file}: larger than {MAX_TOTAL_BYTES >> 20} MiB")
     items = parse_jsonl(file.read_bytes())
     store = _open_store(database_url, data_dir)
     try:

@@ -82,10 +82,14 @@ def test_taken_name_needs_replace(tmp_path, files):
     (("add", "no/slash", "{one}"), "name: an eval set name is 1-64 letters"),
     (("add", "facts", "{bad}", "--replace"), "line 3: "),  # a bad replacement keeps the old set
     (("remove", "nope"), "no eval set named 'nope'"),
+    (("add", "facts", "{big}", "--replace"), "big.jsonl: larger than 16 MiB"),  # not read at all
 ])
 def test_bad_input_is_one_line_exit_2_and_stores_nothing(tmp_path, files, args, message):
     assert _cli(tmp_path, "add", "facts", str(files["one"])).returncode == 0
-    paths = {**{k: str(v) for k, v in files.items()}, "missing": str(tmp_path / "missing.jsonl")}
+    with open(tmp_path / "big.jsonl", "wb") as big:
+        big.truncate(17 << 20)  # sparse: no disk written
+    paths = {**{k: str(v) for k, v in files.items()}, "missing": str(tmp_path / "missing.jsonl"),
+             "big": str(tmp_path / "big.jsonl")}
     result = _cli(tmp_path, *(a.format(**paths) for a in args))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("flywheel: error: ") and result.stderr.count("\n") == 1
