@@ -1,20 +1,15 @@
-"""Evaluate a model version and gate its promotion.
+"""Evaluate a model: greedy answers to evaluation cases and their accuracy.
 
-Three measurements: held-out loss (mean target-token NLL on held-out chats), task accuracy
-(greedy answers containing the expected text, per task family) and a regression suite (the same,
-on the domain the current production model already handles). `gate` compares a candidate with the
-production baseline and says whether it may be promoted, with the reasons recorded.
 Answers come from the serving engine with greedy sampling; `greedy_generate`, a plain loop over a
-packed batch without a cache, is the slow reference it is tested against.
+packed batch without a cache, is the slow reference it is tested against. The flywheel's
+promotion gate (app.flywheel.gate) builds on these.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from framework.train.data import SFTExample, pack
-from framework.train.evaluate import mean_token_loss
 from framework.train.packing import packed_attention
 
 
@@ -22,12 +17,6 @@ from framework.train.packing import packed_attention
 class EvalCase:
     messages: list[dict]  # the prompt, ending with a user turn
     expected: str  # the answer is correct when it contains this text (case-insensitive)
-
-
-@dataclass(slots=True)
-class GateDecision:
-    passed: bool
-    reasons: list[str] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -101,44 +90,3 @@ def accuracy(model, tokenizer, cases: list[EvalCase]) -> float:
         raise ValueError("no evaluation cases")
     got = answers(model, tokenizer, cases)
     return sum(c.expected.lower() in a.lower() for c, a in zip(cases, got)) / len(cases)
-
-
-def evaluate(model, tokenizer, held_out: list[SFTExample], tasks: dict[str, list[EvalCase]],
-             regression: dict[str, list[EvalCase]]) -> dict:
-    """{"held_out_loss", "tasks": {name: acc}, "regression": {name: acc}} for one model."""
-    model.eval()
-    return {
-        "held_out_loss": mean_token_loss(model, held_out) if held_out else None,
-        "tasks": {name: accuracy(model, tokenizer, cases) for name, cases in tasks.items()},
-        "regression": {name: accuracy(model, tokenizer, cases) for name, cases in regression.items()},
-    }
-
-
-def gate(candidate: dict, baseline: dict | None, max_regression_points: float = 2.0,
-         max_loss_increase: float = 0.05) -> GateDecision:
-    """May `candidate` replace `baseline`? Both are `evaluate` results.
-
-    Fails when any regression suite drops by more than `max_regression_points` (percentage points)
-    or held-out loss rises by more than `max_loss_increase` (relative). A missing baseline passes.
-    """
-    if baseline is None:
-        return GateDecision(True, ["no baseline to compare with"])
-    reasons: list[str] = []
-    for name, base_acc in baseline.get("regression", {}).items():
-        cand_acc = candidate.get("regression", {}).get(name)
-        if cand_acc is None:
-            reasons.append(f"regression suite {name!r} was not evaluated")
-            continue
-        drop_points = 100 * (base_acc - cand_acc)
-        if drop_points > max_regression_points:
-            reasons.append(f"regressed {name} by {drop_points:.1f} points "
-                           f"({100 * base_acc:.1f}% -> {100 * cand_acc:.1f}%)")
-    base_loss, cand_loss = baseline.get("held_out_loss"), candidate.get("held_out_loss")
-    if base_loss is not None and cand_loss is not None and \
-            cand_loss > base_loss * (1 + max_loss_increase):
-        reasons.append(f"held-out loss rose from {base_loss:.4f} to {cand_loss:.4f}")
-    if reasons:
-        return GateDecision(False, reasons)
-    gains = [f"{name}: {100 * baseline.get('tasks', {}).get(name, 0):.1f}% -> {100 * acc:.1f}%"
-             for name, acc in candidate.get("tasks", {}).items()]
-    return GateDecision(True, ["no regression beyond thresholds", *gains])

@@ -46,6 +46,5 @@ def command(
 
     payload = iterate(settings).to_dict()
     summary = {key: payload.get(key) for key in ("run_id", "status", "wall_s", "version_id",
-                                                  "snapshot", "gate", "metrics",
-                                                  "baseline_metrics")}
+                                                  "snapshot", "gate", "metrics")}
     typer.echo(json.dumps(summary, indent=2))

@@ -1,8 +1,7 @@
-"""Evaluation suites: task cases (what an iteration should teach), regression cases (what it must
-not break), held-out conversations (loss) and replay conversations (mixed into fine-tuning).
-
-The demo suite: the task is the held-out made-up-capitals family asked with phrasings the user
-corrections never used; the regression suite is every family of the demo corpus.
+"""The demo model's own suite: task cases (the held-out made-up-capitals family, asked with
+phrasings the simulated corrections never used: what the proof benchmark measures), regression
+cases (every family of the demo corpus: the gate's extra suite when the base is the demo model),
+held-out conversations and replay conversations.
 """
 from __future__ import annotations
 
@@ -43,9 +42,3 @@ def demo_suite(cases_per_family: int, replay_conversations: int) -> EvalSuite:
     return EvalSuite(tasks={"made_up_capitals": made_up_capital_cases()}, regression=regression,
                      held_out=generate_corpus(120, seed=777),
                      replay=generate_corpus(replay_conversations, seed=555))
-
-
-def load_suite(name: str, cases_per_family: int, replay_conversations: int) -> EvalSuite:
-    if name == "demo":
-        return demo_suite(cases_per_family, replay_conversations)
-    raise ValueError(f"unknown eval suite {name!r}; available: demo")

@@ -59,8 +59,7 @@ class RunPayload:
     snapshot: SnapshotInfo | None = None
     skip: str | None = None  # why the rest of the run does nothing (e.g. no feedback yet)
     candidate: Candidate | None = None
-    metrics: dict | None = None  # the candidate's evaluation (evaluate)
-    baseline_metrics: dict | None = None  # the base version's evaluation, same suites
+    metrics: dict | None = None  # the gate report: base and candidate on the same items (evaluate)
     version_id: str | None = None  # the candidate's registry id (register)
     gate: GateResult | None = None
     canary_until: float | None = None  # epoch seconds the canary soak ends (kept on replay)

@@ -10,6 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app.core.data_dir import DataDir
 from app.demo.recipe import DEMO_MODEL_DIR
 
 
@@ -23,22 +24,23 @@ def default_recipe() -> dict:
             "feedback_repeat": 8,  # feedback examples count this many times against the replay
             "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 16,
             "lora_alpha": 32.0, "beta": 0.1, "seed": 0, "replay_conversations": 1024,
-            "eval_percent": 0}
+            "eval_fraction": 0.25}  # prompts (whole groups) held out to measure the skill
 
 
 @dataclass(slots=True)
 class FlywheelSettings:
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("FLYWHEEL_DATA_DIR", "./data")))
+    data_dir: Path | None = None  # None: FLYWHEEL_DATA_DIR or ./data; resolved (app.core.data_dir)
     database_url: str | None = None  # None: FLYWHEEL_DATABASE_URL or SQLite under data_dir
     broker_url: str | None = None  # None: FLYWHEEL_BROKER_URL or the embedded SQLite broker
     result_backend: str | None = None  # None: FLYWHEEL_RESULT_BACKEND or SQLite under data_dir
     base_model_dir: str = field(default_factory=lambda: os.environ.get(
         "FLYWHEEL_BASE_MODEL", str(DEMO_MODEL_DIR)))
     min_new_feedback: int = 20  # the nightly beat iterates only after this many new items
-    eval_suite: str = "demo"
-    eval_cases_per_family: int = 40
+    eval_cases_per_family: int = 40  # the demo domain's regression suite, when the base is the demo
     max_regression_points: float = 2.0
-    max_loss_increase: float = 0.25  # relative; accuracy suites are the main guard
+    # Held-out loss is a sanity check only: it rejects a rise of more than max(50%, this many nats
+    # per token) — a broken model — never the small rise that learning a few new facts causes.
+    max_loss_rise_nats: float = 0.5
     canary_min_feedback: int = 20  # below this, promotion rests on the offline gate alone
     min_canary_thumbs_up_ratio: float = 0.9  # canary rate must be >= ratio * production rate
     # How long the canary serves its share of traffic before the verdict: the promote step waits
@@ -54,16 +56,12 @@ class FlywheelSettings:
         "FLYWHEEL_RECOVER_ORPHANED_RUNS", "1") not in ("0", "false", "no"))
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir).resolve()
-        if self.database_url is None:
-            self.database_url = os.environ.get("FLYWHEEL_DATABASE_URL") or (
-                f"sqlite:///{self.data_dir / 'flywheel.db'}")
-        if self.broker_url is None:
-            self.broker_url = os.environ.get("FLYWHEEL_BROKER_URL") or (
-                f"sqla+sqlite:///{self.data_dir / 'broker.db'}")
-        if self.result_backend is None:
-            self.result_backend = os.environ.get("FLYWHEEL_RESULT_BACKEND") or (
-                f"db+sqlite:///{self.data_dir / 'celery-results.db'}")
+        data = DataDir.at(self.data_dir, self.database_url)  # the server derives it the same way
+        self.data_dir, self.database_url = data.root, data.database_url
+        self.broker_url = (self.broker_url or os.environ.get("FLYWHEEL_BROKER_URL")
+                           or data.default_broker_url)
+        self.result_backend = (self.result_backend or os.environ.get("FLYWHEEL_RESULT_BACKEND")
+                               or data.default_result_backend)
         if self.min_new_feedback < 1 or self.max_regression_points < 0:
             raise ValueError("min_new_feedback must be >= 1 and max_regression_points >= 0")
         if not 0 <= self.canary_soak_s <= 7 * 24 * 3600:
@@ -71,16 +69,25 @@ class FlywheelSettings:
         self.recipe = {**default_recipe(), **self.recipe}
 
     @property
+    def data(self) -> DataDir:
+        return DataDir(self.data_dir, self.database_url)
+
+    @property
     def registry_dir(self) -> Path:
-        return self.data_dir / "registry"
+        return self.data.registry_dir
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.data.models_dir
 
     @property
     def runs_dir(self) -> Path:
-        return self.data_dir / "runs"
+        return self.data.runs_dir
+
+    @classmethod
+    def for_data_dir(cls, data: DataDir, **overrides) -> "FlywheelSettings":
+        """The flywheel's settings on the server's data dir (the server queues iterations)."""
+        return cls(data_dir=data.root, database_url=data.database_url, **overrides)
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -97,26 +97,24 @@ def finetune(payload: RunPayload) -> RunPayload:
 
 # ---- 3. evaluate -----------------------------------------------------------------------------
 def evaluate(payload: RunPayload) -> RunPayload:
+    """Measure the candidate against its base on the snapshot's eval side and every regression
+    suite, and decide (`app.flywheel.gate`). The report — before and after, per suite — is
+    cached next to the candidate and stored with its version."""
     if payload.skip:
         return payload
-    from app.flywheel.training import evaluate_model_dir
+    from app.flywheel.training import evaluate_candidate_dir
 
     settings = payload.settings
-    registry = _registry(settings)
-    candidate_dir = payload.candidate.path
-    cache = settings.models_dir / payload.candidate.key / "eval_metrics.json"
+    base = _registry(settings).get(payload.base_version_id)
+    cache = settings.models_dir / payload.candidate.key / "gate_report.json"
     if cache.is_file():
-        metrics = json.loads(cache.read_text())
+        report = json.loads(cache.read_text())
     else:
-        metrics = evaluate_model_dir(settings, candidate_dir)
-        cache.write_text(json.dumps(metrics, indent=2))
-    base = registry.get(payload.base_version_id)
-    baseline = base.metrics.get("eval")
-    if baseline is None:
-        baseline = evaluate_model_dir(settings, base.path)
-        registry.update_metrics(base.id, {"eval": baseline})
-    payload = payload.replace(metrics=metrics, baseline_metrics=baseline)
-    _record(payload, "evaluate", metrics=metrics, baseline=baseline)
+        report = evaluate_candidate_dir(settings, base.path, payload.candidate.path,
+                                        payload.snapshot.id).to_dict()
+        cache.write_text(json.dumps(report, indent=2))
+    payload = payload.replace(metrics=report)
+    _record(payload, "evaluate", metrics=report)
     return payload
 
 
@@ -139,12 +137,10 @@ def register(payload: RunPayload) -> RunPayload:
 def canary(payload: RunPayload) -> RunPayload:
     if payload.skip:
         return payload
-    from model.evaluation import gate
-
     settings = payload.settings
     registry = _registry(settings)
-    decision = gate(payload.metrics, payload.baseline_metrics,
-                    settings.max_regression_points, settings.max_loss_increase)
+    decision = GateResult(passed=bool(payload.metrics["passed"]),
+                          reasons=list(payload.metrics["reasons"]))
     reason = "; ".join(decision.reasons)
     version = registry.get(payload.version_id)
     if version.status == VersionStatus.CANDIDATE:
@@ -152,8 +148,7 @@ def canary(payload: RunPayload) -> RunPayload:
             registry.start_canary(version.id, reason=f"gate passed: {reason}")
         else:
             registry.reject(version.id, reason=f"gate failed: {reason}")
-    payload = payload.replace(gate=GateResult(passed=decision.passed,
-                                              reasons=list(decision.reasons)))
+    payload = payload.replace(gate=decision)
     if decision.passed and payload.canary_until is None:  # a replayed step keeps its deadline
         payload = payload.replace(canary_until=time.time() + settings.canary_soak_s)
     _record(payload, "canary", gate=_asdict(payload.gate), canary_until=payload.canary_until,

@@ -1,16 +1,22 @@
-"""Fine-tune a candidate from a dataset snapshot, and evaluate a model directory on the suite.
+"""Fine-tune a candidate from a dataset snapshot's train side, and measure it for the gate.
 
 The recipe (settings.recipe) lists stages (sft, dpo, kto) run in order on the base model; SFT
-mixes in replay conversations from the eval suite's domain so the candidate keeps what it knew.
+mixes in replay — the answers users liked, and the demo corpus when the base is the demo model —
+so the candidate keeps what it knew.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from app.flywheel.encode import PromptStyle
+from app.flywheel.gate import GateConfig, GateReport
+from app.flywheel.grouping import SnapshotSplit
+from app.flywheel.scoring import EvalItem
 from app.flywheel.settings import FlywheelSettings
 
 logger = logging.getLogger(__name__)
+DEFAULT_EVAL_FRACTION = 0.25  # share of prompts (whole groups) held out to measure the skill
 
 
 def _train_config(recipe: dict, objective: str):
@@ -19,34 +25,60 @@ def _train_config(recipe: dict, objective: str):
     return TrainConfig.from_dict({**recipe, "objective": objective, "progress": True})
 
 
-def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
-                    out_dir: Path) -> dict:
-    """Train on the snapshot from `base_dir`, write the model to `out_dir`; returns a summary."""
-    import json
+def is_demo_base(settings: FlywheelSettings) -> bool:
+    """Is the lineage rooted in the bundled demo model (whose own corpus and suite then apply)?"""
+    from app.demo.recipe import DEMO_MODEL_DIR
 
-    from app.flywheel.dataset import load_snapshot_records, split_records, to_examples
-    from app.flywheel.encode import sft_example
-    from app.flywheel.eval_suite import load_suite
+    return Path(settings.base_model_dir).resolve() == DEMO_MODEL_DIR.resolve()
+
+
+def eval_fraction(settings: FlywheelSettings) -> float:
+    return float(settings.recipe.get("eval_fraction", DEFAULT_EVAL_FRACTION))
+
+
+def snapshot_split(settings: FlywheelSettings, snapshot_id: str) -> tuple[dict, SnapshotSplit]:
+    """(all records, their train/eval split) of a stored snapshot; the split is salted by the
+    snapshot id, which is stable for its content."""
+    from app.flywheel.dataset import load_snapshot_records, split_for_iteration
     from app.store.session import open_store
-    from framework.train import train
-    from model.checkpoint_writer import save_checkpoint
-    from model.loader import load_model
 
-    recipe = settings.recipe
     store = open_store(settings.database_url)
     try:
         records = load_snapshot_records(store, snapshot_id)
     finally:
         store.close()
-    train_records, _ = split_records(records, recipe.get("eval_percent", 0))
+    return records, split_for_iteration(records, snapshot_id, eval_fraction(settings))
+
+
+def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
+                    out_dir: Path) -> dict:
+    """Train on the snapshot's train side from `base_dir`, write the model to `out_dir`; returns
+    a summary. SFT replays the answers users liked (and the demo corpus on the demo model)."""
+    import json
+
+    from app.flywheel.dataset import replay_records, to_examples
+    from app.flywheel.encode import sft_example
+    from framework.train import train
+    from model.checkpoint_writer import save_checkpoint
+    from model.loader import load_model
+
+    recipe = settings.recipe
+    records, split = snapshot_split(settings, snapshot_id)
     loaded = load_model(base_dir, dtype="float32")
     model, tokenizer = loaded.model, loaded.tokenizer
-    summary: dict = {"base": str(base_dir), "snapshot_id": snapshot_id, "stages": {}}
+    summary: dict = {"base": str(base_dir), "snapshot_id": snapshot_id, "stages": {},
+                     "split": {"groups": split.num_groups, "eval_groups": split.num_eval_groups,
+                               "train": {k: len(v) for k, v in split.train.items()},
+                               "eval": {k: len(v) for k, v in split.eval.items()}}}
     for stage in recipe["stages"]:
-        examples = to_examples(tokenizer, train_records, stage) * recipe.get("feedback_repeat", 1)
-        if stage == "sft" and recipe.get("replay_conversations"):
-            suite = load_suite(settings.eval_suite, 1, recipe["replay_conversations"])
-            examples += [sft_example(tokenizer, conv) for conv in suite.replay]
+        examples = to_examples(tokenizer, split.train, stage) * recipe.get("feedback_repeat", 1)
+        if stage == "sft" and examples:
+            examples += to_examples(tokenizer, {"sft": replay_records(split.train)}, "sft")
+            if recipe.get("replay_conversations") and is_demo_base(settings):
+                from app.demo.corpus import generate_corpus
+
+                examples += [sft_example(tokenizer, conv)
+                             for conv in generate_corpus(recipe["replay_conversations"], seed=555)]
         if not examples:
             summary["stages"][stage] = {"skipped": "no examples"}
             continue
@@ -63,14 +95,37 @@ def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
     return summary
 
 
-def evaluate_model_dir(settings: FlywheelSettings, model_dir: str) -> dict:
-    """`model.evaluation.evaluate` of one model directory on the configured suite."""
-    from app.flywheel.encode import sft_example
-    from app.flywheel.eval_suite import load_suite
-    from model.evaluation import evaluate
-    from model.loader import load_model
+def regression_suites(settings: FlywheelSettings, base_dir: str) -> dict[str, list[EvalItem]]:
+    """The operator's registered eval sets, plus the demo domain when the base is the demo model.
+    On a model without a chat template, a one-message case is asked as a plain completion."""
+    from app.flywheel.eval_sets import registered_eval_cases
+    from app.flywheel.eval_suite import demo_suite
+    from app.store.session import open_store
+    from model.tokenizer import Tokenizer
 
-    suite = load_suite(settings.eval_suite, settings.eval_cases_per_family, 0)
-    loaded = load_model(model_dir, dtype="float32")
-    held_out = [sft_example(loaded.tokenizer, conv) for conv in suite.held_out]
-    return evaluate(loaded.model, loaded.tokenizer, held_out, suite.tasks, suite.regression)
+    store = open_store(settings.database_url)
+    try:
+        cases = registered_eval_cases(store)
+    finally:
+        store.close()
+    if is_demo_base(settings):
+        cases = {**demo_suite(settings.eval_cases_per_family, 0).regression, **cases}
+    plain = Tokenizer.from_dir(base_dir).chat_template is None
+
+    def item(case) -> EvalItem:
+        style = PromptStyle.COMPLETION if plain and len(case.messages) == 1 else PromptStyle.CHAT
+        return EvalItem(case.messages, case.expected, style)
+
+    return {name: [item(c) for c in suite] for name, suite in cases.items()}
+
+
+def evaluate_candidate_dir(settings: FlywheelSettings, base_dir: str, candidate_dir: str,
+                           snapshot_id: str) -> GateReport:
+    """The gate's measurements and decision for one candidate (`app.flywheel.gate`)."""
+    from app.flywheel.candidate_eval import evaluate_candidate
+
+    _, split = snapshot_split(settings, snapshot_id)
+    config = GateConfig(max_regression_points=settings.max_regression_points,
+                        max_loss_rise_nats=settings.max_loss_rise_nats)
+    return evaluate_candidate(base_dir, candidate_dir, split,
+                              regression_suites(settings, base_dir), config)

@@ -1,12 +1,14 @@
 """Dataset snapshot export: reviewed answers -> SFT, DPO and KTO JSONL, with counts and a content hash.
 
 Rules (DESIGN "Flywheel" flow):
-- SFT ("messages"): corrections from feedback, annotator rewrites, and accepted answers.
+- SFT ("messages", "source"): corrections from feedback, annotator rewrites, and accepted answers
+  ("source" says which: the gate measures corrections and rewrites as the taught skill).
 - DPO ("prompt"/"chosen"/"rejected"): a preferred sibling over each other sibling; a correction or
   rewrite over the original answer.
 - KTO ("prompt"/"completion"/"label"): annotator verdicts (majority of accept vs reject/rewrite)
   when present, otherwise the latest thumbs.
-Records use the conversational format (lists of role/content messages). Each file's lines are
+Records use the conversational format (lists of role/content messages); records of answers to
+`/v1/completions` carry "style": "completion" (the prompt is one plain-text user turn). Each file's lines are
 sorted and de-duplicated, so the content hash depends only on content, never on database order.
 This module knows nothing about the database; callers build `ReviewedAnswer`s.
 """
@@ -35,6 +37,7 @@ class ReviewedAnswer:
     thumbs: str | None = None  # latest "up" | "down" | None
     corrections: tuple[str, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
+    completion: bool = False  # asked through /v1/completions (a plain-text prompt), not chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +51,18 @@ def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
+def _styled(item: ReviewedAnswer, record: dict) -> dict:
+    """Completion-endpoint records say so: they train and evaluate as plain text, not chat."""
+    return {**record, "style": "completion"} if item.completion else record
+
+
 def _sft_records(item: ReviewedAnswer) -> list[dict]:
-    targets = [c for c in item.corrections if c.strip()]
-    targets += [v.rewrite for v in item.verdicts if v.verdict == "rewrite" and v.rewrite]
+    targets = [(c, "correction") for c in item.corrections if c.strip()]
+    targets += [(v.rewrite, "rewrite") for v in item.verdicts if v.verdict == "rewrite" and v.rewrite]
     if any(v.verdict == "accept" for v in item.verdicts):
-        targets.append(item.answer)
-    return [{"messages": item.prompt + _assistant(t)} for t in targets]
+        targets.append((item.answer, "accepted"))
+    return [_styled(item, {"messages": item.prompt + _assistant(t), "source": source})
+            for t, source in targets]
 
 
 def _dpo_records(item: ReviewedAnswer) -> list[dict]:
@@ -68,7 +77,8 @@ def _dpo_records(item: ReviewedAnswer) -> list[dict]:
             continue
         pairs += [(chosen, other) for mid, other in answers.items()
                   if mid != verdict.preferred_message_id and other != chosen]
-    return [{"prompt": item.prompt, "chosen": _assistant(c), "rejected": _assistant(r)} for c, r in pairs]
+    return [_styled(item, {"prompt": item.prompt, "chosen": _assistant(c), "rejected": _assistant(r)})
+            for c, r in pairs]
 
 
 def _kto_records(item: ReviewedAnswer) -> list[dict]:
@@ -80,7 +90,8 @@ def _kto_records(item: ReviewedAnswer) -> list[dict]:
         desirable = item.thumbs == "up"
     else:
         return []
-    return [{"prompt": item.prompt, "completion": _assistant(item.answer), "label": desirable}]
+    return [_styled(item, {"prompt": item.prompt, "completion": _assistant(item.answer),
+                           "label": desirable})]
 
 
 def _jsonl(records: list[dict]) -> str:

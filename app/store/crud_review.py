@@ -112,7 +112,8 @@ def reviewed_answers(session: Session) -> list[ReviewedAnswer]:
             message_id=answer.id, prompt=conversation_prefix(session, message=answer), answer=answer.content,
             sibling_answers={m.id: m.content for m in siblings(session, message=answer) if m.id != answer.id},
             thumbs=thumbs, corrections=tuple(f.correction for f in feedback if f.correction),
-            verdicts=tuple(Verdict(l.verdict, l.rewrite, l.preferred_message_id) for l in labels)))
+            verdicts=tuple(Verdict(l.verdict, l.rewrite, l.preferred_message_id) for l in labels),
+            completion=(answer.sampling_params or {}).get("endpoint") == "completions"))
     return items
 
 
@@ -125,6 +126,19 @@ def create_snapshot(session: Session, *, snapshot: Snapshot, created_by: str | N
     session.add(row)
     session.flush()
     return row
+
+
+def snapshot_with_hash(session: Session, *, content_hash: str) -> DatasetSnapshot | None:
+    """The first snapshot with this content, if one was taken before."""
+    return session.scalar(select(DatasetSnapshot).where(DatasetSnapshot.content_hash == content_hash)
+                          .order_by(DatasetSnapshot.version))
+
+
+def latest_ratings(session: Session) -> dict[str, int]:
+    """message id -> its latest star rating (answers rated at least once)."""
+    rows = session.execute(select(Feedback.message_id, Feedback.rating)
+                           .where(Feedback.rating.is_not(None)).order_by(Feedback.created_at))
+    return {message_id: rating for message_id, rating in rows}
 
 
 def list_snapshots(session: Session) -> list[DatasetSnapshot]:

@@ -1,8 +1,8 @@
 """Dataset snapshots from a real SQLite store: SFT/DPO/KTO rules, dedupe, idempotence, split."""
 from __future__ import annotations
 
-from app.flywheel.dataset import (build_dataset_snapshot, load_snapshot_records, split_records,
-                                  to_examples)
+from app.flywheel.dataset import (build_dataset_snapshot, load_snapshot_records,
+                                  split_for_iteration, to_examples)
 from app.demo.tokenizer_builder import train_tokenizer
 from model.tokenizer import Tokenizer
 from tests.app.flywheel.store_factory import add_exchange, add_feedback, add_user, open_sqlite_store
@@ -27,8 +27,9 @@ def test_snapshot_rules_dedupe_and_idempotence(tmp_path):
     _seed(store)
     ref = build_dataset_snapshot(store)
     records = load_snapshot_records(store, ref.id)
-    sft_answers = sorted(r["messages"][-1]["content"] for r in records["sft"])
-    assert sft_answers == ["Hello! How can I help you today?", "The capital of Zorvania is Quillport."]
+    sft_answers = sorted((r["messages"][-1]["content"], r["source"]) for r in records["sft"])
+    assert sft_answers == [("Hello! How can I help you today?", "accepted"),
+                           ("The capital of Zorvania is Quillport.", "correction")]
     (pair,) = records["dpo"]
     assert pair["chosen"][-1]["content"].endswith("Quillport.")
     assert pair["rejected"][-1]["content"] == "Paris."
@@ -50,11 +51,11 @@ def test_split_is_stable_by_prompt_and_examples_encode(tmp_path):
     store = open_sqlite_store(tmp_path)
     _seed(store)
     records = load_snapshot_records(store, build_dataset_snapshot(store).id)
-    train, held = split_records(records, eval_percent=50)
+    split = split_for_iteration(records, "salt", eval_fraction=0.5)
     for name in records:
-        assert len(train[name]) + len(held[name]) == len(records[name])
-    assert split_records(records, eval_percent=50) == (train, held)
-    assert split_records(records, eval_percent=0)[1] == {"sft": [], "dpo": [], "kto": []}
+        assert len(split.train[name]) + len(split.eval[name]) == len(records[name])
+    assert split_for_iteration(records, "salt", 0.5) == split
+    assert split_for_iteration(records, "salt", 0.0).eval == {"sft": [], "dpo": [], "kto": []}
     tok_dir = train_tokenizer(["What is the capital of Zorvania? Quillport Paris Hello"] * 3, 300,
                               tmp_path / "tok")
     tokenizer = Tokenizer.from_dir(tok_dir)

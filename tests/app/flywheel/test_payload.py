@@ -17,7 +17,7 @@ def _full_payload(tmp_path) -> RunPayload:
         snapshot=SnapshotInfo(id="ds-1", version=2, content_hash="abc", counts={"sft": 3, "dpo": 1}),
         candidate=Candidate(key="k" * 16, path=str(tmp_path / "models" / "k"),
                             train={"stages": {"sft": {"steps": 4}}}),
-        metrics={"tasks": {"t": 0.5}}, baseline_metrics={"tasks": {"t": 0.25}},
+        metrics={"passed": True, "reasons": ["t improved"], "skill": {"num_groups": 2}},
         version_id="mv-kkkk", gate=GateResult(passed=True, reasons=["t improved"]),
         canary_until=1700000005.5,
         canary=CanaryVerdict(healthy=False, canary_feedback=7, reason="canary thumbs-up 10%"),

@@ -13,6 +13,7 @@ from app.flywheel.celery_app import create_celery
 from app.flywheel.pipeline import enqueue_iteration
 from app.flywheel.runs import UNFINISHED, RunStatus, read_run
 from model.registry import BASE_VERSION_ID, ModelRegistry
+from tests.app.flywheel.skills import LEARNING_RECIPE, teach_one_answer
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
 # Long enough a fine-tune (a few seconds on the tiny model) to be killed in the middle of it.
@@ -20,10 +21,16 @@ SLOW_RECIPE = {"num_epochs": 40, "replay_conversations": 64, "micro_batch_size":
 
 
 def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  # noqa: F811
-                                     kill_in: str = "finetune", **settings_overrides):
+                                     kill_in: str = "finetune", learnable: bool = False,
+                                     **settings_overrides):
+    """`learnable`: teach a skill the tiny model learns, so the gate passes and a canary runs."""
     settings = make_settings(tmp_path, base_model, **settings_overrides)
-    settings.recipe.update(SLOW_RECIPE)
-    seed_corrections(settings)
+    if learnable:
+        settings.recipe.update(LEARNING_RECIPE)
+        teach_one_answer(settings)
+    else:
+        settings.recipe.update(SLOW_RECIPE)
+        seed_corrections(settings)
     env = platform_env(settings.data_dir, str(base_model), OMP_NUM_THREADS="1",
                        **(env_overrides or {}))
     for key in ("broker_url", "result_backend"):
@@ -113,8 +120,7 @@ def test_worker_killed_while_the_canary_soaks_is_recovered(tmp_path, base_model)
     """The promote step waits out the canary inside its claimed step: a worker killed meanwhile is
     recovered like any other, and the verdict still comes after the soak, once."""
     record = _killed_in_finetune_then_resumed(
-        tmp_path, base_model, kill_in="promote", canary_soak_s=6.0,
-        max_regression_points=100.0, max_loss_increase=100.0)  # the gate passes: a canary runs
+        tmp_path, base_model, kill_in="promote", canary_soak_s=6.0, learnable=True)
     assert record["status"] == RunStatus.PROMOTED  # no canary feedback: the offline gate decides
     soaked_until = record["steps"]["canary"]["canary_until"]
     assert record["steps"]["promote"]["finished_at"] >= soaked_until
