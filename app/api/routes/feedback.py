@@ -12,6 +12,7 @@ from app.api import history
 from app.api.deps import CurrentUser, StateDep
 from app.api.errors import APIError
 from app.api.history_view import feedback_target
+from app.api.permissions import feedback_allowed
 from app.api.schemas.store import FeedbackCreate, FeedbackPublic
 from app.store.base import new_id, utcnow
 from app.store.crud_chat import FeedbackRecord
@@ -22,7 +23,8 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 @router.post("", response_model=FeedbackPublic)
 async def create_feedback(body: FeedbackCreate, state: StateDep, user: CurrentUser) -> FeedbackPublic:
     history.admit(state)
-    if await asyncio.to_thread(feedback_target, state, body.message_id, user) is None:
+    target = await asyncio.to_thread(feedback_target, state, body.message_id, user)
+    if target is None or not await asyncio.to_thread(feedback_allowed, state, target, user):
         raise APIError(404, f"No message found with id '{body.message_id}'",
                        param="message_id", code="not_found")
     record = FeedbackRecord(id=new_id("fb"), message_id=body.message_id, user_id=user.id,
