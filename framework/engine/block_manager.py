@@ -28,14 +28,14 @@ def sha256_digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-_ROOT_DOMAIN = b"flywheel/prefix-cache/root\0"  # roots only seed chains; kept apart from block inputs
+_ROOT_DOMAIN = b"flywheel/prefix-cache/root\0"  # roots seed chains; kept apart from block inputs
 
 
 @dataclass(slots=True)
 class CachedBlock:
     """What a cached block holds, to verify a digest hit before its KV is shared."""
     digest: bytes  # the lookup key in `hash_to_block`
-    entry_id: int  # unique for the pool's lifetime (never reused, so a stale parent link can't match)
+    entry_id: int  # never reused in this pool, so a stale parent link can't match
     parent_entry_id: int | None  # the entry of the block before it; None for a prompt's first block
     cache_salt: str | None
     token_ids: list[int]
@@ -189,17 +189,20 @@ class BlockManager:
         self._live_entry_ids.add(entry.entry_id)
         return entry.entry_id
 
-    def _holds(self, entry: CachedBlock, seq: Sequence, index: int, parent_entry_id: int | None) -> bool:
+    def _holds(self, entry: CachedBlock, seq: Sequence, index: int,
+               parent_entry_id: int | None) -> bool:
         """Whether the cached block holds exactly the KV of `seq`'s block `index`: same parent
         entry (so, inductively, the same prefix), same salt, same tokens. Digest-independent."""
         size = self.block_size
-        return (entry.parent_entry_id == parent_entry_id and entry.cache_salt == seq.params.cache_salt
+        return (entry.parent_entry_id == parent_entry_id
+                and entry.cache_salt == seq.params.cache_salt
                 and entry.token_ids == seq.token_ids[index * size:(index + 1) * size])
 
     def _block_digest(self, seq: Sequence, index: int) -> bytes:
         digests = seq.block_digests
         if len(digests) <= index:  # extend the chain (locals: this runs once per prompt block)
-            size, tokens, pack, digest = self.block_size, seq.token_ids, self._pack_tokens, self._digest
+            size, tokens = self.block_size, seq.token_ids
+            pack, digest = self._pack_tokens, self._digest
             parent = digests[-1] if digests else self._root_digest(seq.params.cache_salt)
             for i in range(len(digests), index + 1):
                 parent = digest(parent + pack(*tokens[i * size:(i + 1) * size]))

@@ -37,7 +37,8 @@ def test_completions_share_only_within_a_salt(client):
     prompt = _prompt()
     reference, cached = _complete(client, prompt, skip_prefix_cache=True)
     assert cached == 0
-    runs = [_complete(client, prompt, cache_salt=salt) for salt in ("alpha", "beta", "alpha", "beta")]
+    salts = ("alpha", "beta", "alpha", "beta")
+    runs = [_complete(client, prompt, cache_salt=salt) for salt in salts]
     assert [cached > 0 for _, cached in runs] == [False, False, True, True]
     assert _complete(client, prompt, cache_salt="alpha", skip_prefix_cache=True)[1] == 0
     assert all(text == reference for text, _ in runs)
@@ -106,4 +107,5 @@ def test_serve_refuses_an_unknown_isolation_mode(tmp_path):
                              "--data-dir", str(tmp_path), "--prefix-cache-isolation", "tenant"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1 and "prefix-cache-isolation" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "prefix-cache-isolation" in result.stderr

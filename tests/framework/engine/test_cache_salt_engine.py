@@ -35,8 +35,8 @@ def _serve(engine, prompt, **params) -> tuple[list[int], int]:
 
 
 def test_salts_share_only_within_themselves(model):
-    expected = run_alone(model, PROMPT, SamplingParams(temperature=0.0, max_tokens=6, ignore_eos=True),
-                         enable_prefix_caching=False)[0]
+    greedy = SamplingParams(temperature=0.0, max_tokens=6, ignore_eos=True)
+    expected = run_alone(model, PROMPT, greedy, enable_prefix_caching=False)[0]
     engine = create_engine(model)
     runs = [_serve(engine, PROMPT, cache_salt="tenant-a"),
             _serve(engine, PROMPT, cache_salt="tenant-b"),
@@ -64,11 +64,14 @@ def test_colliding_digests_leave_answers_unchanged(model):
     openings = [[rng.randrange(4) for _ in range(8)] for _ in range(3)]
     prompts = [rng.choice(openings + [[]]) + [rng.randrange(4) for _ in range(rng.randint(1, 12))]
                for _ in range(48)]
-    reference = greedy_batch(create_engine(model, enable_prefix_caching=False), prompts, max_tokens=4)
+    uncached = create_engine(model, enable_prefix_caching=False)
+    reference = greedy_batch(uncached, prompts, max_tokens=4)
     engine = create_engine(model)
     engine.block_manager = engine.scheduler.block_manager = BlockManager(
         engine.block_manager.num_blocks, engine.block_manager.block_size,
         digest=lambda data: hashlib.sha256(data).digest()[:1])
-    served = [greedy_batch(engine, prompts[i:i + 8], max_tokens=4) for i in range(0, len(prompts), 8)]
-    assert [tokens for batch in served for tokens in batch] == reference
+    served = []
+    for i in range(0, len(prompts), 8):  # in batches, so later ones find earlier ones cached
+        served += greedy_batch(engine, prompts[i:i + 8], max_tokens=4)
+    assert served == reference
     assert engine.block_manager.num_rejected_hits > 0 and engine.block_manager.num_cache_hits > 0

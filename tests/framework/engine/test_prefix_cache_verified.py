@@ -26,7 +26,8 @@ def _seq(tokens, salt=None, skip=False):
 
 
 def _compute_all(manager: BlockManager, seq: Sequence) -> None:
-    manager.allocate(seq, seq.target_num_computed - len(manager.cached_prefix(seq)) * manager.block_size)
+    num_cached = len(manager.cached_prefix(seq)) * manager.block_size
+    manager.allocate(seq, seq.target_num_computed - num_cached)
     seq.num_computed_tokens = seq.target_num_computed
     manager.commit(seq)
 
@@ -86,7 +87,8 @@ def test_truncated_digest_never_shares_a_block_between_different_prefixes(seed):
         num_hit_blocks += len(cached)
         _compute_all(manager, seq)
         for i in range(len(cached), seq.num_computed_tokens // BLOCK_SIZE):  # KV it computed
-            holds[seq.block_table[i]] = (seq.params.cache_salt, tuple(tokens[:(i + 1) * BLOCK_SIZE]))
+            holds[seq.block_table[i]] = (seq.params.cache_salt,
+                                         tuple(tokens[:(i + 1) * BLOCK_SIZE]))
         manager.free(seq)
     assert manager.num_rejected_hits > 0, "the truncated digest should have collided"
     assert num_hit_blocks > 50, "equal prefixes should still be shared"
