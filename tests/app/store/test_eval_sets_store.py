@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import pytest
 from sqlalchemy import inspect, select
@@ -69,30 +70,29 @@ def test_adding_a_taken_name_keeps_the_old_set_unless_replace(store):
         assert len(crud_eval_sets.list_eval_sets(session)) == 1
 
 
-def test_concurrent_adds_of_one_name_store_one_set(store):
-    """Two writers racing past the existence check: the unique name decides, the loser gets
-    EvalSetExists (not a database error)."""
-    barrier, outcomes = threading.Barrier(2), []
+def test_a_concurrent_add_of_the_same_name_is_refused(store):
+    """A second writer passes the existence check while the first one's insert is uncommitted:
+    the unique name decides, and the loser gets EvalSetExists, not a database error."""
+    flushed, outcome = threading.Event(), []
 
-    def add(items):
+    def second_writer():
+        flushed.wait(10)
         try:
-            with store.transaction() as session:
-                crud_eval_sets.get_eval_set(session, name="race")
-                barrier.wait(timeout=10)
-                crud_eval_sets.add_eval_set(session, name="race", description="", items=items,
-                                            created_by=None)
-            outcomes.append("added")
+            _add(store, "race", items=ITEMS[1:])
+            outcome.append("added")
         except EvalSetExists:
-            outcomes.append("exists")
+            outcome.append("exists")
 
-    threads = [threading.Thread(target=add, args=(items,)) for items in (ITEMS, ITEMS[1:])]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sorted(outcomes) == ["added", "exists"]
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    with store.transaction() as session:
+        crud_eval_sets.add_eval_set(session, name="race", description="", items=ITEMS, created_by=None)
+        flushed.set()
+        time.sleep(0.5)  # the second writer checks, finds nothing committed, and waits on its insert
+    thread.join(30)
+    assert outcome == ["exists"]
     with store.session_factory() as session:
-        assert [s.name for s in crud_eval_sets.list_eval_sets(session)] == ["race"]
+        assert crud_eval_sets.eval_set_items(session, name="race") == ITEMS
 
 
 def test_registered_eval_cases_are_what_the_gate_runs(store):
