@@ -69,9 +69,8 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     errors = exc.errors()
     if not errors:
         return error_response(400, "Invalid request", code="invalid_request")
-    first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-    param = ".".join(loc) or None
+    first = _most_specific(errors)
+    param = ".".join(_field_path(first)) or None
     if first.get("type") == "json_invalid":
         return error_response(400, "We could not parse the JSON body of your request.",
                               code="invalid_json")
@@ -97,6 +96,33 @@ async def _store_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(500, "The server had an error while processing your request.")
+
+
+def _field_path(error: dict) -> list[str]:
+    return [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
+            and not _is_union_tag(part)]
+
+
+def _most_specific(errors: list[dict]) -> dict:
+    """The first error, unless it only says a union member had the wrong type ("Input should be a
+    valid string" for a list of content parts) and another member of the same field failed for a
+    real reason: that one is what the client needs to read."""
+    first = errors[0]
+    if not str(first.get("type", "")).endswith("_type"):
+        return first
+    path = _field_path(first)
+    return next((e for e in errors[1:] if _field_path(e)[:len(path)] == path
+                 and not str(e.get("type", "")).endswith("_type")), first)
+
+
+def _is_union_tag(part) -> bool:
+    # pydantic names the member of a union that failed ("str", "list[ContentPart]",
+    # "function-after[...]"); the client's field path is the rest
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+
+
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "constrained-str", "constrained-int",
+               "constrained-float", "constrained-list"}
 
 
 def _code(pydantic_type: str | None) -> str | None:

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.deps import LOCAL_USERNAME, AppState, Principal
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.errors import install_error_handlers
 from app.api.metrics import ServingMetrics
 from app.api.guards import AuthGuards
@@ -82,6 +83,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app = FastAPI(title="Flywheel", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible serving, chat history and feedback.")
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(openai_models.router)
     app.include_router(openai_chat.router)

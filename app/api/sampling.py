@@ -1,7 +1,9 @@
 """OpenAI request fields -> the engine's SamplingParams, checked against the model's context.
 
 A prompt that leaves no room in the context, or a max_tokens that would run past it, is a 400
-naming the field (as OpenAI does for context overflow), never a silent truncation.
+naming the field (as OpenAI does for context overflow), never a silent truncation. Fields that
+name tokens are checked against the model's vocabulary: stop_token_ids must be real token ids,
+and top_k may not exceed the vocabulary (-1 and 0 mean "off", as in vLLM).
 """
 from __future__ import annotations
 
@@ -22,9 +24,20 @@ def check_prompt_fits(num_prompt_tokens: int, max_model_len: int, param: str) ->
                        param=param, code="context_length_exceeded")
 
 
+def check_vocabulary_fields(body: ChatCompletionRequest | CompletionRequest, vocab_size: int) -> None:
+    if body.top_k is not None and body.top_k > vocab_size:
+        raise APIError(400, f"top_k must be -1 or 0 (off) or at most the vocabulary size "
+                            f"{vocab_size}, got {body.top_k}", param="top_k", code="invalid_value")
+    beyond = [t for t in body.stop_token_ids or () if t >= vocab_size]
+    if beyond:
+        raise APIError(400, f"stop_token_ids must be below the vocabulary size {vocab_size}, got "
+                            f"{beyond[0]}", param="stop_token_ids", code="invalid_value")
+
+
 def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prompt_tokens: int,
-                       max_model_len: int) -> SamplingParams:
+                       max_model_len: int, vocab_size: int) -> SamplingParams:
     prompt_param = "messages" if isinstance(body, ChatCompletionRequest) else "prompt"
+    check_vocabulary_fields(body, vocab_size)
     check_prompt_fits(num_prompt_tokens, max_model_len, prompt_param)
     room = max_model_len - num_prompt_tokens
     limit = body.token_limit
@@ -51,8 +64,10 @@ def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prom
         raise APIError(400, "stop strings must be non-empty", param="stop")
     try:
         return SamplingParams(max_tokens=limit, stop=stop, **values)
-    except ValueError as e:
-        raise APIError(400, str(e), code="invalid_value") from e
+    except ValueError as e:  # SamplingParams names the field first ("min_tokens (9) must ...")
+        field_name = str(e).split(" ", 1)[0]
+        raise APIError(400, str(e), param=field_name if field_name in values else None,
+                       code="invalid_value") from e
 
 
 def isolate_prefix_cache(params: SamplingParams, principal_id: str,

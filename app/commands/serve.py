@@ -30,6 +30,8 @@ def command(
     model_name: Annotated[Optional[str], typer.Option(
         help="Name clients use as `model` (default: the directory name).")] = None,
     max_queue_len: Annotated[int, typer.Option(help="Waiting requests before HTTP 429.")] = 1024,
+    max_body_bytes: Annotated[int, typer.Option(
+        help="Largest request body in bytes; larger ones get HTTP 413.")] = 8 * 1024 * 1024,
     max_num_seqs: Annotated[int, typer.Option(help="Sequences per engine step.")] = 256,
     num_threads: Annotated[Optional[int], typer.Option(help="CPU threads for the model.")] = None,
     canary_fraction: Annotated[Optional[float], typer.Option(
@@ -54,7 +56,7 @@ def command(
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {port}")
     settings_kwargs = {"api_keys": list(api_key or []), "database_url": database_url,
-                       "max_queue_len": max_queue_len}
+                       "max_queue_len": max_queue_len, "max_body_bytes": max_body_bytes}
     if data_dir is not None:
         settings_kwargs["data_dir"] = data_dir
     if canary_fraction is not None:

@@ -28,6 +28,7 @@ class Settings:
     database_url: str | None = None  # None: FLYWHEEL_DATABASE_URL or sqlite under data_dir
     api_keys: list[str] = field(default_factory=list)  # static keys with admin rights
     max_queue_len: int = 1024  # requests waiting in the engine before HTTP 429
+    max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get HTTP 413 before parsing
     session_ttl_s: int = 7 * 24 * 3600  # login token lifetime
     writer_backoff_s: float = 0.05  # first retry delay of a failed store write, doubled each time
     writer_max_backoff_s: float = 5.0  # ... up to this; failed writes are retried without end
@@ -63,6 +64,8 @@ class Settings:
             raise ValueError(f"registry_poll_s must be positive, got {self.registry_poll_s}")
         if self.max_queue_len <= 0:
             raise ValueError(f"max_queue_len must be positive, got {self.max_queue_len}")
+        if self.max_body_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
         if self.prefix_cache_isolation not in {i.value for i in PrefixCacheIsolation}:
             raise ValueError("prefix-cache-isolation must be 'none' or 'user', "
                              f"got {self.prefix_cache_isolation!r}")

@@ -7,6 +7,9 @@ Models that ship a chat template use it (`Tokenizer.apply_chat_template`). Model
 
 The markers are ordinary text for such models (they are not special tokens), so the fallback works
 with any tokenizer; BOS is prepended when the tokenizer has one.
+
+Rendering and tokenizing a long conversation takes a while (about 0.5 s per million characters
+here): the server calls this from a worker thread, never on its event loop.
 """
 from __future__ import annotations
 
@@ -24,9 +27,22 @@ DEFAULT_CHAT_TEMPLATE = (
 
 def render_prompt_ids(tokenizer, messages: Sequence[dict]) -> list[int]:
     """Token ids of `messages` rendered with the model's template (or the default) plus the
-    assistant generation prompt. ValueError on invalid messages or template errors."""
+    assistant generation prompt. ValueError on invalid messages, invalid Unicode (which the
+    tokenizer would reject with a TypeError) or template errors."""
+    _check_unicode(messages)
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True)
     text = render_chat(DEFAULT_CHAT_TEMPLATE, list(messages), True,
                        getattr(tokenizer, "special_tokens", {}))
     return tokenizer.encode(text, add_bos=True)
+
+
+def _check_unicode(messages: Sequence[dict]) -> None:
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        try:
+            if isinstance(content, str):
+                content.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"messages[{index}].content is not valid Unicode (lone surrogate at "
+                             f"character {e.start})") from e

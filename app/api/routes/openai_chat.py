@@ -1,6 +1,7 @@
 """POST /v1/chat/completions (OpenAI-compatible, plus Flywheel's conversation fields)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, Request
@@ -24,7 +25,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     model = resolve_model(state, body.model)  # a bad name is a 404 before anything else
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                 for m in body.messages]
-    prompt_ids, params = _prepare(body, model, messages)
+    # rendering + tokenizing a long input takes long: off the event loop, so /health and
+    # running streams keep going meanwhile
+    prompt_ids, params = await asyncio.to_thread(_prepare, body, model, messages)
     plan = await history.plan_chat(state, user, messages=messages, n=params.n,
                                    conversation_id=body.conversation_id,
                                    parent_message_id=body.parent_message_id,
@@ -32,7 +35,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     routed = resolve_model(state, body.model, route_key=plan.conversation_id)
     if routed is not model:  # the conversation is on the canary (or a swap just happened)
         model = routed
-        prompt_ids, params = _prepare(body, model, messages)
+        prompt_ids, params = await asyncio.to_thread(_prepare, body, model, messages)
     params = isolate_prefix_cache(params, user.id, state.settings.prefix_cache_isolation)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
@@ -50,4 +53,5 @@ def _prepare(body: ChatCompletionRequest, model, messages: list[dict]):
         prompt_ids = render_prompt_ids(model.tokenizer, messages)
     except ValueError as e:
         raise APIError(400, str(e), param="messages") from e
-    return prompt_ids, to_sampling_params(body, len(prompt_ids), model.max_model_len)
+    return prompt_ids, to_sampling_params(body, len(prompt_ids), model.max_model_len,
+                                          model.tokenizer.vocab_size)

@@ -1,6 +1,7 @@
 """POST /v1/completions (OpenAI-compatible): a text prompt or a list of token ids."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from app.api.openai_responder import respond
 from app.api.sampling import isolate_prefix_cache, sampling_record, to_sampling_params
 from app.api.schemas.openai import CompletionRequest
 from app.serving.generation import GenerationRun
+from shared import SamplingParams
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -21,14 +23,13 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 async def create_completion(body: CompletionRequest, request: Request, state: StateDep,
                             user: CurrentUser):
     model = resolve_model(state, body.model)
-    prompt_ids, prompt_text = _prompt(body.prompt, model.tokenizer)
-    params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
+    # tokenizing up to a million characters takes long: off the event loop
+    prompt_ids, prompt_text, params = await asyncio.to_thread(_prepare, body, model)
     plan = history.plan_completion(prompt_text, params.n)
     routed = resolve_model(state, body.model, route_key=plan.conversation_id)
     if routed is not model:  # this completion's conversation falls in the canary share
         model = routed
-        prompt_ids, _ = _prompt(body.prompt, model.tokenizer)
-        params = to_sampling_params(body, len(prompt_ids), model.max_model_len)
+        prompt_ids, _, params = await asyncio.to_thread(_prepare, body, model)
     params = isolate_prefix_cache(params, user.id, state.settings.prefix_cache_isolation)
     request_id = f"cmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
@@ -39,6 +40,13 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
         stream=bool(body.stream), include_usage=include_usage, metrics=state.metrics,
         endpoint="completions",
         on_finished=lambda: history.record(state, user, plan, run, model, sampling_record(params)))
+
+
+def _prepare(body: CompletionRequest, model) -> tuple[list[int], str, SamplingParams]:
+    """The prompt's token ids and text, and the sampling params checked against `model`."""
+    prompt_ids, prompt_text = _prompt(body.prompt, model.tokenizer)
+    return prompt_ids, prompt_text, to_sampling_params(body, len(prompt_ids), model.max_model_len,
+                                                       model.tokenizer.vocab_size)
 
 
 def _prompt(prompt, tokenizer) -> tuple[list[int], str]:

@@ -6,16 +6,39 @@ where ignoring them would silently change the answer (non-empty tools, logit_bia
 echo), which are refused with 400. Flywheel extras: conversation_id, parent_message_id,
 regenerate_of, and vLLM-style sampling extras (top_k, min_p, repetition_penalty, min_tokens,
 ignore_eos, stop_token_ids).
+
+Bounds checked here, without the model: text is valid Unicode (no lone surrogates, which no
+tokenizer can encode), a prompt or a chat's contents total at most MAX_PROMPT_CHARS characters
+(larger ones are refused before tokenization, which is what a huge input would cost),
+repetition_penalty in [0.01, 10], `content: null` only on an assistant message with tool_calls.
+Bounds that need the model (vocabulary size, context length) are checked in `app/api/sampling.py`.
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt,
+                      field_validator, model_validator)
 
+MAX_PROMPT_CHARS = 1_000_000  # a completions prompt, or all of a chat's message contents together
+MAX_STOP_CHARS = 1_000  # one stop string
+MAX_STOP_TOKEN_IDS = 1_024
+
+
+def _valid_unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON's "\ud800" escape decodes to a lone surrogate
+        raise ValueError(f"invalid Unicode: lone surrogate at character {e.start}") from e
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 Probability = Annotated[float, Field(ge=0.0, le=2.0)]
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
-StopField = str | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=16)] | None
+StopString = Annotated[Text, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+StopField = (Annotated[Text, Field(max_length=MAX_STOP_CHARS)]
+             | Annotated[list[StopString], Field(max_length=16)] | None)
 
 
 class StreamOptions(BaseModel):
@@ -26,18 +49,26 @@ class StreamOptions(BaseModel):
 
 class ContentPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)]
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
+    content: Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)] | list[ContentPart] | None = None
+    name: Annotated[Text, Field(max_length=256)] | None = None
     # accepted for compatibility with transcripts from OpenAI; not rendered into the prompt
     refusal: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _content_required(self):
+        # OpenAI allows a null content only on an assistant turn that carries tool calls
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"content is required for a {self.role} message (null is allowed "
+                             f"only on an assistant message with tool_calls)")
+        return self
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -64,10 +95,12 @@ class _SamplingFields(BaseModel):
     # vLLM-style extras
     top_k: StrictInt | None = Field(default=None, ge=-1)
     min_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    repetition_penalty: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
+    # vLLM only asks > 0; below 0.01 every repeated token's logit is multiplied by 100+
+    repetition_penalty: Annotated[float, Field(ge=0.01, le=10.0)] | None = None
     min_tokens: StrictInt | None = Field(default=None, ge=0)
     ignore_eos: StrictBool | None = None
-    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    stop_token_ids: Annotated[list[Annotated[StrictInt, Field(ge=0)]],
+                              Field(max_length=MAX_STOP_TOKEN_IDS)] | None = None
     # prefix-cache isolation: only requests with the same salt share cached KV (vLLM's field);
     # skip_prefix_cache neither reads nor publishes cached blocks
     cache_salt: str | None = Field(default=None, min_length=1, max_length=256)
@@ -100,6 +133,15 @@ class ChatCompletionRequest(_SamplingFields):
     parent_message_id: str | None = Field(default=None, max_length=64)
     regenerate_of: str | None = Field(default=None, max_length=64)
 
+    @field_validator("messages")
+    @classmethod
+    def _total_content(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        total = sum(len(m.text()) for m in messages)
+        if total > MAX_PROMPT_CHARS:
+            raise ValueError(f"the messages' contents total {total} characters; the limit is "
+                             f"{MAX_PROMPT_CHARS}")
+        return messages
+
     @model_validator(mode="after")
     def _check_chat(self):
         if self.tools:
@@ -117,9 +159,10 @@ class ChatCompletionRequest(_SamplingFields):
         return (self.top_logprobs or 0) if self.logprobs else None
 
 
-PromptField = (Annotated[str, Field(max_length=1_000_000)]
+PromptField = (Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)]
                | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-               | Annotated[list[str], Field(min_length=1, max_length=1)]
+               | Annotated[list[Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)]],
+                           Field(min_length=1, max_length=1)]
                | Annotated[list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]],
                            Field(min_length=1, max_length=1)])
 

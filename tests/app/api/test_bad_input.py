@@ -1,6 +1,8 @@
 """Bad requests get 4xx with OpenAI's error body and leave nothing in the store."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -32,6 +34,26 @@ BAD_CHAT_BODIES = [
     ({"model": MODEL_ID, "messages": [{"role": "user", "content": "word " * 2000}]}, "messages"),
     ({"model": MODEL_ID, "messages": MESSAGES, "conversation_id": "conv_missing"}, "conversation_id"),
     ({"model": MODEL_ID, "messages": MESSAGES, "regenerate_of": "msg_missing"}, "regenerate_of"),
+    # meaningless sampling values (stories260K has 512 tokens)
+    ({"model": MODEL_ID, "messages": MESSAGES, "stop_token_ids": [512]}, "stop_token_ids"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "stop_token_ids": [10**12]}, "stop_token_ids"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "stop_token_ids": [1.5]}, "stop_token_ids"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "top_k": 10**15}, "top_k"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "top_k": 513}, "top_k"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "top_k": -2}, "top_k"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "repetition_penalty": 1e-300}, "repetition_penalty"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "repetition_penalty": 0}, "repetition_penalty"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "repetition_penalty": 1e300}, "repetition_penalty"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "max_tokens": 5, "min_tokens": 6}, "min_tokens"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    # content: null is OpenAI's only for an assistant turn with tool_calls
+    ({"model": MODEL_ID, "messages": [{"role": "user", "content": None}]}, "messages.0"),
+    ({"model": MODEL_ID, "messages": [{"role": "user"}]}, "messages.0"),
+    ({"model": MODEL_ID, "messages": [{"role": "system", "content": None}, *MESSAGES]}, "messages.0"),
+    ({"model": MODEL_ID, "messages": [*MESSAGES, {"role": "assistant", "content": None}, *MESSAGES]},
+     "messages.1"),
+    ({"model": MODEL_ID, "messages": [{"role": "user", "content": "x" * 1_000_001}]}, "messages"),
+    ({"model": MODEL_ID, "messages": [{"role": "user", "content": "x" * 600_000}] * 2}, "messages"),
 ]
 
 
@@ -107,3 +129,52 @@ def test_unknown_message_fields_are_rejected_like_openai(http):
     body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "hi", "mood": "happy"}]}
     error = _assert_openai_error(http.post("/v1/chat/completions", json=body), 400)
     assert error["param"] == "messages.0.mood"
+
+
+def _raw_post(http, path: str, body: dict):
+    """POST `body` as JSON with non-ASCII escaped, the way a lone surrogate travels ("\\ud800");
+    httpx's own encoder writes UTF-8, which cannot carry one."""
+    return http.post(path, content=json.dumps(body).encode("ascii"),
+                     headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/v1/chat/completions", {"model": MODEL_ID, "messages": [
+        {"role": "user", "content": "a\ud800b"}]}, "messages.0.content"),
+    ("/v1/chat/completions", {"model": MODEL_ID, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "\udfff"}]}]}, "messages.0.content"),
+    ("/v1/chat/completions", {"model": MODEL_ID, "messages": MESSAGES, "stop": ["\ud83d"]}, "stop"),
+    ("/v1/completions", {"model": MODEL_ID, "prompt": "x\udc80"}, "prompt"),
+])
+def test_lone_surrogates_are_400(http, live_server, path, body, param):
+    before = _stored(live_server)
+    error = _assert_openai_error(_raw_post(http, path, body), 400)
+    assert (error["param"] or "").startswith(param), error
+    assert "Unicode" in error["message"]
+    assert _stored(live_server) == before
+
+
+def test_a_surrogate_pair_is_one_character_and_fine(http):
+    body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "\U0001F600"}], "max_tokens": 2}
+    assert _raw_post(http, "/v1/chat/completions", body).status_code == 200
+
+
+def test_invalid_utf8_in_the_body_is_400(http):
+    body = b'{"model": "%s", "messages": [{"role": "user", "content": "\xff\xfe"}]}' % MODEL_ID.encode()
+    _assert_openai_error(http.post("/v1/chat/completions", content=body,
+                                   headers={"content-type": "application/json"}), 400)
+
+
+@pytest.mark.parametrize("extra", [
+    {"top_k": -1}, {"top_k": 0}, {"top_k": 512}, {"stop_token_ids": [511, 0]},
+    {"repetition_penalty": 0.01}, {"repetition_penalty": 10},
+    {"messages": [*MESSAGES, {"role": "assistant", "content": None,
+                              "tool_calls": [{"id": "call_1", "type": "function",
+                                              "function": {"name": "f", "arguments": "{}"}}]},
+                  {"role": "tool", "content": "42", "tool_call_id": "call_1"}]},
+])
+def test_values_at_the_bounds_are_accepted(http, live_server, extra):
+    assert live_server.model.tokenizer.vocab_size == 512  # the bounds above are this vocabulary's
+    body = {"model": MODEL_ID, "messages": MESSAGES, "max_tokens": 2, **extra}
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
