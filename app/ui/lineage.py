@@ -31,6 +31,30 @@ def version_rows(versions: list[dict]) -> list[dict]:
     return [{column: cell(v.get(column)) for column in TABLE_COLUMNS} for v in versions]
 
 
+def _gate_report(version: dict) -> dict:
+    report = (version.get("metrics") or {}).get("eval")
+    return report if isinstance(report, dict) else {}
+
+
+def gate_reasons(version: dict) -> list[str]:
+    """Every reason the promotion gate gave for this version (empty for versions it never saw)."""
+    return [str(r) for r in _gate_report(version).get("reasons") or []]
+
+
+def gate_comparison(version: dict) -> list[dict]:
+    """Base vs candidate pass rates (percent) the gate compared: the taught skill first, then each
+    regression suite. Rows {measure, model: "before"|"after", percent} for a grouped bar chart."""
+    report = _gate_report(version)
+    outcomes = []
+    skill = report.get("skill") or {}
+    for key, label in (("corrections", "taught: corrections"), ("preferences", "taught: preferences")):
+        if skill.get(key):
+            outcomes.append((label, skill[key]))
+    outcomes += [(f"kept: {name}", o) for name, o in (report.get("regression") or {}).items()]
+    return [{"measure": label, "model": model, "percent": round(100 * o[f"{side}_rate"], 1)}
+            for label, o in outcomes for model, side in (("before", "base"), ("after", "candidate"))]
+
+
 def run_rows(runs: list[dict]) -> list[dict]:
     """Flywheel run records as rows: times from epoch seconds to ISO text, steps as their statuses."""
     def when(epoch_s: object) -> str | None:

@@ -3,7 +3,7 @@ import streamlit as st
 
 from app.ui.client import ApiError
 from app.ui.eval_set_widgets import eval_sets_section
-from app.ui.lineage import lineage_dot, run_rows, version_rows
+from app.ui.lineage import gate_comparison, gate_reasons, lineage_dot, run_rows, version_rows
 from app.ui.safe_text import neutralize
 from app.ui.session import api, call, role, show_api_error, show_flash
 
@@ -22,6 +22,27 @@ def admin_actions(versions: list[dict]) -> None:
             except ApiError as e:
                 st.session_state["flash"] = ("error", f"{label} failed: {e}")
             st.rerun()
+
+
+def gate_details(versions: list[dict]) -> None:
+    """Why each flywheel version was promoted or not: the gate's reasons and the numbers it compared."""
+    judged = [v for v in versions if gate_reasons(v)]
+    if not judged:
+        return
+    st.subheader("Promotion gate")
+    by_id = {v["id"]: v for v in judged}
+    chosen = by_id[st.selectbox("Version", list(by_id), key="gate_version",
+                                format_func=lambda i: f"{by_id[i].get('name') or i} ({by_id[i].get('status')})")]
+    for reason in gate_reasons(chosen):
+        st.markdown("- " + neutralize(reason))
+    if rows := gate_comparison(chosen):
+        import altair as alt
+        import pandas as pd
+
+        chart = alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
+            x=alt.X("percent:Q", title="pass rate (%)", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("model:N", title=None), color="model:N", row=alt.Row("measure:N", title=None))
+        st.altair_chart(chart)
 
 
 def flywheel_runs() -> None:
@@ -61,6 +82,7 @@ if versions:
     st.dataframe(version_rows(versions), hide_index=True)
     st.subheader("Lineage")
     st.graphviz_chart(lineage_dot(versions))
+    gate_details(versions)
     if role() == "admin":
         admin_actions(versions)
 if reachable:

@@ -99,11 +99,16 @@ def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
 def test_models_page_lineage_promote_rollback_and_runs(api):
     registry = ModelRegistry(api.data_dir.resolve() / "registry")  # the registry the API serves
     base = registry.register("base", str(TINY_MODEL), status="production")
-    child = registry.register("ft-1", str(TINY_MODEL), parent_id=base.id, metrics={"eval": 0.5})
+    rates = {"base_rate": 0.0, "candidate_rate": 0.75}
+    child = registry.register("ft-1", str(TINY_MODEL), parent_id=base.id, metrics={"eval": {
+        "passed": True, "reasons": ["learned: correction accuracy 0.0% -> 75.0% on 8 items"],
+        "skill": {"corrections": rates}, "regression": {}}})
     update_run(api.data_dir.resolve() / "runs", "run-ui", status="promoted", steps={"dataset": {}})
     viewer = _session(api, "ann1", "annotator", page="pages/models.py")
     assert not viewer.exception and not viewer.error, [e.value for e in viewer.error]
     assert viewer.get("graphviz_chart") and not [b for b in viewer.button if b.label == "Promote"]
+    assert any("correction accuracy 0.0% -> 75.0%" in m.value.replace("\\", "") for m in viewer.markdown)
+    assert viewer.get("vega_lite_chart")  # the gate's before / after, plotted
     assert any(api.model in c.value.replace("\\", "") for c in viewer.caption)
     at = _session(api, "boss", "admin", page="pages/models.py")
     versions_table, runs_table = at.dataframe

@@ -64,6 +64,22 @@ def test_ui_command_rejects_bad_flags_with_exit_code_2(capsys):
     assert main(["ui", "--port", "70000"]) == 2
 
 
+def test_gate_reasons_and_comparison_come_from_the_stored_report():
+    from app.ui.lineage import gate_comparison, gate_reasons
+    outcome = lambda base, cand: {"base_rate": base, "candidate_rate": cand}  # noqa: E731
+    version = {"metrics": {"eval": {
+        "reasons": ["learned: correction accuracy 0.0% -> 80.0%", "kept: original_domain"],
+        "skill": {"corrections": outcome(0.0, 0.8), "preferences": None},
+        "regression": {"original_domain": outcome(0.9, 0.885)}}}}
+    assert gate_reasons(version)[0].startswith("learned:")
+    assert gate_comparison(version) == [
+        {"measure": "taught: corrections", "model": "before", "percent": 0.0},
+        {"measure": "taught: corrections", "model": "after", "percent": 80.0},
+        {"measure": "kept: original_domain", "model": "before", "percent": 90.0},
+        {"measure": "kept: original_domain", "model": "after", "percent": 88.5}]
+    assert gate_reasons({"metrics": {"eval": 0.5}}) == [] == gate_comparison({})
+
+
 def test_run_rows_format_epoch_times_and_steps():
     from app.ui.lineage import run_rows
     rows = run_rows([{"id": "r1", "status": "promoted", "created_at": 0, "updated_at": 60.5,
