@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 
-from app.flywheel.grouping import SnapshotSplit, split_snapshot
+from app.flywheel.grouping import SnapshotSplit, split_snapshot, teaching_prompt_ids
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,13 @@ def load_snapshot_records(store, snapshot_id: str) -> dict[str, list[dict]]:
 
 
 def split_for_iteration(records: dict[str, list[dict]], content_hash: str,
-                        eval_fraction: float) -> SnapshotSplit:
+                        eval_fraction: float,
+                        base_records: dict[str, list[dict]] | None = None) -> SnapshotSplit:
     """Train and eval sides of a snapshot, by prompt group (`app.flywheel.grouping`), salted by
-    the snapshot so each iteration holds out different groups."""
-    return split_snapshot(records, eval_fraction, salt=content_hash)
+    the snapshot so each iteration holds out different groups. `base_records`: the snapshot the
+    base version was trained on, if any; what it taught is held out apart from what is new."""
+    taught = teaching_prompt_ids(base_records) if base_records else frozenset()
+    return split_snapshot(records, eval_fraction, salt=content_hash, taught_before=taught)
 
 
 def to_examples(tokenizer, records: dict[str, list[dict]], objective: str) -> list:
@@ -84,7 +87,7 @@ def to_examples(tokenizer, records: dict[str, list[dict]], objective: str) -> li
         "dpo": lambda r: preference_example(tokenizer, r["prompt"], r["chosen"][-1]["content"],
                                             r["rejected"][-1]["content"], style_of(r)),
         "kto": lambda r: kto_example(tokenizer, r["prompt"], r["completion"][-1]["content"],
-                                     bool(r["label"]), style_of(r)),
+                                     bool(r["label"]), style_of(r), float(r.get("weight", 1.0))),
     }
     if objective not in builders:
         raise ValueError(f"unknown objective {objective!r}")

@@ -107,6 +107,6 @@ def preference_example(tokenizer, prompt: list[dict], chosen: str, rejected: str
 
 
 def kto_example(tokenizer, prompt: list[dict], completion: str, desirable: bool,
-                style: PromptStyle = PromptStyle.CHAT) -> KTOExample:
+                style: PromptStyle = PromptStyle.CHAT, weight: float = 1.0) -> KTOExample:
     prompt_part, completion_ids = answer_ids(tokenizer, prompt, completion, style)
-    return KTOExample(prompt_part, completion_ids, desirable)
+    return KTOExample(prompt_part, completion_ids, desirable, weight)

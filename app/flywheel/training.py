@@ -36,22 +36,26 @@ def eval_fraction(settings: FlywheelSettings) -> float:
     return float(settings.recipe.get("eval_fraction", DEFAULT_EVAL_FRACTION))
 
 
-def snapshot_split(settings: FlywheelSettings, snapshot_id: str) -> tuple[dict, SnapshotSplit]:
+def snapshot_split(settings: FlywheelSettings, snapshot_id: str,
+                   base_snapshot_id: str | None = None) -> tuple[dict, SnapshotSplit]:
     """(all records, their train/eval split) of a stored snapshot; the split is salted by the
-    snapshot id, which is stable for its content."""
+    snapshot id, which is stable for its content. `base_snapshot_id`: the snapshot the base
+    version was trained on (what it taught is held out apart from what is new)."""
     from app.flywheel.dataset import load_snapshot_records, split_for_iteration
     from app.store.session import open_store
 
     store = open_store(settings.database_url)
     try:
         records = load_snapshot_records(store, snapshot_id)
+        base_records = load_snapshot_records(store, base_snapshot_id) if base_snapshot_id else None
     finally:
         store.close()
-    return records, split_for_iteration(records, snapshot_id, eval_fraction(settings))
+    return records, split_for_iteration(records, snapshot_id, eval_fraction(settings),
+                                        base_records)
 
 
 def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
-                    out_dir: Path) -> dict:
+                    out_dir: Path, base_snapshot_id: str | None = None) -> dict:
     """Train on the snapshot's train side from `base_dir`, write the model to `out_dir`; returns
     a summary. SFT replays the answers users liked (and the demo corpus on the demo model)."""
     import json
@@ -63,7 +67,7 @@ def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
     from model.loader import load_model
 
     recipe = settings.recipe
-    records, split = snapshot_split(settings, snapshot_id)
+    records, split = snapshot_split(settings, snapshot_id, base_snapshot_id)
     loaded = load_model(base_dir, dtype="float32")
     model, tokenizer = loaded.model, loaded.tokenizer
     summary: dict = {"base": str(base_dir), "snapshot_id": snapshot_id, "stages": {},
@@ -108,6 +112,7 @@ def regression_suites(settings: FlywheelSettings, base_dir: str) -> dict[str, li
         cases = registered_eval_cases(store)
     finally:
         store.close()
+    cases = {f"eval set {name}": suite for name, suite in cases.items()}  # never shadows a built-in
     if is_demo_base(settings):
         cases = {**demo_suite(settings.eval_cases_per_family, 0).regression, **cases}
     plain = Tokenizer.from_dir(base_dir).chat_template is None
@@ -120,11 +125,11 @@ def regression_suites(settings: FlywheelSettings, base_dir: str) -> dict[str, li
 
 
 def evaluate_candidate_dir(settings: FlywheelSettings, base_dir: str, candidate_dir: str,
-                           snapshot_id: str) -> GateReport:
+                           snapshot_id: str, base_snapshot_id: str | None = None) -> GateReport:
     """The gate's measurements and decision for one candidate (`app.flywheel.gate`)."""
     from app.flywheel.candidate_eval import evaluate_candidate
 
-    _, split = snapshot_split(settings, snapshot_id)
+    _, split = snapshot_split(settings, snapshot_id, base_snapshot_id)
     config = GateConfig(max_regression_points=settings.max_regression_points,
                         max_loss_rise_nats=settings.max_loss_rise_nats)
     return evaluate_candidate(base_dir, candidate_dir, split,

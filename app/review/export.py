@@ -6,7 +6,8 @@ Rules (DESIGN "Flywheel" flow):
 - DPO ("prompt"/"chosen"/"rejected"): a preferred sibling over each other sibling; a correction or
   rewrite over the original answer.
 - KTO ("prompt"/"completion"/"label"): annotator verdicts (majority of accept vs reject/rewrite)
-  when present, otherwise the latest thumbs.
+  when present, otherwise the latest thumbs, otherwise an implicit negative — the answer was
+  regenerated or stopped — with "signal" and a lower "weight" (IMPLICIT_WEIGHTS).
 Records use the conversational format (lists of role/content messages); records of answers to
 `/v1/completions` carry "style": "completion" (the prompt is one plain-text user turn). Each file's lines are
 sorted and de-duplicated, so the content hash depends only on content, never on database order.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 
 FORMATS = ("sft", "dpo", "kto")
 
@@ -26,6 +28,17 @@ class Verdict:
     verdict: str  # accept | reject | rewrite
     rewrite: str | None = None
     preferred_message_id: str | None = None
+
+
+class ImplicitSignal(str, Enum):
+    """What a user did instead of rating: asked for another answer, or stopped this one."""
+    REGENERATED = "regenerated"
+    STOPPED = "stopped"
+
+
+# KTO weight of an implicit negative (an explicit thumbs or verdict weighs 1 and overrides it):
+# a regeneration says "not this one" fairly clearly; a stop may only mean "that is enough".
+IMPLICIT_WEIGHTS = {ImplicitSignal.REGENERATED: 0.5, ImplicitSignal.STOPPED: 0.25}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,7 @@ class ReviewedAnswer:
     corrections: tuple[str, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
     completion: bool = False  # asked through /v1/completions (a plain-text prompt), not chat
+    implicit: ImplicitSignal | None = None  # regenerated or stopped by its user
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,10 @@ def _kto_records(item: ReviewedAnswer) -> list[dict]:
         desirable = good > bad
     elif item.thumbs in ("up", "down"):
         desirable = item.thumbs == "up"
+    elif item.implicit is not None:
+        return [_styled(item, {"prompt": item.prompt, "completion": _assistant(item.answer),
+                               "label": False, "signal": item.implicit.value,
+                               "weight": IMPLICIT_WEIGHTS[item.implicit]})]
     else:
         return []
     return [_styled(item, {"prompt": item.prompt, "completion": _assistant(item.answer),

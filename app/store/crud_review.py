@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.review.export import ReviewedAnswer, Snapshot, Verdict
+from app.review.export import ImplicitSignal, ReviewedAnswer, Snapshot, Verdict
 from app.store.base import new_id, utcnow
 from app.store.models import Feedback, Message, User
 from app.store.review import VERDICTS, DatasetSnapshot, ReviewLabel
@@ -98,11 +98,30 @@ def conversation_prefix(session: Session, *, message: Message) -> list[dict]:
     return list(reversed(turns))
 
 
+def implicit_signals(session: Session) -> dict[str, ImplicitSignal]:
+    """answer id -> what its user did instead of rating it: stopped it (finish_reason "abort"),
+    or asked to regenerate it (a later answer's sampling record names it in "regenerate_of")."""
+    signals = {m: ImplicitSignal.STOPPED for m in session.scalars(
+        select(Message.id).where(Message.role == "assistant", Message.finish_reason == "abort"))}
+    sibling = aliased(Message)
+    has_siblings = exists().where(sibling.parent_id == Message.parent_id, sibling.id != Message.id,
+                                  sibling.role == "assistant")
+    rows = session.execute(select(Message.sampling_params).where(
+        Message.role == "assistant", Message.parent_id.is_not(None), has_siblings))
+    for (params,) in rows:
+        if isinstance(params, dict) and isinstance(params.get("regenerate_of"), str):
+            signals[params["regenerate_of"]] = ImplicitSignal.REGENERATED
+    return signals
+
+
 def reviewed_answers(session: Session) -> list[ReviewedAnswer]:
-    """Every assistant answer with feedback or labels, with what the export needs to know."""
+    """Every assistant answer with feedback, labels or an implicit signal, with what the export
+    needs to know."""
+    implicit = implicit_signals(session)
     with_signal = (select(Feedback.message_id).union(select(ReviewLabel.message_id))).subquery()
-    answers = session.scalars(select(Message).where(Message.id.in_(select(with_signal)),
-                                                    Message.role == "assistant"))
+    answers = session.scalars(select(Message).where(
+        or_(Message.id.in_(select(with_signal)), Message.id.in_(list(implicit))),
+        Message.role == "assistant"))
     items = []
     for answer in answers:
         feedback = sorted(answer.feedback, key=lambda f: f.created_at)
@@ -113,7 +132,8 @@ def reviewed_answers(session: Session) -> list[ReviewedAnswer]:
             sibling_answers={m.id: m.content for m in siblings(session, message=answer) if m.id != answer.id},
             thumbs=thumbs, corrections=tuple(f.correction for f in feedback if f.correction),
             verdicts=tuple(Verdict(l.verdict, l.rewrite, l.preferred_message_id) for l in labels),
-            completion=(answer.sampling_params or {}).get("endpoint") == "completions"))
+            completion=(answer.sampling_params or {}).get("endpoint") == "completions",
+            implicit=implicit.get(answer.id)))
     return items
 
 

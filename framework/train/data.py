@@ -36,10 +36,13 @@ class KTOExample:
     prompt_ids: list[int]
     completion_ids: list[int]
     desirable: bool
+    weight: float = 1.0  # scales this example's loss (e.g. an implicit signal counts for less)
 
     def __post_init__(self) -> None:
         if not self.prompt_ids or not self.completion_ids:
             raise ValueError("KTOExample needs a prompt and a completion")
+        if not self.weight >= 0:
+            raise ValueError(f"KTOExample weight must be >= 0, got {self.weight}")
 
 
 def completion_sequence(prompt_ids: list[int], completion_ids: list[int]) -> SFTExample:

@@ -200,9 +200,10 @@ def _accumulate(model, examples, ref_logps, step, kl_estimate, config, dist):
         else:
             ref = _ref_rows(ref_logps, micro, 1)
             desirable = torch.tensor([examples[i].desirable for i in micro])
-            loss = losses.kto_losses(seq_logp, ref, desirable, kl_estimate, config.beta,
-                                     config.kto_desirable_weight,
-                                     config.kto_undesirable_weight).sum()
+            weights = torch.tensor([examples[i].weight for i in micro], dtype=seq_logp.dtype)
+            loss = (losses.kto_losses(seq_logp, ref, desirable, kl_estimate, config.beta,
+                                      config.kto_desirable_weight,
+                                      config.kto_undesirable_weight) * weights).sum()
             rewards_sum += float((seq_logp - ref).detach().sum())
         (loss / denominator).backward()
         loss_total += float(loss.detach()) / denominator

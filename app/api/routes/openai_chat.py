@@ -44,7 +44,14 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     return await respond(
         request, run, ChatFormat(meta, model.tokenizer, body.num_logprobs), stream=bool(body.stream),
         include_usage=include_usage, metrics=state.metrics, endpoint="chat",
-        on_finished=lambda: history.record(state, user, plan, run, model, sampling_record(params)))
+        on_finished=lambda: history.record(state, user, plan, run, model, _signals(body, params)))
+
+
+def _signals(body: ChatCompletionRequest, params) -> dict:
+    """The stored sampling record, plus which answer this one regenerates: the flywheel reads a
+    regenerated answer as an implicit thumbs-down (app/review/export.py)."""
+    record = sampling_record(params)
+    return {**record, "regenerate_of": body.regenerate_of} if body.regenerate_of else record
 
 
 def _prepare(body: ChatCompletionRequest, model, messages: list[dict]):

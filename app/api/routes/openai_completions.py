@@ -39,7 +39,9 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
         request, run, CompletionFormat(meta, model.tokenizer, body.num_logprobs),
         stream=bool(body.stream), include_usage=include_usage, metrics=state.metrics,
         endpoint="completions",
-        on_finished=lambda: history.record(state, user, plan, run, model, sampling_record(params)))
+        # "endpoint" tells the flywheel this prompt is plain text, not a chat turn
+        on_finished=lambda: history.record(state, user, plan, run, model,
+                                           {**sampling_record(params), "endpoint": "completions"}))
 
 
 def _prepare(body: CompletionRequest, model) -> tuple[list[int], str, SamplingParams]:

@@ -64,3 +64,22 @@ def test_split_is_stable_by_prompt_and_examples_encode(tmp_path):
     sft = to_examples(tokenizer, records, "sft")
     assert all(sum(e.loss_mask) > 0 for e in sft)
     assert len(to_examples(tokenizer, records, "kto")) == 3
+
+
+def test_regenerated_and_stopped_answers_become_implicit_negatives(tmp_path):
+    from app.store.models import Message
+
+    store = open_sqlite_store(tmp_path)
+    with store.transaction() as s:
+        uid = add_user(s)
+        first, second = add_exchange(s, uid, "Tell me a joke", ["Knock knock.", "Why did the chicken..."])
+        s.get(Message, second).sampling_params = {"temperature": 0.7, "regenerate_of": first}
+        (stopped,) = add_exchange(s, uid, "Write a long poem", ["Roses are red and"])
+        s.get(Message, stopped).finish_reason = "abort"
+        (plain,) = add_exchange(s, uid, "Hi", ["Hello!"])  # no signal at all: not exported
+    records = load_snapshot_records(store, build_dataset_snapshot(store).id)
+    signals = {r["completion"][-1]["content"]: (r["label"], r["signal"], r["weight"])
+               for r in records["kto"]}
+    assert signals == {"Knock knock.": (False, "regenerated", 0.5),
+                       "Roses are red and": (False, "stopped", 0.25)}
+    assert records["sft"] == [] and records["dpo"] == []

@@ -49,3 +49,17 @@ def test_empty_input_gives_empty_files_and_a_stable_hash():
     snap = build_snapshot([])
     assert snap.counts == {"sft": 0, "dpo": 0, "kto": 0}
     assert snap.content_hash == hashlib.sha256(b"sft\ndpo\nkto\n").hexdigest()
+
+
+def test_regenerated_and_stopped_answers_are_weighted_implicit_negatives():
+    from app.review.export import IMPLICIT_WEIGHTS, ImplicitSignal
+
+    items = [ReviewedAnswer("r1", PROMPT, "meh", implicit=ImplicitSignal.REGENERATED),
+             ReviewedAnswer("s1", PROMPT, "and then and then", implicit=ImplicitSignal.STOPPED),
+             # an explicit judgement overrides what the user did
+             ReviewedAnswer("u1", PROMPT, "liked anyway", thumbs="up", implicit=ImplicitSignal.STOPPED)]
+    kto = {r["completion"][0]["content"]: r for r in _lines(build_snapshot(items).files["kto"])}
+    assert kto["meh"]["label"] is False and kto["meh"]["signal"] == "regenerated"
+    assert kto["meh"]["weight"] == IMPLICIT_WEIGHTS[ImplicitSignal.REGENERATED] == 0.5
+    assert kto["and then and then"]["weight"] == 0.25
+    assert kto["liked anyway"]["label"] is True and "signal" not in kto["liked anyway"]

@@ -60,3 +60,19 @@ def test_bad_input_is_a_value_error():
         train(tiny_model(), sft_examples(2), TrainConfig(objective="dpo", max_steps=1))
     with pytest.raises(ValueError, match="no training examples"):
         train(tiny_model(), [], TrainConfig(max_steps=1))
+
+
+def test_kto_example_weights_scale_the_loss():
+    from dataclasses import replace
+
+    examples = kto_examples(8)
+    config = TrainConfig(objective="kto", learning_rate=5e-3, max_steps=1, micro_batch_size=8,
+                         beta=0.5)
+    full = train(tiny_model(), examples, config).step_losses[0]
+    half = train(tiny_model(), [replace(e, weight=0.5) for e in examples], config).step_losses[0]
+    assert half == pytest.approx(full / 2, rel=1e-4)
+    model = tiny_model()
+    train(model, [replace(e, weight=0.0) for e in examples], config)
+    assert max_param_diff(model, tiny_model()) == 0.0  # weight 0: nothing learned
+    with pytest.raises(ValueError, match="weight"):
+        replace(examples[0], weight=-1.0)
