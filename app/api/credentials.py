@@ -40,7 +40,8 @@ class _Entry:
 class CredentialCache:
     """token digest -> the credential last verified for it, and when."""
 
-    def __init__(self, ttl_s: float, stale_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float, stale_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s, self.stale_s, self._clock = ttl_s, stale_s, clock
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()

@@ -38,8 +38,8 @@ class KeyRateLimits:
 
     def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None) -> None:
         self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self._requests = RateLimitItemPerMinute(requests_per_minute) if requests_per_minute else None
-        self._tokens = RateLimitItemPerMinute(tokens_per_minute) if tokens_per_minute else None
+        per_minute = lambda amount: RateLimitItemPerMinute(amount) if amount else None  # noqa: E731
+        self._requests, self._tokens = per_minute(requests_per_minute), per_minute(tokens_per_minute)
 
     @property
     def limits_tokens(self) -> bool:
@@ -49,7 +49,8 @@ class KeyRateLimits:
         """Charge one request (and `token_cost` tokens) to `identity`; None when admitted."""
         cost = min(token_cost, self._tokens.amount) if self._tokens is not None else 0
         for name, item, amount in (("requests", self._requests, 1), ("tokens", self._tokens, cost)):
-            if item is not None and amount > 0 and not self._limiter.test(item, identity, cost=amount):
+            if item is not None and amount > 0 and not self._limiter.test(item, identity,
+                                                                          cost=amount):
                 return Refusal(name, item.amount, _retry_after_s(self._limiter, item, identity))
         for item, amount in ((self._requests, 1), (self._tokens, cost)):
             if item is not None and amount > 0:

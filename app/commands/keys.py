@@ -67,7 +67,8 @@ def create_key(
         owner = crud_users.get_user_by_username(session, username=user)
         if owner is None:
             raise ValueError(f"no user named {user!r} (add one with `flywheel create-user`)")
-        row, key = crud_users.create_api_key(session, user_id=owner.id, name=name, expires_at=expiry)
+        row, key = crud_users.create_api_key(session, user_id=owner.id, name=name,
+                                             expires_at=expiry)
     until = f", expires {expiry.isoformat(timespec='seconds')}" if expiry else ""
     typer.echo(f"created {row.id} for {user}{until}; the key is shown only now:", err=True)
     typer.echo(key)

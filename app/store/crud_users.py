@@ -197,7 +197,8 @@ def user_for_token(session: Session, *, token: str) -> User | None:
     return session.get(User, credential.user_id) if credential is not None else None
 
 
-def _credential(user: User | None, key_id: str | None, expires_at: datetime | None) -> Credential | None:
+def _credential(user: User | None, key_id: str | None,
+                expires_at: datetime | None) -> Credential | None:
     if user is None:
         return None
     return Credential(user_id=user.id, username=user.username, role=user.role, key_id=key_id,

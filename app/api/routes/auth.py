@@ -14,7 +14,8 @@ router = APIRouter(prefix="/v1", tags=["auth"])
 
 
 @router.post("/auth/login", response_model=LoginPublic)
-def login(body: LoginRequest, request: Request, session: SessionDep, state: StateDep) -> LoginPublic:
+def login(body: LoginRequest, request: Request, session: SessionDep,
+          state: StateDep) -> LoginPublic:
     throttle, client = state.guards.login, request.client.host if request.client else "unknown"
     if (wait_s := throttle.retry_after_s(body.username, client)) is not None:
         raise APIError(429, f"Too many failed sign-ins for {body.username!r}; retry in {wait_s} s.",
@@ -59,7 +60,8 @@ def read_api_keys(session: SessionDep, _admin: AdminUser) -> ApiKeyList:
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyInfo)
-def revoke_api_key(key_id: str, session: SessionDep, state: StateDep, _admin: AdminUser) -> ApiKeyInfo:
+def revoke_api_key(key_id: str, session: SessionDep, state: StateDep,
+                   _admin: AdminUser) -> ApiKeyInfo:
     row = crud_users.revoke_api_key(session, key_id=key_id)
     if row is None:
         raise APIError(404, f"No API key with id {key_id!r}", param="key_id", code="not_found")

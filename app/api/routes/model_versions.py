@@ -34,7 +34,8 @@ def _version_public(version, *, internals: bool = True) -> dict:
     recipe or transition history, only what the lineage and the metrics need."""
     public = {"object": "model.version", "id": version.id, "name": version.name,
               "parent_id": version.parent_id, "dataset_snapshot_id": version.dataset_snapshot_id,
-              "metrics": version.metrics, "status": version.status, "created_at": version.created_at}
+              "metrics": version.metrics, "status": version.status,
+              "created_at": version.created_at}
     if internals:
         public.update(recipe=version.recipe, path=version.path, history=version.history)
     return public

@@ -22,7 +22,8 @@ HOUR_S, DAY_S = 3600, 86400
 
 
 @router.get("")
-def read_report(state: StateDep, session: SessionDep, _user: AnnotatorUser, days: int = Query(default=30, ge=1, le=365),
+def read_report(state: StateDep, session: SessionDep, _user: AnnotatorUser,
+                days: int = Query(default=30, ge=1, le=365),
                 bucket: str | None = Query(default=None, pattern="^(hour|day)$")) -> dict:
     bucket = bucket or ("hour" if days <= 7 else "day")
     bucket_s = HOUR_S if bucket == "hour" else DAY_S
