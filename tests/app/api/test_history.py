@@ -131,3 +131,18 @@ def test_a_locked_database_does_not_block_streaming(http, live_server):
         blocker.rollback()
         blocker.close()
     assert [m["role"] for m in _conversation(http, conversation_id)["messages"]] == ["user", "assistant"]
+
+
+def test_a_regenerated_answer_reaches_the_dataset_as_an_implicit_negative(http, live_server):
+    from app.flywheel.dataset import build_dataset_snapshot, load_snapshot_records
+
+    first = _chat(http, [{"role": "user", "content": "Say something new"}])
+    regen = _chat(http, [{"role": "user", "content": "Say something new"}],
+                  regenerate_of=first["message_id"], temperature=1.0, seed=3)
+    stored = {m["id"]: m for m in _conversation(http, first["conversation_id"])["messages"]}
+    assert stored[regen["message_id"]]["sampling_params"]["regenerate_of"] == first["message_id"]
+    store = live_server.state.store
+    records = load_snapshot_records(store, build_dataset_snapshot(store).id)
+    first_text = first["choices"][0]["message"]["content"]
+    assert any(r.get("signal") == "regenerated" and r["completion"][-1]["content"] == first_text
+               and r["prompt"][-1]["content"] == "Say something new" for r in records["kto"])
