@@ -21,7 +21,11 @@ The rule (README "The flywheel"):
   that still fits under `eval_fraction` of the prompts (the smallest group when none fits); it
   never takes every group. Groups that teach (a correction, rewrite or preference) and groups
   that only hold liked answers are held out separately, so the taught skill always has eval
-  items when it has two groups or more. The salt is the snapshot's
+  items when it has two groups or more. Teaching groups the base version was already trained on
+  (every teaching prompt of the group was in the base's own snapshot) form a third stratum: after
+  several iterations, what this iteration's feedback newly teaches gets its own `eval_fraction`
+  of eval items instead of a share that shrinks with every earlier skill (and can be none at
+  all when a few big template groups of old skills fill the target). The salt is the snapshot's
   content hash, so each iteration holds out different groups and, with feedback accumulating
   from one snapshot to the next, no correction is held out forever.
 """
@@ -58,6 +62,7 @@ class PromptKey:
     text: str
     answer: str | None = None
     teaches: bool = False  # a correction, rewrite or preference was given on this prompt
+    taught_before: bool = False  # it already taught the base version (in the base's snapshot)
 
     @property
     def shingles(self) -> frozenset[str]:
@@ -99,14 +104,16 @@ def group_prompts(keys: list[PromptKey]) -> list[int]:
 
 def eval_groups(keys: list[PromptKey], assignment: list[int], eval_fraction: float,
                 salt: str) -> set[int]:
-    """Which groups form the eval side (see the module docstring). Groups that teach (hold a
-    correction or a preference) and groups that do not are held out separately, each to
-    `eval_fraction` of its prompts: the taught skill needs eval items of its own."""
+    """Which groups form the eval side (see the module docstring). Groups that newly teach (hold
+    a correction or a preference the base was not trained on), groups that taught the base
+    already, and groups that do not teach are held out separately, each to `eval_fraction` of its
+    prompts: the newly taught skill needs eval items of its own."""
     if not 0.0 <= eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     teaching = {g for key, g in zip(keys, assignment) if key.teaches}
+    new = {g for key, g in zip(keys, assignment) if key.teaches and not key.taught_before}
     chosen: set[int] = set()
-    for stratum in (teaching, set(assignment) - teaching):
+    for stratum in (new, teaching - new, set(assignment) - teaching):
         members = [(key, g) for key, g in zip(keys, assignment) if g in stratum]
         chosen |= _hold_out(members, eval_fraction, salt)
     return chosen
@@ -169,16 +176,28 @@ class SnapshotSplit:
     num_eval_groups: int
 
 
-def split_snapshot(records: dict[str, list[dict]], eval_fraction: float, salt: str) -> SnapshotSplit:
-    """Every record of every format goes to the side of its prompt's group."""
+def prompt_id(record: dict) -> str:
+    return json.dumps(prompt_of(record), sort_keys=True, ensure_ascii=False)
+
+
+def teaching_prompt_ids(records: dict[str, list[dict]]) -> frozenset[str]:
+    """The prompts that teach in a snapshot (`taught_before` of a later snapshot's split)."""
+    return frozenset(prompt_id(r) for fmt in records.values() for r in fmt if teaches_skill(r))
+
+
+def split_snapshot(records: dict[str, list[dict]], eval_fraction: float, salt: str,
+                   taught_before: frozenset[str] = frozenset()) -> SnapshotSplit:
+    """Every record of every format goes to the side of its prompt's group. `taught_before`: the
+    teaching prompt ids of the base version's own snapshot (see the module docstring)."""
     prompts: dict[str, PromptKey] = {}
     for fmt_records in records.values():
         for record in fmt_records:
-            prompt_id = json.dumps(prompt_of(record), sort_keys=True, ensure_ascii=False)
-            known = prompts.get(prompt_id)
+            pid = prompt_id(record)
+            known = prompts.get(pid)
             answer = (known.answer if known else None) or reference_of(record)
             teaches = (known is not None and known.teaches) or teaches_skill(record)
-            prompts[prompt_id] = PromptKey(prompt_text(prompt_of(record)), answer, teaches)
+            prompts[pid] = PromptKey(prompt_text(prompt_of(record)), answer, teaches,
+                                     pid in taught_before)
     ids = list(prompts)
     keys = [prompts[i] for i in ids]
     assignment = group_prompts(keys)
@@ -186,7 +205,7 @@ def split_snapshot(records: dict[str, list[dict]], eval_fraction: float, salt: s
     side = {pid: assignment[n] in held for n, pid in enumerate(ids)}
 
     def is_eval(record: dict) -> bool:
-        return side[json.dumps(prompt_of(record), sort_keys=True, ensure_ascii=False)]
+        return side[prompt_id(record)]
 
     return SnapshotSplit(
         train={k: [r for r in v if not is_eval(r)] for k, v in records.items()},

@@ -89,7 +89,8 @@ def finetune(payload: RunPayload) -> RunPayload:
     if summary_file.is_file():  # a retried or repeated task: the model is already there
         summary = json.loads(summary_file.read_text())
     else:
-        summary = train_candidate(settings, base.path, payload.snapshot.id, out_dir)
+        summary = train_candidate(settings, base.path, payload.snapshot.id, out_dir,
+                                  base_snapshot_id=base.dataset_snapshot_id)
     payload = payload.replace(candidate=Candidate(key=key, path=str(out_dir), train=summary))
     _record(payload, "finetune", path=str(out_dir), train=summary)
     return payload
@@ -111,7 +112,8 @@ def evaluate(payload: RunPayload) -> RunPayload:
         report = json.loads(cache.read_text())
     else:
         report = evaluate_candidate_dir(settings, base.path, payload.candidate.path,
-                                        payload.snapshot.id).to_dict()
+                                        payload.snapshot.id,
+                                        base_snapshot_id=base.dataset_snapshot_id).to_dict()
         cache.write_text(json.dumps(report, indent=2))
     payload = payload.replace(metrics=report)
     _record(payload, "evaluate", metrics=report)
