@@ -38,6 +38,13 @@ class ChatIds:
     model_version: str | None = None
 
 
+@dataclass(slots=True)
+class Readiness:
+    """What GET /ready said: not ready means degraded (store down, outbox full, model loading)."""
+    ready: bool
+    reasons: list[str] = field(default_factory=list)  # one sentence each, from the server
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         return str(response.json()["error"]["message"])
@@ -77,6 +84,18 @@ class ApiClient:
     def text(self, path: str) -> str:
         """A plain-text download (dataset JSONL files)."""
         return self._send("GET", path).text
+
+    def readiness(self) -> Readiness | None:
+        """The server's /ready verdict; None when it cannot say (API down: the pages already
+        report that, or a server without /ready)."""
+        try:
+            response = httpx.get(f"{self.base_url}/ready", timeout=min(self.timeout_s, 3.0))
+            body = response.json() if response.status_code in (200, 503) else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("ready"), bool):
+            return None
+        return Readiness(ready=body["ready"], reasons=[str(r) for r in body.get("reasons") or []])
 
     # -- auth ------------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> dict:

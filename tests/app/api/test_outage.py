@@ -3,7 +3,7 @@ fail with "unable to open database file") and comes back.
 
 Store routes answer 503 `store_unavailable` with Retry-After and OpenAI's error body, and keep
 the connection open (the catch-all used to answer 500 and close it); /health stays fast; /ready
-says why it is not ready and recovers with the store.
+says why it is not ready and recovers with the store; the UI shows a degraded banner meanwhile.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from app.core.config import Settings
 from app.serving.model_host import ModelHost
 from tests.app.api.conftest import MODEL_ID, ServerThread, load_model
 
+UI_MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
 CHAT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
 
 
@@ -104,3 +105,22 @@ def test_health_stays_fast_and_ready_reports_the_outage(outage_server):
         ready = api.get("/ready")
         assert ready.status_code == 200, ready.text
         assert ready.json()["store"]["reachable"] is True and ready.json()["reasons"] == []
+
+
+def test_the_ui_shows_a_degraded_banner_while_the_store_is_down(outage_server):
+    from streamlit.testing.v1 import AppTest
+
+    url, app, db_dir = outage_server
+
+    def banner() -> list[str]:
+        at = AppTest.from_file(UI_MAIN, default_timeout=60)
+        at.session_state["api_url"] = url
+        at.run()
+        assert not at.exception
+        return [w.value for w in at.warning if "degraded" in w.value]
+
+    assert banner() == []
+    with store_down(app, db_dir):
+        shown = banner()
+        assert len(shown) == 1 and "store is unreachable" in shown[0]
+    assert banner() == []
