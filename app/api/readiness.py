@@ -12,6 +12,7 @@ import time
 from pydantic import BaseModel
 
 from app.store.outage import ping
+from app.store.outbox import Outbox
 from app.store.session import Store
 
 READY_STORE_TIMEOUT_S = 1.0  # an orchestrator's probe must get an answer well within its own
@@ -25,7 +26,7 @@ class StoreStatus(BaseModel):
 
 class OutboxStatus(BaseModel):
     depth: int  # answers accepted but not yet in the store
-    capacity: int | None = None  # new chats get 503 once depth reaches it (None: unknown)
+    capacity: int  # new chats get 503 once depth reaches it
 
 
 class ReadinessPublic(BaseModel):
@@ -66,15 +67,11 @@ def _timed_ping(store: Store) -> StoreStatus:
     return StoreStatus(reachable=True, latency_ms=round((time.perf_counter() - started) * 1e3, 2))
 
 
-def outbox_status(state) -> OutboxStatus | None:
-    """The durable outbox's depth, read defensively: it is optional, and `depth` / `capacity`
-    may be attributes or methods."""
-    outbox = getattr(state, "outbox", None) or getattr(getattr(state, "writer", None), "outbox", None)
-    depth = _value(outbox, "depth")
-    if not isinstance(depth, int):
+def outbox_status(outbox: Outbox | None) -> OutboxStatus | None:
+    """How full the durable outbox is (None before the app has opened one)."""
+    if outbox is None:
         return None
-    capacity = _value(outbox, "capacity")
-    return OutboxStatus(depth=depth, capacity=capacity if isinstance(capacity, int) else None)
+    return OutboxStatus(depth=outbox.depth, capacity=outbox.capacity)
 
 
 def readiness(models: dict[str, str], store: StoreStatus,
@@ -85,12 +82,7 @@ def readiness(models: dict[str, str], store: StoreStatus,
         reasons.append("no model is configured")
     if not store.reachable:
         reasons.append(f"the store is unreachable ({store.error})")
-    if outbox is not None and outbox.capacity is not None and outbox.depth >= outbox.capacity:
+    if outbox is not None and outbox.depth >= outbox.capacity:
         reasons.append(f"the outbox is full ({outbox.depth} answers waiting for the store)")
     return ReadinessPublic(ready=not reasons, models=models, store=store, outbox=outbox,
                            reasons=reasons)
-
-
-def _value(obj, name: str):
-    value = getattr(obj, name, None)
-    return value() if callable(value) else value

@@ -30,7 +30,7 @@ def read_health(state: StateDep) -> JSONResponse:
             responses={503: {"model": ReadinessPublic, "description": "not ready"}})
 async def read_readiness(request: Request, state: StateDep) -> JSONResponse:
     store = await _store_probe(request, state).check()
-    report = readiness(state.host.status(), store, outbox_status(state))
+    report = readiness(state.host.status(), store, outbox_status(state.outbox))
     return JSONResponse(report.model_dump(), status_code=200 if report.ready else 503)
 
 

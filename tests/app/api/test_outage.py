@@ -124,3 +124,24 @@ def test_the_ui_shows_a_degraded_banner_while_the_store_is_down(outage_server):
         shown = banner()
         assert len(shown) == 1 and "store is unreachable" in shown[0]
     assert banner() == []
+
+
+def test_ready_counts_answers_waiting_in_the_outbox_and_says_when_it_is_full(tmp_path):
+    host = ModelHost()
+    host.add(load_model(num_kv_blocks=64, max_num_seqs=2))
+    settings = Settings(data_dir=tmp_path / "data", outbox_max_records=1,
+                        database_url=f"sqlite:///{tmp_path / 'db' / 'flywheel.db'}",
+                        writer_backoff_s=0.02, writer_max_backoff_s=0.1)
+    app = create_app(settings, host=host)
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as api:
+        assert api.get("/ready").json()["outbox"] == {"depth": 0, "capacity": 1}
+        with store_down(app, tmp_path / "db"):
+            assert api.post("/v1/chat/completions", json=CHAT).status_code == 200  # kept locally
+            ready = api.get("/ready")
+            assert ready.status_code == 503 and ready.json()["outbox"] == {"depth": 1, "capacity": 1}
+            assert any("outbox is full" in reason for reason in ready.json()["reasons"])
+        deadline = time.monotonic() + 30
+        while (ready := api.get("/ready")).status_code != 200:  # the writer drains it
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.05)
+        assert ready.json()["outbox"] == {"depth": 0, "capacity": 1}
