@@ -47,6 +47,25 @@ def review_queue(session: Session, *, filters: QueueFilters) -> list[tuple[Feedb
     return rows[:MAX_QUEUE_ITEMS]
 
 
+def implicit_queue(session: Session, *, signal: ImplicitSignal,
+                   filters: QueueFilters) -> list[tuple[Message, Message | None]]:
+    """(answer, prompt message) rows of answers with this implicit signal, newest first; the
+    answer-level filters (model version, dates, reviewed) apply, the feedback-level ones cannot."""
+    ids = [mid for mid, s in implicit_signals(session).items() if s is signal]
+    prompt = aliased(Message)
+    query = (select(Message, prompt).outerjoin(prompt, Message.parent_id == prompt.id)
+             .where(Message.id.in_(ids)).order_by(Message.created_at.desc()))
+    conditions = {"model_version": lambda v: Message.model_version == v,
+                  "since": lambda v: Message.created_at >= v, "until": lambda v: Message.created_at < v}
+    for name, condition in conditions.items():
+        if (value := getattr(filters, name)) is not None:
+            query = query.where(condition(value))
+    if filters.reviewed is not None:
+        labelled = exists().where(ReviewLabel.message_id == Message.id)
+        query = query.where(labelled if filters.reviewed else ~labelled)
+    return [tuple(r) for r in session.execute(query.limit(MAX_QUEUE_ITEMS))]
+
+
 def labels_for(session: Session, *, message_ids: list[str]) -> dict[str, list[tuple[ReviewLabel, str]]]:
     """message id -> [(label, annotator username)]."""
     query = (select(ReviewLabel, User.username).join(User, ReviewLabel.annotator_id == User.id)

@@ -2,7 +2,8 @@
 answer, newest feedback first. Pure functions, no Streamlit."""
 from __future__ import annotations
 
-FEEDBACK_FIELDS = ("feedback_id", "thumbs", "rating", "tags", "comment", "correction", "created_at")
+FEEDBACK_FIELDS = ("feedback_id", "thumbs", "rating", "tags", "comment", "correction", "signal",
+                   "created_at")
 
 
 def group_by_answer(items: list[dict]) -> list[dict]:
@@ -25,6 +26,8 @@ def latest_correction(card: dict) -> str | None:
 def feedback_summary(entry: dict) -> str:
     """'thumbs down · 2/5 stars · tags: a, b · 2026-11-28T10:00:00' (plain text)."""
     parts = [f"thumbs {entry['thumbs']}"] if entry.get("thumbs") else []
+    if entry.get("signal"):
+        parts.append(f"{entry['signal']} by its user")
     if entry.get("rating"):
         parts.append(f"{entry['rating']}/5 stars")
     if entry.get("tags"):

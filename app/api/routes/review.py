@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import AnnotatorUser, SessionDep
 from app.api.errors import APIError
 from app.review.agreement import Label, agreement
+from app.review.export import ImplicitSignal
 from app.store import crud_review
 from app.store.models import Message
 
@@ -41,10 +42,15 @@ def _label_public(label, username: str) -> dict:
 def read_queue(session: SessionDep, _user: AnnotatorUser, thumbs: Literal["up", "down"] | None = None,
                rating: int | None = Query(default=None, ge=1, le=5), tag: str | None = None,
                model_version: str | None = None, since: datetime | None = None,
-               until: datetime | None = None, reviewed: bool | None = None) -> dict:
+               until: datetime | None = None, reviewed: bool | None = None,
+               signal: Literal["regenerated", "stopped"] | None = None) -> dict:
+    """Feedback items, newest first; with `signal`, answers users regenerated or stopped instead
+    (implicit negatives, without a feedback item of their own)."""
     filters = crud_review.QueueFilters(thumbs=thumbs, rating=rating, tag=tag or None,
                                        model_version=model_version or None, since=_utc(since),
                                        until=_utc(until), reviewed=reviewed)
+    if signal is not None:
+        return _implicit_queue(session, ImplicitSignal(signal), filters)
     rows = crud_review.review_queue(session, filters=filters)
     labels = crud_review.labels_for(session, message_ids=[answer.id for _, answer, _ in rows])
     return {"object": "list", "data": [{
@@ -55,6 +61,19 @@ def read_queue(session: SessionDep, _user: AnnotatorUser, thumbs: Literal["up", 
         "created_at": fb.created_at.isoformat(),
         "labels": [_label_public(label, name) for label, name in labels.get(answer.id, [])],
     } for fb, answer, prompt in rows]}
+
+
+def _implicit_queue(session, signal: ImplicitSignal, filters) -> dict:
+    rows = crud_review.implicit_queue(session, signal=signal, filters=filters)
+    labels = crud_review.labels_for(session, message_ids=[answer.id for answer, _ in rows])
+    return {"object": "list", "data": [{
+        "feedback_id": None, "message_id": answer.id, "conversation_id": answer.conversation_id,
+        "prompt": prompt.content if prompt is not None else "", "answer": answer.content,
+        "thumbs": None, "rating": None, "tags": [], "comment": None, "correction": None,
+        "signal": signal.value, "model_version": answer.model_version,
+        "created_at": answer.created_at.isoformat(),
+        "labels": [_label_public(label, name) for label, name in labels.get(answer.id, [])],
+    } for answer, prompt in rows]}
 
 
 @router.get("/siblings/{message_id}")

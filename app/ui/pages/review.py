@@ -20,11 +20,14 @@ def filters() -> dict:
         since = st.date_input("Since", value=dt.date.today() - dt.timedelta(days=30))
         until = st.date_input("Until", value=dt.date.today())
         reviewed = st.selectbox("Reviewed", ["not yet", "yes", "any"])
+        signal = st.selectbox("Implicit signal", ["none", "regenerated", "stopped"],
+                              help="Answers users asked to regenerate or stopped, without feedback")
     return {"thumbs": None if thumbs == "any" else thumbs, "rating": None if rating == "any" else rating,
             "tag": tag.strip(), "model_version": model_version.strip(),
             "since": since.isoformat() if since else None,
             "until": (until + dt.timedelta(days=1)).isoformat() if until else None,
-            "reviewed": {"not yet": "false", "yes": "true"}.get(reviewed)}
+            "reviewed": {"not yet": "false", "yes": "true"}.get(reviewed),
+            "signal": None if signal == "none" else signal}
 
 
 def agreement_panel() -> None:

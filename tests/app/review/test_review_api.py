@@ -51,6 +51,18 @@ def _label(api, token, **body) -> httpx.Response:
                       json={"rewrite": None, "preferred_message_id": None, **body})
 
 
+def test_queue_lists_answers_users_regenerated(api, tokens, answers):
+    messages, sibling = answers
+    ann = tokens["ann1"]
+    (item,) = _queue(api, ann, signal="regenerated")  # "The moon" was asked again
+    assert item["message_id"] == messages[2] and item["signal"] == "regenerated"
+    assert item["prompt"] == "The moon" and item["feedback_id"] is None
+    assert _queue(api, ann, signal="stopped") == []
+    assert _queue(api, ann, signal="regenerated", model_version="no-such-version") == []
+    bad = httpx.get(f"{api.url}/v1/review/queue", headers=_headers(ann), params={"signal": "x"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "signal"
+
+
 def test_queue_filters(api, tokens, answers):
     messages, _ = answers
     ann = tokens["ann1"]
