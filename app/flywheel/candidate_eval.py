@@ -114,6 +114,12 @@ def _suite_passes(items: list[EvalItem], answers: list[str | None],
     return passes
 
 
+def _mean_f1(answers: list[str], items: list[EvalItem]) -> float | None:
+    if not items:
+        return None
+    return sum(token_f1(a, i.reference) for a, i in zip(answers, items)) / len(items)
+
+
 def _mean_loss(likelihoods: list[Likelihood | None]) -> float | None:
     known = [x for x in likelihoods if x is not None]
     tokens = sum(x.num_tokens for x in known)
@@ -131,12 +137,11 @@ def evaluate_candidate(base_dir: str, candidate_dir: str, split: SnapshotSplit,
 
     base_right = [answer_matches(a, i.reference) for a, i in zip(base.correction_answers, corrections)]
     cand_right = [answer_matches(a, i.reference) for a, i in zip(cand.correction_answers, corrections)]
-    f1 = lambda answers: (sum(token_f1(a, i.reference) for a, i in zip(answers, corrections))
-                          / len(corrections)) if corrections else None
     skill = SkillReport(
         num_groups=split.num_groups, num_eval_groups=split.num_eval_groups,
         corrections=compare(base_right, cand_right) if corrections else None,
-        f1_before=f1(base.correction_answers), f1_after=f1(cand.correction_answers),
+        f1_before=_mean_f1(base.correction_answers, corrections),
+        f1_after=_mean_f1(cand.correction_answers, corrections),
         preferences=compare(_preference_passes(base), _preference_passes(cand))
         if split.eval["dpo"] else None,
         kto_margin_before=_kto_margin(base, split.eval["kto"]),
