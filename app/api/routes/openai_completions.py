@@ -11,7 +11,8 @@ from app.api.deps import CurrentUser, StateDep, resolve_model
 from app.api.errors import APIError
 from app.api.openai_format import CompletionFormat, ResponseMeta
 from app.api.openai_responder import respond
-from app.api.sampling import isolate_prefix_cache, sampling_record, to_sampling_params
+from app.api.sampling import (check_prompt_fits, isolate_prefix_cache, sampling_record,
+                              to_sampling_params)
 from app.api.schemas.openai import CompletionRequest
 from app.serving.generation import GenerationRun
 from shared import SamplingParams
@@ -46,12 +47,12 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
 
 def _prepare(body: CompletionRequest, model) -> tuple[list[int], str, SamplingParams]:
     """The prompt's token ids and text, and the sampling params checked against `model`."""
-    prompt_ids, prompt_text = _prompt(body.prompt, model.tokenizer)
+    prompt_ids, prompt_text = _prompt(body.prompt, model.tokenizer, model.max_model_len)
     return prompt_ids, prompt_text, to_sampling_params(body, len(prompt_ids), model.max_model_len,
                                                        model.tokenizer.vocab_size)
 
 
-def _prompt(prompt, tokenizer) -> tuple[list[int], str]:
+def _prompt(prompt, tokenizer, max_model_len: int) -> tuple[list[int], str]:
     """(token ids, text) for a string, a token-id list, or a one-element list of either."""
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
@@ -60,4 +61,5 @@ def _prompt(prompt, tokenizer) -> tuple[list[int], str]:
     if max(prompt) >= tokenizer.vocab_size:
         raise APIError(400, f"prompt token ids must be below the vocabulary size "
                             f"{tokenizer.vocab_size}", param="prompt", code="invalid_value")
+    check_prompt_fits(len(prompt), max_model_len, "prompt")  # before decoding a huge list
     return list(prompt), tokenizer.decode(prompt, skip_special_tokens=True)
