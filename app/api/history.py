@@ -25,6 +25,9 @@ from app.store.crud_chat import ExchangeRecord, MessageRecord
 
 _TITLE_CHARS = 80
 _BACKLOG_RETRY_AFTER_S = 5
+# How long feedback and deletes give the writer to reach the store before answering (awaited
+# without a thread), so readers of the store alone usually see them at once.
+VISIBLE_GRACE_S = 0.25
 
 
 @dataclass(slots=True)

@@ -129,7 +129,8 @@ async def _sse(run: GenerationRun, fmt, first: list[ChoiceDelta], deltas, includ
     yield "data: [DONE]\n\n"
 
 
-def _unless_last(delta: ChoiceDelta, held: list[ChoiceDelta], fmt, include_usage: bool) -> str | None:
+def _unless_last(delta: ChoiceDelta, held: list[ChoiceDelta], fmt,
+                 include_usage: bool) -> str | None:
     """The event for `delta`, or None when it ends its choice (then it waits in `held`)."""
     if delta.finish_reason is not None:
         held.append(delta)

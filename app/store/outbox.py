@@ -83,6 +83,8 @@ class Outbox:
         self.index = PendingIndex()
         self.num_commits = 0  # disk commits so far: fewer than appends when they were grouped
         self._changed = threading.Condition()
+        # seq -> futures of handlers waiting (on their event loops) for the entry to be applied
+        self._waiters: dict[int, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
         self._ops: queue.Queue[_Append | _Settle | None] = queue.Queue()
         self.num_replayed = self._load()
         self._committer = threading.Thread(target=self._commit_loop, name="outbox-committer",
@@ -116,6 +118,22 @@ class Outbox:
         done: Future = Future()
         self._ops.put(_Append(record, done))
         return done
+
+    async def applied(self, entry: OutboxEntry, timeout_s: float) -> bool:
+        """Wait, without holding a thread, until the writer applied `entry` to the store; False
+        after `timeout_s`. Lets a handler make its write visible to store-only readers (the
+        review queue, reports) in the usual case without ever waiting on a slow store."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self._changed:
+            if not self.index.contains(entry.seq):
+                return True
+            self._waiters.setdefault(entry.seq, []).append((loop, done))
+        try:
+            await asyncio.wait_for(done, timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     # -- draining (the store writer) ----------------------------------------------------------
     def peek(self, limit: int) -> list[OutboxEntry]:
@@ -162,9 +180,11 @@ class Outbox:
 
     # -- the committer thread -----------------------------------------------------------------
     def _settle(self, entries: list[OutboxEntry], parked_reason: str | None) -> None:
-        for entry in entries:
-            self.index.remove(entry)
         with self._changed:
+            for entry in entries:
+                self.index.remove(entry)
+                for loop, done in self._waiters.pop(entry.seq, ()):
+                    loop.call_soon_threadsafe(_resolve, done)
             self._changed.notify_all()
         if self._committer.is_alive():
             self._ops.put(_Settle([e.seq for e in entries], parked_reason))
@@ -235,6 +255,11 @@ class Outbox:
             logger.warning("outbox %s: replaying %d writes left by the last run", self.path,
                            len(pending))
         return len(pending)
+
+
+def _resolve(done: asyncio.Future) -> None:
+    if not done.done():  # the waiter may have timed out meanwhile
+        done.set_result(None)
 
 
 def _lock_exclusively(path: Path):

@@ -57,6 +57,10 @@ class PendingIndex:
     def num_entries(self) -> int:
         return len(self._entries)
 
+    def contains(self, seq: int) -> bool:
+        with self._lock:
+            return seq in self._entries
+
     def oldest(self, limit: int) -> list[OutboxEntry]:
         with self._lock:
             return [entry for _, entry in zip(range(limit), self._entries.values())]

@@ -49,5 +49,6 @@ async def delete_conversation(conversation_id: str, state: StateDep, user: Curre
         raise APIError(404, f"No conversation found with id '{conversation_id}'",
                        param="conversation_id", code="not_found")
     history.admit(state)
-    await state.outbox.append_async(ConversationDeletion(conversation_id))
+    entry = await state.outbox.append_async(ConversationDeletion(conversation_id))
+    await state.outbox.applied(entry, history.VISIBLE_GRACE_S)  # gone from the review queue too
     return Response(status_code=204)

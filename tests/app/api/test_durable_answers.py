@@ -96,13 +96,23 @@ def test_reads_and_feedback_do_not_wait_on_a_locked_store(http, live_server):
         assert {first["message_id"], follow["message_id"], regen["message_id"]} <= set(by_id)
         assert [f["correction"] for f in by_id[first["message_id"]]["feedback"]] == ["Hi!"]
         assert first["conversation_id"] in [c["id"] for c in listed.json()["data"]]
-        assert _stored(data_dir, "SELECT id FROM feedback WHERE id = ?", feedback.json()["id"]) == []
+        fid = feedback.json()["id"]
+        assert _stored(data_dir, "SELECT id FROM feedback WHERE id = ?", fid) == []
     assert live_server.state.writer.flush(timeout_s=30)
     rows = _stored(data_dir, "SELECT message_id, correction FROM feedback WHERE id = ?",
                    feedback.json()["id"])
     assert rows == [(first["message_id"], "Hi!")]
     assert len(_stored(data_dir, "SELECT id FROM messages WHERE conversation_id = ?",
                        first["conversation_id"])) == 5  # question, answer, turn, answer, regen
+
+
+def test_feedback_is_in_the_store_when_its_answer_comes_with_a_healthy_store(http, live_server):
+    reply = _chat(http, "Quick one")
+    feedback = http.post("/v1/feedback", json={"message_id": reply["message_id"], "rating": 4})
+    assert feedback.status_code == 200
+    rows = _stored(live_server.settings.data_dir, "SELECT rating FROM feedback WHERE id = ?",
+                   feedback.json()["id"])
+    assert rows == [(4,)]  # the review queue and reports, which read the store, see it
 
 
 def test_a_deleted_conversation_stays_deleted_while_its_writes_wait(http, live_server):
