@@ -41,10 +41,12 @@ ADMIN_USERNAME = "admin"
 
 
 def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] | None = None,
-               host: ModelHost | None = None, load_version: VersionLoader = load_like) -> FastAPI:
+               host: ModelHost | None = None, load_version: VersionLoader = load_like,
+               public_name: str | None = None) -> FastAPI:
     """`models` maps a model id to a loader run in a thread at startup; `host` may hold models
-    that are already loaded (tests, benchmarks). The first model's id is the public name; the
-    model registry under the data dir may put another version (and a canary) behind it."""
+    that are already loaded (tests, benchmarks). The first model serves `public_name` (default:
+    its own id); the model registry under the data dir may put another version (and a canary)
+    behind it."""
     host = host or ModelHost()
 
     @asynccontextmanager
@@ -56,8 +58,9 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
             Outbox, outbox_path(settings.data_dir, settings.database_url, settings.database_schema),
             settings.outbox_max_records)
         writer = StoreWriter(store, outbox, settings.writer_backoff_s, settings.writer_max_backoff_s)
-        public_name = next(iter(models or {}), None) or next((m.id for m in host.ready()), "")
-        rollout = Rollout(public_name, public_name, canary_fraction=settings.canary_fraction)
+        first_id = next(iter(models or {}), None) or next((m.id for m in host.ready()), "")
+        rollout = Rollout(public_name or first_id, first_id,
+                          canary_fraction=settings.canary_fraction)
         app.state.flywheel = AppState(settings, store, writer, host, ServingMetrics(host), local_user,
                                       asyncio.get_running_loop(), rollout,
                                       guards=(guards := AuthGuards.from_settings(settings)))
@@ -66,7 +69,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
         app.state.flywheel.outbox = outbox
         for model_id, load in (models or {}).items():
             host.start_loading(model_id, load)
-        watcher = RegistryWatcher(_registry_dir(settings), rollout, host, load_version,
+        watcher = RegistryWatcher(settings.data.registry_dir, rollout, host, load_version,
                                   settings.registry_poll_s)
         watching = asyncio.get_running_loop().create_task(watcher.run())
         try:
@@ -97,13 +100,6 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(model_versions.router)
     app.include_router(eval_sets.router)
     return app
-
-
-def _registry_dir(settings: Settings):
-    from app.flywheel.settings import FlywheelSettings
-
-    return FlywheelSettings(data_dir=settings.data_dir,
-                            database_url=settings.database_url).registry_dir
 
 
 def _bootstrap_users(store: Store, settings: Settings) -> Principal:

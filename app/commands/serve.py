@@ -1,8 +1,9 @@
 """`flywheel serve`: the OpenAI-compatible HTTP server over one model.
 
 Clients ask for the model by one stable public name (--model-name, default the directory name).
-It answers with the model registry's production version once the registry under the data dir has
-one (a promotion or rollback hot-swaps it), and with the canary for a share of conversations.
+It answers with the model registry's production version: on a new data dir MODEL itself is
+registered as `mv-base` at startup, so answers name that version from the first request; a
+promotion or rollback hot-swaps it, and the canary answers a share of conversations.
 
 Prints the server's base URL on stdout once it accepts connections. SIGTERM or Ctrl-C stops
 accepting new connections, lets in-flight requests (streams included) finish, then stops the
@@ -49,6 +50,7 @@ def command(
     from app.api.main import create_app
     from app.core.config import Settings
     from app.serving.loading import load_served_model, model_id_for
+    from app.serving.registry_watcher import version_to_serve
     from shared import EngineConfig
 
     if not model.is_dir():
@@ -67,8 +69,12 @@ def command(
     engine_config = EngineConfig(max_queue_len=max_queue_len, max_num_seqs=max_num_seqs,
                                  num_threads=num_threads)
     served_id = model_name or model_id_for(model)
+    # The public name answers with a registry version from the first request: `mv-base` (this
+    # model) in a new data dir, else the production version a flywheel iteration promoted.
+    version = version_to_serve(settings.data.registry_dir, model, served_id)
+    load_dir, load_id = (version.path, version.id) if version is not None else (model, served_id)
     app = create_app(settings, models={
-        served_id: lambda: load_served_model(model, engine_config, served_id)})
+        load_id: lambda: load_served_model(load_dir, engine_config, load_id)}, public_name=served_id)
     run_server(app, host, port)
 
 

@@ -24,9 +24,7 @@ def command(
 
     if data_dir is not None:
         os.environ["FLYWHEEL_DATA_DIR"] = str(data_dir)
-    settings = FlywheelSettings(data_dir=data_dir or Path(os.environ.get("FLYWHEEL_DATA_DIR",
-                                                                          "./data")),
-                                broker_url=broker, result_backend=result_backend)
+    settings = FlywheelSettings(data_dir=data_dir, broker_url=broker, result_backend=result_backend)
     app = create_celery(settings)
     if settings.recover_orphaned_runs:
         _recover_orphaned_runs_when_ready(settings)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from app.core.data_dir import DataDir
+
 _DEFAULT_SECRETS = {"changeme", "secret", "password", "sk-xxx", ""}
 
 
@@ -24,7 +26,7 @@ class PrefixCacheIsolation(str, Enum):
 
 @dataclass(slots=True)
 class Settings:
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("FLYWHEEL_DATA_DIR", "./data")))
+    data_dir: Path | None = None  # None: FLYWHEEL_DATA_DIR or ./data; resolved (app.core.data_dir)
     database_url: str | None = None  # None: FLYWHEEL_DATABASE_URL or sqlite under data_dir
     api_keys: list[str] = field(default_factory=list)  # static keys with admin rights
     max_queue_len: int = 1024  # requests waiting in the engine before HTTP 429
@@ -49,10 +51,8 @@ class Settings:
     login_failure_window_s: int = 300  # ... within this many seconds before HTTP 429
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
-        if self.database_url is None:
-            self.database_url = os.environ.get("FLYWHEEL_DATABASE_URL") or (
-                f"sqlite:///{(self.data_dir / 'flywheel.db').resolve()}")
+        data = DataDir.at(self.data_dir, self.database_url)  # the worker derives it the same way
+        self.data_dir, self.database_url = data.root, data.database_url
         if not self.api_keys and os.environ.get("FLYWHEEL_API_KEYS"):
             self.api_keys = [k.strip() for k in os.environ["FLYWHEEL_API_KEYS"].split(",") if k.strip()]
         for key in self.api_keys:
@@ -85,6 +85,11 @@ class Settings:
             raise ValueError("auth cache: need 0 < auth_cache_ttl_s <= auth_cache_stale_s")
         if self.key_last_used_flush_s <= 0:
             raise ValueError(f"key_last_used_flush_s must be positive, got {self.key_last_used_flush_s}")
+
+    @property
+    def data(self) -> DataDir:
+        """Where the store, the model registry and the flywheel's runs live (shared with the worker)."""
+        return DataDir(self.data_dir, self.database_url)
 
     @property
     def auth_enabled(self) -> bool:

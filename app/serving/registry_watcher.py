@@ -18,11 +18,33 @@ from pathlib import Path
 
 from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
 from app.serving.rollout import Rollout
+from model.registry import ModelRegistry, ModelVersion
 
 logger = logging.getLogger(__name__)
 
 # (model dir, version id, the production model whose engine settings to copy) -> ready model
 VersionLoader = Callable[[str, str, ServedModel | None], ServedModel]
+
+
+def version_to_serve(registry_dir: str | Path, model_dir: str | Path,
+                     public_name: str) -> ModelVersion | None:
+    """The version a starting server loads for its public name: the registry's production version.
+    A registry without one gets `model_dir` registered as the base (`mv-base`, named
+    `public_name`), so every answer carries the id of the weights that wrote it, from the first
+    request on. None when the registry is unreadable or production's weights are gone: the
+    server then serves `model_dir` under the public name and the watcher logs why."""
+    try:
+        version = ModelRegistry(registry_dir).ensure_production(Path(model_dir).resolve(),
+                                                                name=public_name)
+    except (OSError, ValueError) as e:
+        logger.error("cannot read the model registry at %s (%s); serving %s", registry_dir, e,
+                     model_dir)
+        return None
+    if not (Path(version.path) / "config.json").is_file():
+        logger.error("production version %s has no model at %s; serving %s", version.id,
+                     version.path, model_dir)
+        return None
+    return version
 
 
 class RegistryWatcher:
@@ -67,8 +89,6 @@ class RegistryWatcher:
         return st.st_ino, st.st_size, st.st_mtime_ns
 
     async def reconcile(self) -> None:
-        from model.registry import ModelRegistry
-
         registry = ModelRegistry(self.registry_dir)
         production, canary = await asyncio.to_thread(
             lambda: (registry.production(), registry.canary()))

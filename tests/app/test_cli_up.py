@@ -48,7 +48,7 @@ def test_up_serves_the_api_and_stops_its_children(tmp_path):
         assert admin_line.startswith("Sign in as admin / ")
         password = admin_line.split("/ ")[1].split()[0]
         health = _wait_ready(port)
-        assert health["models"] == {"stories260K-hf": "ready"}
+        assert health["models"] == {"mv-base": "ready"}  # the served model, registered as the base
         body = json.dumps({"username": "admin", "password": password}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/auth/login", body,
                                          {"Content-Type": "application/json"})
@@ -88,7 +88,7 @@ def test_up_on_the_embedded_default_runs_api_ui_and_worker(tmp_path):
     try:
         lines = [up.stdout.readline() for _ in range(4)]
         assert lines[1].startswith(f"UI    http://127.0.0.1:{ui_port}") and "Worker" in lines[2], lines
-        assert _wait_ready(api_port)["models"] == {"flywheel-demo": "ready"}
+        assert _wait_ready(api_port)["models"] == {"mv-base": "ready"}  # answers as "flywheel-demo"
         request = urllib.request.Request(
             f"http://127.0.0.1:{api_port}/v1/chat/completions",
             json.dumps({"model": "flywheel-demo", "max_tokens": 16, "temperature": 0,

@@ -16,17 +16,10 @@ from app.api.errors import APIError
 router = APIRouter(prefix="/v1", tags=["model-versions"])
 
 
-def _flywheel_settings(state):
-    from app.flywheel.settings import FlywheelSettings
-
-    return FlywheelSettings(data_dir=state.settings.data_dir,
-                            database_url=state.settings.database_url)
-
-
 def _registry(state):
     from model.registry import ModelRegistry
 
-    return ModelRegistry(_flywheel_settings(state).registry_dir)
+    return ModelRegistry(state.settings.data.registry_dir)
 
 
 def _version_public(version, *, internals: bool = True) -> dict:
@@ -87,8 +80,9 @@ def create_iteration(state: StateDep, _user: AdminUser) -> dict:
     from app.flywheel.celery_app import create_celery
     from app.flywheel.pipeline import enqueue_iteration
     from app.flywheel.runs import RunStatus
+    from app.flywheel.settings import FlywheelSettings
 
-    settings = _flywheel_settings(state)
+    settings = FlywheelSettings.for_data_dir(state.settings.data)
     try:
         run_id, result = enqueue_iteration(create_celery(settings), settings)
     except Exception as e:  # broker unreachable or misconfigured: the iteration was not queued
@@ -101,4 +95,4 @@ def read_iterations(state: StateDep, user: CurrentUser) -> dict:
     from app.flywheel.runs import list_runs
 
     return {"object": "list", "data": [_run_public(run, internals=user.is_admin)
-                                       for run in list_runs(_flywheel_settings(state).runs_dir)]}
+                                       for run in list_runs(state.settings.data.runs_dir)]}

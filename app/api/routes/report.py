@@ -32,6 +32,6 @@ def read_report(state: StateDep, session: SessionDep, _user: AnnotatorUser,
     feedback = crud_report.feedback_events(session, since=since)
     return {"object": "report", "days": days, "bucket": bucket, "since": since.isoformat(),
             "totals": {"requests": len(answers), "feedback": len(feedback)},
-            "iterations": count_iterations(list_runs(state.settings.data_dir / "runs"), since),
+            "iterations": count_iterations(list_runs(state.settings.data.runs_dir), since),
             "summary": report_summary(answers, feedback, days * DAY_S),
             "series": report_series(answers, feedback, bucket_s)}

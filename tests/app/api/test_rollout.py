@@ -21,7 +21,7 @@ from app.core.config import Settings
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.steps import thumbs_up
 from app.serving.model_host import ModelHost
-from model.registry import ModelRegistry
+from model.registry import BASE_VERSION_ID, ModelRegistry, VersionStatus
 from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread, load_model
 
 PROMPT = "Once upon a time"
@@ -65,7 +65,7 @@ def rollout(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("rollout")
     v2_dir = _perturbed_copy(data_dir / "models" / "stories-v2")
     registry = ModelRegistry(data_dir / "registry")
-    registry.register("base", MODEL_DIR, status="production", version_id="mv-base")
+    registry.register("base", MODEL_DIR, status=VersionStatus.PRODUCTION, version_id=BASE_VERSION_ID)
     registry.register("v2", v2_dir, parent_id="mv-base", version_id="mv-v2")
     registry.start_canary("mv-v2")
     base = load_model()
@@ -122,7 +122,8 @@ def test_canary_share_is_sticky_per_conversation_and_recorded(rollout):
     url, state = rollout["url"], rollout["app"].state.flywheel
     listed = {c["id"]: c for c in httpx.get(f"{url}/v1/models").json()["data"]}
     assert listed[MODEL_ID]["version"] == "mv-base" and listed[MODEL_ID]["canary"] == "mv-v2"
-    assert listed["mv-base"]["status"] == "production" and listed["mv-v2"]["status"] == "canary"
+    assert listed["mv-base"]["status"] == VersionStatus.PRODUCTION
+    assert listed["mv-v2"]["status"] == VersionStatus.CANARY
 
     shares = {}
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -146,8 +147,7 @@ def test_canary_share_is_sticky_per_conversation_and_recorded(rollout):
     answers = [m for m in stored["messages"] if m["role"] == "assistant"]
     assert answers and {m["model_version"] for m in answers} == {"mv-v2"}
     # the flywheel's canary check counts this thumbs-up for the canary version
-    flywheel = FlywheelSettings(data_dir=rollout["settings"].data_dir,
-                                database_url=rollout["settings"].database_url)
+    flywheel = FlywheelSettings.for_data_dir(rollout["settings"].data)
     assert thumbs_up(flywheel, "mv-v2") == (1, 1)
     state.rollout.canary_fraction = 0.0
 
@@ -205,7 +205,7 @@ def test_promote_swaps_without_touching_in_flight_streams_and_rollback_swaps_bac
     assert versions == {"mv-v2"} and text == texts["mv-v2"][LONG_TOKENS]
     with httpx.Client(base_url=url, timeout=60) as client:
         statuses = {v["id"]: v["status"] for v in client.get("/v1/model-versions").json()["data"]}
-        assert statuses == {"mv-base": "production", "mv-v2": "retired"}
+        assert statuses == {"mv-base": VersionStatus.PRODUCTION, "mv-v2": VersionStatus.RETIRED}
         back = _complete(client, prompt_ids, SHORT_TOKENS)
     assert back["choices"][0]["text"] == texts["mv-base"][SHORT_TOKENS]
     assert back["model_version"] == "mv-base"

@@ -57,3 +57,26 @@ def test_iterate_queues_a_run_on_the_embedded_broker(api):
     runs = httpx.get(f"{api.url}/v1/flywheel/runs", headers=_admin(api)).json()["data"]
     assert any(r["id"] == run_id and r["status"] == RunStatus.QUEUED for r in runs)
     assert (api.data_dir / "broker.db").is_file()  # the message waits in the SQLite broker
+
+
+def test_a_new_server_answers_as_the_registered_base_version_from_the_first_request(tmp_path):
+    """A version id names one set of weights: the served model is `mv-base` before any iteration,
+    not its public name (which the flywheel's first fine-tune would have renamed it to)."""
+    from app.flywheel.settings import FlywheelSettings
+    from model.registry import BASE_VERSION_ID
+    from tests.app.ui.live_servers import TINY_MODEL
+
+    with live_api(tmp_path) as server:
+        headers = _admin(server)
+        first = httpx.post(f"{server.url}/v1/completions", headers=headers, json={
+            "model": server.model, "prompt": "Once", "max_tokens": 4, "temperature": 0})
+        assert first.status_code == 200, first.text
+        assert first.json()["model_version"] == BASE_VERSION_ID
+        (base,) = httpx.get(f"{server.url}/v1/model-versions", headers=headers).json()["data"]
+        assert base["id"] == BASE_VERSION_ID and base["status"] == VersionStatus.PRODUCTION
+        assert base["path"] == str(TINY_MODEL.resolve()) and base["name"] == server.model
+        public = httpx.get(f"{server.url}/v1/models", headers=headers).json()["data"][0]
+        assert public["id"] == server.model and public["version"] == BASE_VERSION_ID
+    # The worker, on the same data dir, starts from that very version (one settings derivation).
+    worker_settings = FlywheelSettings(data_dir=tmp_path)
+    assert ModelRegistry(worker_settings.registry_dir).production().id == BASE_VERSION_ID

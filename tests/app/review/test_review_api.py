@@ -7,7 +7,8 @@ import httpx
 import openai
 import pytest
 
-from app.flywheel.runs import update_run
+from app.flywheel.runs import RunStatus, update_run
+from model.registry import BASE_VERSION_ID
 
 
 def _headers(token: str) -> dict:
@@ -70,7 +71,7 @@ def test_queue_filters(api, tokens, answers):
     assert [i["message_id"] for i in _queue(api, ann, thumbs="down")] == [messages[0]]
     assert [i["message_id"] for i in _queue(api, ann, rating=5)] == [messages[1]]
     assert [i["message_id"] for i in _queue(api, ann, tag="incorrect")] == [messages[0]]
-    assert len(_queue(api, ann, model_version=api.model)) == 3 and _queue(api, ann, model_version="nope") == []
+    assert len(_queue(api, ann, model_version=BASE_VERSION_ID)) == 3 and _queue(api, ann, model_version="nope") == []
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
     assert _queue(api, ann, since=tomorrow) == [] and len(_queue(api, ann, until=tomorrow)) == 3
     item = _queue(api, ann, thumbs="down")[0]
@@ -135,14 +136,14 @@ def test_snapshot_export_files_hash_and_versions(api, tokens, answers):
 
 
 def test_report_counts_stored_traffic(api, tokens, answers):
-    update_run(api.data_dir / "runs", "run-a", status="promoted")  # the flywheel's run records
-    update_run(api.data_dir / "runs", "run-b", status="skipped")
+    update_run(api.data_dir / "runs", "run-a", status=RunStatus.PROMOTED)  # the flywheel's records
+    update_run(api.data_dir / "runs", "run-b", status=RunStatus.SKIPPED)
     response = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 1})
     report = response.json()
     assert report["totals"] == {"requests": 4, "feedback": 3} and report["bucket"] == "hour"
     assert report["iterations"] == 1
     (series,) = report["series"]
-    assert (series["model_version"], series["device"]) == (api.model, "cpu")
+    assert (series["model_version"], series["device"]) == (BASE_VERSION_ID, "cpu")
     assert sum(p["requests"] for p in series["points"]) == 4
     assert all(p["ttft_ms_p50"] is not None and p["tokens_per_s"] > 0 for p in series["points"] if p["requests"])
     # The served engine records the device profile's peaks, so utilization is measured, not n/a.

@@ -5,9 +5,9 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.flywheel.runs import update_run
+from app.flywheel.runs import RunStatus, update_run
 from app.ui.client import ApiClient, ChatIds
-from model.registry import ModelRegistry
+from model.registry import BASE_VERSION_ID, ModelRegistry, VersionStatus
 from tests.app.ui.live_servers import TINY_MODEL, free_port
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
@@ -98,12 +98,12 @@ def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
 
 def test_models_page_lineage_promote_rollback_and_runs(api):
     registry = ModelRegistry(api.data_dir.resolve() / "registry")  # the registry the API serves
-    base = registry.register("base", str(TINY_MODEL), status="production")
+    base = registry.register("base", str(TINY_MODEL), status=VersionStatus.PRODUCTION)
     rates = {"base_rate": 0.0, "candidate_rate": 0.75}
     child = registry.register("ft-1", str(TINY_MODEL), parent_id=base.id, metrics={"eval": {
         "passed": True, "reasons": ["learned: correction accuracy 0.0% -> 75.0% on 8 items"],
         "skill": {"corrections": rates}, "regression": {}}})
-    update_run(api.data_dir.resolve() / "runs", "run-ui", status="promoted", steps={"dataset": {}})
+    update_run(api.data_dir.resolve() / "runs", "run-ui", status=RunStatus.PROMOTED, steps={"dataset": {}})
     viewer = _session(api, "ann1", "annotator", page="pages/models.py")
     assert not viewer.exception and not viewer.error, [e.value for e in viewer.error]
     assert viewer.get("graphviz_chart") and not [b for b in viewer.button if b.label == "Promote"]
@@ -119,9 +119,9 @@ def test_models_page_lineage_promote_rollback_and_runs(api):
     assert any("Promote of ft" in s.value for s in at.success)
     def statuses() -> tuple[str, str]:
         return registry.get(base.id).status, registry.get(child.id).status
-    assert statuses() == ("retired", "production")
+    assert statuses() == (VersionStatus.RETIRED, VersionStatus.PRODUCTION)
     at.button(key=f"Roll back_{child.id}").click().run()
-    assert statuses() == ("production", "retired")
+    assert statuses() == (VersionStatus.PRODUCTION, VersionStatus.RETIRED)
     at.button(key=f"Promote_{child.id}").click().run()  # retired: the registry refuses, readably
     assert any("retired" in e.value for e in at.error)
     next(b for b in at.button if b.label == "Run one flywheel iteration").click().run()
@@ -135,7 +135,8 @@ def test_report_page_plots_the_traffic(api, answered):
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Requests"]) >= 2 and int(metrics["Feedback items"]) >= 1
     summary = at.dataframe[0].value
-    assert api.model in list(summary["model_version"]) and summary["requests"].sum() >= 2
+    # answers carry the registry version that wrote them: the served model is mv-base from the start
+    assert BASE_VERSION_ID in list(summary["model_version"]) and summary["requests"].sum() >= 2
     assert len(at.get("vega_lite_chart")) >= 6  # MFU/MBU need model size and device peaks in the answers
 
 
