@@ -13,7 +13,8 @@ import json
 
 from app.api.errors import error_body
 
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # a body declared larger is not read at all: the connection drops
+# A body declared larger than this is not read at all: the connection just drops.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 class BodyLimitMiddleware:

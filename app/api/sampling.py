@@ -24,7 +24,8 @@ def check_prompt_fits(num_prompt_tokens: int, max_model_len: int, param: str) ->
                        param=param, code="context_length_exceeded")
 
 
-def check_vocabulary_fields(body: ChatCompletionRequest | CompletionRequest, vocab_size: int) -> None:
+def check_vocabulary_fields(body: ChatCompletionRequest | CompletionRequest,
+                            vocab_size: int) -> None:
     if body.top_k is not None and body.top_k > vocab_size:
         raise APIError(400, f"top_k must be -1 or 0 (off) or at most the vocabulary size "
                             f"{vocab_size}, got {body.top_k}", param="top_k", code="invalid_value")

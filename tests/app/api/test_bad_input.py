@@ -45,13 +45,15 @@ BAD_CHAT_BODIES = [
     ({"model": MODEL_ID, "messages": MESSAGES, "repetition_penalty": 0}, "repetition_penalty"),
     ({"model": MODEL_ID, "messages": MESSAGES, "repetition_penalty": 1e300}, "repetition_penalty"),
     ({"model": MODEL_ID, "messages": MESSAGES, "max_tokens": 5, "min_tokens": 6}, "min_tokens"),
-    ({"model": MODEL_ID, "messages": MESSAGES, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    ({"model": MODEL_ID, "messages": MESSAGES, "logprobs": True, "top_logprobs": 21},
+     "top_logprobs"),
     # content: null is OpenAI's only for an assistant turn with tool_calls
     ({"model": MODEL_ID, "messages": [{"role": "user", "content": None}]}, "messages.0"),
     ({"model": MODEL_ID, "messages": [{"role": "user"}]}, "messages.0"),
-    ({"model": MODEL_ID, "messages": [{"role": "system", "content": None}, *MESSAGES]}, "messages.0"),
-    ({"model": MODEL_ID, "messages": [*MESSAGES, {"role": "assistant", "content": None}, *MESSAGES]},
-     "messages.1"),
+    ({"model": MODEL_ID, "messages": [{"role": "system", "content": None}, *MESSAGES]},
+     "messages.0"),
+    ({"model": MODEL_ID,
+      "messages": [*MESSAGES, {"role": "assistant", "content": None}, *MESSAGES]}, "messages.1"),
     ({"model": MODEL_ID, "messages": [{"role": "user", "content": "x" * 1_000_001}]}, "messages"),
     ({"model": MODEL_ID, "messages": [{"role": "user", "content": "x" * 600_000}] * 2}, "messages"),
 ]
@@ -155,12 +157,14 @@ def test_lone_surrogates_are_400(http, live_server, path, body, param):
 
 
 def test_a_surrogate_pair_is_one_character_and_fine(http):
-    body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "\U0001F600"}], "max_tokens": 2}
+    body = {"model": MODEL_ID, "messages": [{"role": "user", "content": "\U0001F600"}],
+            "max_tokens": 2}
     assert _raw_post(http, "/v1/chat/completions", body).status_code == 200
 
 
 def test_invalid_utf8_in_the_body_is_400(http):
-    body = b'{"model": "%s", "messages": [{"role": "user", "content": "\xff\xfe"}]}' % MODEL_ID.encode()
+    body = (b'{"model": "%s", "messages": [{"role": "user", "content": "\xff\xfe"}]}'
+            % MODEL_ID.encode())
     _assert_openai_error(http.post("/v1/chat/completions", content=body,
                                    headers={"content-type": "application/json"}), 400)
 

@@ -30,7 +30,8 @@ def outage_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("outage")
     host = ModelHost()
     host.add(load_model(num_kv_blocks=256, max_num_seqs=8))
-    settings = Settings(data_dir=root / "data", database_url=f"sqlite:///{root / 'db' / 'flywheel.db'}")
+    settings = Settings(data_dir=root / "data",
+                        database_url=f"sqlite:///{root / 'db' / 'flywheel.db'}")
     app = create_app(settings, host=host)
     with ServerThread(app) as url:
         yield url, app, root / "db"
@@ -138,7 +139,8 @@ def test_ready_counts_answers_waiting_in_the_outbox_and_says_when_it_is_full(tmp
         with store_down(app, tmp_path / "db"):
             assert api.post("/v1/chat/completions", json=CHAT).status_code == 200  # kept locally
             ready = api.get("/ready")
-            assert ready.status_code == 503 and ready.json()["outbox"] == {"depth": 1, "capacity": 1}
+            assert ready.status_code == 503
+            assert ready.json()["outbox"] == {"depth": 1, "capacity": 1}
             assert any("outbox is full" in reason for reason in ready.json()["reasons"])
         deadline = time.monotonic() + 30
         while (ready := api.get("/ready")).status_code != 200:  # the writer drains it

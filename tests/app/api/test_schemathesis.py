@@ -39,7 +39,7 @@ def test_no_server_errors_and_openai_error_bodies(live_server, label):
     check()
 
 
-# -- message contents: arbitrary Unicode, lone surrogates and nulls included ------------------------
+# -- message contents: arbitrary Unicode, lone surrogates and nulls included -------------------
 def _with_surrogate(text: str, surrogate: str, insert: bool, at: int) -> str:
     at %= len(text) + 1
     return text[:at] + surrogate + text[at:] if insert else text
