@@ -1,7 +1,7 @@
 """What GET /ready reports: can this server answer chats and keep their history right now?
 
 Ready means every model is loaded, the store answers a trivial read within READY_STORE_TIMEOUT_S,
-and the durable outbox (when the server has one) has room. /health stays liveness and never
+and the durable outbox has room. /health stays liveness and never
 touches the store; load balancers and the UI's degraded banner use /ready. This module knows
 nothing about HTTP status codes.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+
 from pydantic import BaseModel
 
 from app.store.outage import ping
@@ -33,7 +34,7 @@ class ReadinessPublic(BaseModel):
     ready: bool
     models: dict[str, str]  # model id -> ready / loading / failed
     store: StoreStatus
-    outbox: OutboxStatus | None = None  # None: this server has no durable outbox
+    outbox: OutboxStatus | None = None  # None only before the app has opened its outbox
     reasons: list[str]  # one sentence per thing that is not ready (empty when ready)
 
 
