@@ -201,7 +201,13 @@ class Outbox:
                     self._ops.put(None)  # stop after this group
                     break
                 group.append(op)
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception as e:  # noqa: BLE001 - keep committing; never leave a caller hanging
+                logger.exception("outbox committer failed on a group of %d", len(group))
+                for op in group:
+                    if isinstance(op, _Append) and not op.done.done():
+                        op.done.set_exception(e)
 
     def _commit(self, group: list[_Append | _Settle]) -> None:
         appends = [op for op in group if isinstance(op, _Append)]
@@ -254,7 +260,25 @@ class Outbox:
         if pending:
             logger.warning("outbox %s: replaying %d writes left by the last run", self.path,
                            len(pending))
+        _warn_about_other_outboxes(self.path)
         return len(pending)
+
+
+def _warn_about_other_outboxes(path: Path) -> None:
+    """Outboxes are per database URL: writes left for a URL this server does not use (it changed)
+    are only replayed by a server started with that URL. Say so rather than stay silent."""
+    for other in sorted(path.parent.glob("*.db")):
+        if other == path:
+            continue
+        try:
+            with sqlite3.connect(f"file:{other}?mode=ro", uri=True) as conn:
+                (count,) = conn.execute("SELECT count(*) FROM entries WHERE parked_reason IS NULL"
+                                        ).fetchone()
+        except sqlite3.Error:
+            continue
+        if count:
+            logger.warning("outbox %s (another database URL) holds %d writes; a server started "
+                           "with that database replays them", other, count)
 
 
 def _resolve(done: asyncio.Future) -> None:
