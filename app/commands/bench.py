@@ -18,6 +18,7 @@ BENCHMARKS = {
     "serving": "serving.py",  # HTTP serving against the offline engine
     "chip-ops": "chip_ops.py",  # CPU kernels against the torch paths they replace
     "flywheel": "flywheel.py",  # one feedback -> fine-tune -> promote iteration, before and after
+    "reliability": "reliability.py",  # chaos: kill -9, store outages, abort storms, soak
 }
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -26,7 +27,8 @@ def command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(BENCHMARKS)}.")],
 ) -> int:
-    """Run a benchmark (throughput, serving, chip-ops, flywheel); extra arguments are passed on."""
+    """Run a benchmark (throughput, serving, chip-ops, flywheel, reliability); extra arguments are
+    passed on."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}")
     script = BENCHMARK_DIR / BENCHMARKS[name]
