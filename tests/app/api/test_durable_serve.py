@@ -94,6 +94,7 @@ def _wait_stored(stored_ids, expected: set[str], timeout_s: float = 60) -> set[s
     return stored
 
 
+@pytest.mark.slow
 def test_kill_9_while_sqlite_is_locked_loses_no_acknowledged_answer(tmp_path):
     server = Server(tmp_path)
     traffic = Traffic(server.url)
@@ -122,6 +123,7 @@ def test_kill_9_while_sqlite_is_locked_loses_no_acknowledged_answer(tmp_path):
     assert completed <= stored, f"{len(completed - stored)} of {len(completed)} answers lost"
 
 
+@pytest.mark.slow
 @pytest.mark.db
 def test_kill_9_while_postgresql_is_unreachable_loses_no_acknowledged_answer(tmp_path):
     proxy = TcpProxy("127.0.0.1", 5432)
