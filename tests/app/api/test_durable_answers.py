@@ -106,6 +106,22 @@ def test_reads_and_feedback_do_not_wait_on_a_locked_store(http, live_server):
                        first["conversation_id"])) == 5  # question, answer, turn, answer, regen
 
 
+def test_feedback_on_a_locked_store_does_not_stall_a_new_chat(http, live_server):
+    """The issue's case: 8 feedback calls while the store is slow made a new chat take 17 s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reply = _chat(http, "Rate this")
+    body = {"message_id": reply["message_id"], "thumbs": "up"}
+    with locked_store(live_server.settings.data_dir), ThreadPoolExecutor(8) as pool:
+        started = time.perf_counter()
+        feedback = [pool.submit(httpx.post, f"{live_server.url}/v1/feedback", json=body,
+                                timeout=60) for _ in range(8)]
+        time.sleep(0.05)  # the feedback calls are in flight
+        _chat(http, "A new chat meanwhile")  # asserts it took less than _QUICK_S
+        assert [f.result().status_code for f in feedback] == [200] * 8
+        assert time.perf_counter() - started < _QUICK_S * 2
+
+
 def test_feedback_is_in_the_store_when_its_answer_comes_with_a_healthy_store(http, live_server):
     reply = _chat(http, "Quick one")
     feedback = http.post("/v1/feedback", json={"message_id": reply["message_id"], "rating": 4})
