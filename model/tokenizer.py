@@ -89,6 +89,9 @@ class _Backend:
     def id_to_token(self, token_id: int) -> str | None: ...
 
 
+_RELEASE_GIL_CHARS = 20_000  # below this the batch call's thread hand-off costs more than it saves
+
+
 class _HFTokenizersBackend(_Backend):
     def __init__(self, path: Path, tokenizer_config: dict):
         from tokenizers import Tokenizer as HFTokenizer
@@ -105,6 +108,11 @@ class _HFTokenizersBackend(_Backend):
         self.max_token_id = max(vocab.values())
 
     def encode(self, text: str) -> list[int]:
+        if len(text) >= _RELEASE_GIL_CHARS:
+            # encode() holds the GIL for the whole call: a server thread tokenizing a long prompt
+            # would stall the event loop (health checks, running streams) for seconds.
+            # encode_batch releases it while the Rust side works; same ids.
+            return self._tok.encode_batch([text], add_special_tokens=False)[0].ids
         return self._tok.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str:

@@ -115,3 +115,20 @@ def test_non_bpe_or_garbage_sentencepiece_file_names_file(tmp_path):
     (tmp_path / "bad.model").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="bad.model: not a sentencepiece model"):
         tokenizer_from_sentencepiece(tmp_path / "bad.model")
+
+
+def test_a_long_text_encodes_the_same_and_lets_other_threads_run(tokenizer, reference):
+    import threading
+    import time
+
+    text = "Once upon a time, a little frog sang 123 songs by the pond. " * 20_000  # 1.2M chars
+    assert tokenizer.encode(text) == reference.encode(text)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (tokenizer.encode(text), done.set()))
+    worker.start()
+    turns = 0
+    while not done.is_set():  # the server's event loop in miniature: it must keep getting turns
+        time.sleep(0.001)
+        turns += 1
+    worker.join()
+    assert turns >= 20  # holding the GIL for the whole encode gave this loop 1-3 turns
