@@ -36,3 +36,6 @@ class RequestOutput:
     # Timings in seconds since the request arrived (None until known).
     first_token_latency: float | None = None
     num_cached_tokens: int = 0
+    # With SamplingParams.prompt_logprobs: one entry per prompt token, None for the first (nothing
+    # precedes it), as vLLM. Complete once the prompt is prefilled (the first sampled token).
+    prompt_logprobs: list[dict[int, Logprob] | None] | None = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.structured_outputs import StructuredOutputsParams
+
 _MAX_TOKENS_LIMIT = 1 << 20  # anything above this is a typo, not a request
 _MAX_N = 128
 MAX_CACHE_SALT_CHARS = 4096  # the API allows far less; the server may prepend a tenant id
@@ -30,12 +32,17 @@ class SamplingParams:
     min_tokens: int = 0
     ignore_eos: bool = False
     logprobs: int | None = None  # number of top alternatives to return per token (0 = chosen only)
-    prompt_logprobs: int | None = None
+    prompt_logprobs: int | None = None  # top alternatives per prompt token (0 = the token only)
+    # token id -> added to its logit before sampling, in [-100, 100] (OpenAI's logit_bias);
+    # logprobs stay those of the raw distribution
+    logit_bias: dict[int, float] | None = None
     skip_special_tokens: bool = True
     # Prefix-cache isolation: blocks are only shared between requests with the same salt (None is
     # a salt of its own). Kept out of repr so logs never show it.
     cache_salt: str | None = field(default=None, repr=False)
     skip_prefix_cache: bool = False  # neither reuse cached blocks nor offer this request's
+    # the output must match this (JSON schema, regex, choice, grammar); vLLM's field name
+    structured_outputs: StructuredOutputsParams | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -71,13 +78,28 @@ class SamplingParams:
         _check(all(isinstance(t, int) and t >= 0 for t in self.stop_token_ids),
                "stop_token_ids must be non-negative integers")
         _check(self.seed is None or isinstance(self.seed, int), f"seed must be an int, got {self.seed!r}")
+        _check_logit_bias(self.logit_bias)
         _check(isinstance(self.skip_prefix_cache, bool),
                f"skip_prefix_cache must be a bool, got {self.skip_prefix_cache!r}")
         _check_cache_salt(self.cache_salt)
+        _check(self.structured_outputs is None
+               or isinstance(self.structured_outputs, StructuredOutputsParams),
+               "structured_outputs must be a StructuredOutputsParams")
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+def _check_logit_bias(bias: dict[int, float] | None) -> None:
+    if bias is None:
+        return
+    _check(isinstance(bias, dict), f"logit_bias must be a dict of token id -> bias, got {bias!r}")
+    for token_id, value in bias.items():
+        _check(isinstance(token_id, int) and not isinstance(token_id, bool) and token_id >= 0,
+               f"logit_bias keys must be non-negative token ids, got {token_id!r}")
+        _check(isinstance(value, (int, float)) and -100.0 <= value <= 100.0,
+               f"logit_bias values must be in [-100, 100], got {value!r} for token {token_id}")
 
 
 def _check_cache_salt(salt: str | None) -> None:

@@ -74,8 +74,8 @@ class BlockManager:
     def cached_prefix(self, seq: Sequence) -> list[int]:
         """Blocks already holding this sequence's leading full blocks (at least one token is left
         to compute, so the sequence always produces a logits row)."""
-        if not self._uses_cache(seq):
-            return []
+        if not self._uses_cache(seq) or seq.params.prompt_logprobs is not None:
+            return []  # prompt logprobs need every prompt position computed (it still offers)
         max_blocks = (seq.target_num_computed - 1) // self.block_size
         blocks, parent_entry_id = [], None
         for i in range(max_blocks):

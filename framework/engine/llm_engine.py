@@ -17,13 +17,15 @@ import torch
 from framework.engine.block_manager import BlockManager
 from framework.engine.detokenizer import Detokenizer
 from framework.engine.model_runner import ModelRunner, kv_block_bytes
+from framework.engine.prompt_logprobs import PromptLogprobsChunk
 from framework.engine.request_state import RequestState
 from framework.engine.sampler import Sampler, SamplerOutput
 from framework.engine.scheduler import Scheduler, SchedulerOutput
 from framework.engine.sequence import Sequence
 from framework.engine.stats import StatsCollector
 from framework.layers import Linear
-from shared import CausalLM, DeviceProfile, EngineConfig, EngineStats, RequestOutput, SamplingParams
+from shared import CausalLM, DeviceProfile, EngineConfig, EngineStats, Logprob, RequestOutput
+from shared import SamplingParams
 from shared import TokenizerLike
 
 logger = logging.getLogger(__name__)
@@ -89,8 +91,10 @@ class LLMEngine:
             params = dataclasses.replace(params or SamplingParams())
         except (TypeError, AttributeError) as e:
             raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}") from e
-        if params.prompt_logprobs is not None:
-            raise ValueError("prompt_logprobs is not supported by this engine; use logprobs")
+        vocab = self.model.config.vocab_size
+        if params.logit_bias and max(params.logit_bias) >= vocab:
+            raise ValueError(f"logit_bias token ids must be below the vocabulary size {vocab}, "
+                             f"got {max(params.logit_bias)}")
         text, ids = self._tokenize(prompt)
         if len(ids) >= self.max_model_len:
             raise ValueError(f"prompt has {len(ids)} tokens; the context holds {self.max_model_len} "
@@ -139,8 +143,9 @@ class LLMEngine:
         scheduled = self.scheduler.schedule()
         self._apply_num_threads(scheduled.num_batched_tokens)
         work = self.stats_collector.measure(scheduled)
-        seqs, samples = self.model_runner.run(scheduled) if scheduled.seqs else ([], SamplerOutput([], []))
-        outputs = self._postprocess(scheduled, seqs, samples)
+        seqs, samples, scored = (self.model_runner.run(scheduled) if scheduled.seqs
+                                 else ([], SamplerOutput([], []), []))
+        outputs = self._postprocess(scheduled, seqs, samples, scored)
         self.stats_collector.record(self._cumulative, work, time.perf_counter() - started, len(seqs))
         return outputs
 
@@ -156,8 +161,12 @@ class LLMEngine:
             torch.set_num_threads(wanted)
 
     def _postprocess(self, scheduled: SchedulerOutput, seqs: list[Sequence],
-                     samples: SamplerOutput) -> list[RequestOutput]:
+                     samples: SamplerOutput,
+                     scored: list[PromptLogprobsChunk]) -> list[RequestOutput]:
         touched: dict[str, RequestState] = {}
+        for chunk in scored:
+            self._decode_logprob_tokens(chunk.entries)
+            self.requests[chunk.seq.request_id].add_prompt_logprobs(chunk)
         for seq, num_new in zip(scheduled.seqs, scheduled.num_new_tokens):
             seq.num_computed_tokens += num_new
             self.block_manager.commit(seq)
@@ -182,13 +191,17 @@ class LLMEngine:
         index = seq.sample_index
         state.output_token_ids[index].append(token)
         if logprobs is not None:
-            for token_id, logprob in logprobs.items():
-                logprob.decoded_token = self.tokenizer.decode([token_id], skip_special_tokens=False)
+            self._decode_logprob_tokens([logprobs])
             state.logprobs[index].append(logprobs)
         detokenizer = state.detokenizers[index]
         detokenizer.add_token(token)
         if detokenizer.finished:
             self.scheduler.finish(seq)
+
+    def _decode_logprob_tokens(self, entries: list[dict[int, Logprob]]) -> None:
+        for entry in entries:
+            for token_id, logprob in entry.items():
+                logprob.decoded_token = self.tokenizer.decode([token_id], skip_special_tokens=False)
 
     def _fork(self, parent: Sequence) -> None:
         state = self.requests[parent.request_id]

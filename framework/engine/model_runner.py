@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from framework.engine.prompt_logprobs import (PromptLogprobsChunk, score_prompts,
+                                              wants_prompt_logprobs)
 from framework.engine.sampler import Sampler, SamplerOutput
 from framework.engine.scheduler import SchedulerOutput
 from framework.engine.sequence import Sequence
@@ -43,24 +45,26 @@ class ModelRunner:
             layer.k_cache = layer.v_cache = None
 
     @torch.inference_mode()
-    def run(self, scheduled: SchedulerOutput) -> tuple[list[Sequence], SamplerOutput]:
-        """Compute the step's tokens; returns the sequences that sample and their samples."""
+    def run(self, scheduled: SchedulerOutput
+            ) -> tuple[list[Sequence], SamplerOutput, list[PromptLogprobsChunk]]:
+        """Compute the step's tokens; returns the sequences that sample, their samples, and the
+        prompt logprobs scored this step (only for requests that asked)."""
         for src, dst in scheduled.block_copies:
             self.kv_cache[:, :, dst] = self.kv_cache[:, :, src]
         input_ids, positions, meta = self._prepare(scheduled)
         sample_rows = [i for i, (seq, n) in enumerate(zip(scheduled.seqs, scheduled.num_new_tokens))
                        if seq.fork_into == 1 and seq.num_computed_tokens + n == seq.num_tokens]
-        if not sample_rows:
-            with attention_metadata(meta):
-                self.model(input_ids, positions)
-            return [], SamplerOutput([], [])
         with attention_metadata(meta):
             hidden = self.model(input_ids, positions)  # (T, H)
+        scored = (score_prompts(self.model, hidden, scheduled, meta.cu_seqlens_q)
+                  if any(map(wants_prompt_logprobs, scheduled.seqs)) else [])
+        if not sample_rows:
+            return [], SamplerOutput([], []), scored
         last_token_rows = meta.cu_seqlens_q[1:].to(torch.long) - 1
         rows = last_token_rows[torch.tensor(sample_rows, device=self.device)]
         logits = self.model.compute_logits(hidden.index_select(0, rows))  # (N, V) float32
         seqs = [scheduled.seqs[i] for i in sample_rows]
-        return seqs, self.sampler(logits, seqs)
+        return seqs, self.sampler(logits, seqs), scored
 
     def _prepare(self, scheduled: SchedulerOutput) -> tuple[torch.Tensor, torch.Tensor, AttentionMetadata]:
         ids: list[int] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from framework.engine.detokenizer import Detokenizer
+from framework.engine.prompt_logprobs import PromptLogprobsChunk
 from framework.engine.sequence import Sequence
 from shared import CompletionOutput, Logprob, RequestOutput, SamplingParams
 
@@ -21,11 +22,20 @@ class RequestState:
     output_token_ids: list[list[int]] = field(default_factory=list)  # per sample
     logprobs: list[list[dict[int, Logprob]]] = field(default_factory=list)  # per sample
     first_token_time: float | None = None
+    # prompt_logprobs requests: one entry per prompt token scored so far (the first is None)
+    prompt_logprobs: list[dict[int, Logprob] | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = self.params.n
         self.output_token_ids = [[] for _ in range(n)]
         self.logprobs = [[] for _ in range(n)]
+        self.prompt_logprobs = [None]
+
+    def add_prompt_logprobs(self, chunk: PromptLogprobsChunk) -> None:
+        """Chunks come in prompt order; a recomputed (preempted) prefix overwrites its entries."""
+        first = chunk.first_token_index
+        assert first <= len(self.prompt_logprobs), f"prompt logprobs gap before token {first}"
+        self.prompt_logprobs[first:first + len(chunk.entries)] = chunk.entries
 
     @property
     def finished(self) -> bool:
@@ -43,4 +53,10 @@ class RequestState:
         cached = max((s.num_cached_tokens for s in self.seqs), default=0)
         return RequestOutput(self.request_id, self.prompt, list(self.prompt_token_ids), outputs,
                              finished=self.finished, first_token_latency=latency,
-                             num_cached_tokens=min(cached, len(self.prompt_token_ids)))
+                             num_cached_tokens=min(cached, len(self.prompt_token_ids)),
+                             prompt_logprobs=self._prompt_logprobs_so_far())
+
+    def _prompt_logprobs_so_far(self) -> list[dict[int, Logprob] | None] | None:
+        if self.params.prompt_logprobs is None:
+            return None
+        return list(self.prompt_logprobs)

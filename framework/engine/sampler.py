@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from chip import dispatch
+from framework.engine.logit_bias import apply_logit_bias, has_logit_bias
 from framework.engine.sequence import Sequence
 from shared import Logprob
 
@@ -32,6 +33,8 @@ class Sampler:
         raw = logits
         if any(_has_penalty(s) for s in seqs):
             logits = self._apply_penalties(logits, seqs)
+        if any(map(has_logit_bias, seqs)):
+            logits = apply_logit_bias(logits, seqs)
         if any(s.num_output_tokens < s.params.min_tokens for s in seqs):
             logits = self._mask_stop_tokens(logits, seqs)
         tokens = self._choose(logits, seqs)

@@ -68,7 +68,7 @@ def test_full_run_leaves_the_pool_as_it_began(model):
     ([], SamplingParams(), "BOS"),
     ([1, 2, 300], SamplingParams(), "token ids"),
     ("ok", "not params", "SamplingParams"),
-    ("ok", SamplingParams(prompt_logprobs=1), "prompt_logprobs"),
+    ("ok", SamplingParams(logit_bias={300: 1.0}), "logit_bias"),
 ])
 def test_bad_input_is_refused_before_scheduling(model, prompt, params, message):
     engine = create_engine(model, tokenizer=ByteTokenizer(with_bos=False), max_model_len=512)
