@@ -21,13 +21,15 @@ The rule (README "The flywheel"):
   that still fits under `eval_fraction` of the prompts (the smallest group when none fits); it
   never takes every group. Groups that teach (a correction, rewrite or preference) and groups
   that only hold liked answers are held out separately, so the taught skill always has eval
-  items when it has two groups or more. Teaching groups the base version was already trained on
-  (every teaching prompt of the group was in the base's own snapshot) form a third stratum: after
-  several iterations, what this iteration's feedback newly teaches gets its own `eval_fraction`
-  of eval items instead of a share that shrinks with every earlier skill (and can be none at
-  all when a few big template groups of old skills fill the target). The salt is the snapshot's
-  content hash, so each iteration holds out different groups and, with feedback accumulating
-  from one snapshot to the next, no correction is held out forever.
+  items when it has two groups or more. The salt is the snapshot's content hash, so each
+  iteration holds out different groups.
+- Teaching groups that are all in the base version's own snapshot (`taught_before`: what earlier
+  iterations taught, held out then or not) are never held out: they are replayed in training, so
+  earlier skills are rehearsed instead of a quarter of them being left out each time, and the
+  gate guards them as production's good answers (regression, not gain). The eval side measures
+  what this iteration's feedback newly teaches, with `eval_fraction` of its own prompts, instead
+  of a share that shrinks with every earlier skill (none at all when a few big template groups
+  of old skills fill the target). A correction held out once is trained on the next iteration.
 """
 from __future__ import annotations
 
@@ -105,15 +107,15 @@ def group_prompts(keys: list[PromptKey]) -> list[int]:
 def eval_groups(keys: list[PromptKey], assignment: list[int], eval_fraction: float,
                 salt: str) -> set[int]:
     """Which groups form the eval side (see the module docstring). Groups that newly teach (hold
-    a correction or a preference the base was not trained on), groups that taught the base
-    already, and groups that do not teach are held out separately, each to `eval_fraction` of its
-    prompts: the newly taught skill needs eval items of its own."""
+    a correction or a preference not in the base's snapshot) and groups that do not teach are held
+    out separately, each to `eval_fraction` of its prompts: the newly taught skill needs eval items
+    of its own. Groups that taught the base already are never held out."""
     if not 0.0 <= eval_fraction < 1.0:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     teaching = {g for key, g in zip(keys, assignment) if key.teaches}
     new = {g for key, g in zip(keys, assignment) if key.teaches and not key.taught_before}
     chosen: set[int] = set()
-    for stratum in (new, teaching - new, set(assignment) - teaching):
+    for stratum in (new, set(assignment) - teaching):
         members = [(key, g) for key, g in zip(keys, assignment) if g in stratum]
         chosen |= _hold_out(members, eval_fraction, salt)
     return chosen

@@ -1,6 +1,7 @@
-"""After several iterations the snapshot holds every earlier skill's corrections too; what the
-base version was already trained on is held out apart from what is new, so the newly taught
-skill always has enough eval items for the gate (>= 5 to flip) whatever the salt."""
+"""After several iterations the snapshot holds every earlier skill's corrections too. What the
+base version's snapshot already taught is never held out (it is replayed: earlier skills are
+rehearsed), and the newly taught skill always has enough eval items for the gate (>= 5 to flip)
+whatever the salt."""
 from __future__ import annotations
 
 from app.demo.skills import demo_skills
@@ -34,4 +35,8 @@ def test_the_new_skill_always_gets_eval_items_after_earlier_skills():
             assert MIN_FLIPS <= held <= 0.3 * len(new.train), (k, salt, held)
             # the rest of the new skill trains: a held-out phrasing, not the whole skill
             assert len(new.train) - held >= 0.7 * len(new.train)
+            # every earlier skill's correction is trained on again
+            old = {c.question for skill in skills[:k - 1] for c in skill.train}
+            trained = {r["messages"][0]["content"] for r in split.train["sft"]}
+            assert old <= trained
 
