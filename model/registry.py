@@ -197,7 +197,8 @@ class ModelRegistry:
 
     # ---- internals ---------------------------------------------------------------------------
     def _retire_rolled_back(self, versions, version_id: str, reason: str) -> None:
-        self._move(versions, version_id, VersionStatus.RETIRED, reason).history[-1]["rolled_back"] = True
+        retired = self._move(versions, version_id, VersionStatus.RETIRED, reason)
+        retired.history[-1]["rolled_back"] = True
 
     def _live(self, versions: dict[str, ModelVersion]) -> ModelVersion | None:
         live = [v for v in versions.values() if v.status == VersionStatus.PRODUCTION]
@@ -206,7 +207,8 @@ class ModelRegistry:
     def _previous_production(self, versions, version_id) -> ModelVersion | None:
         """The version that was production most recently before `version_id` became it, skipping
         versions that were themselves rolled back (a rollback never resurrects a bad version)."""
-        became = max(h["seq"] for h in versions[version_id].history if h["status"] == VersionStatus.PRODUCTION)
+        became = max(h["seq"] for h in versions[version_id].history
+                     if h["status"] == VersionStatus.PRODUCTION)
         best, best_seq = None, -1
         for v in versions.values():
             seqs = [h["seq"] for h in v.history

@@ -73,8 +73,8 @@ def command(
     # model) in a new data dir, else the production version a flywheel iteration promoted.
     version = version_to_serve(settings.data.registry_dir, model, served_id)
     load_dir, load_id = (version.path, version.id) if version is not None else (model, served_id)
-    app = create_app(settings, models={
-        load_id: lambda: load_served_model(load_dir, engine_config, load_id)}, public_name=served_id)
+    app = create_app(settings, public_name=served_id, models={
+        load_id: lambda: load_served_model(load_dir, engine_config, load_id)})
     run_server(app, host, port)
 
 

@@ -195,8 +195,9 @@ def canary_verdict(settings: FlywheelSettings, canary_id: str,
     prod_up, prod_n = thumbs_up(settings, production_id)
     if canary_n < settings.canary_min_feedback or prod_n == 0:
         return CanaryVerdict(healthy=True, canary_feedback=canary_n,
-                             reason=f"gate passed; {canary_n} canary thumbs (< "
-                                    f"{settings.canary_min_feedback}), promoted on the offline gate")
+                             reason=f"gate passed; {canary_n} canary thumbs "
+                                    f"(< {settings.canary_min_feedback}), promoted on the "
+                                    f"offline gate")
     canary_rate, prod_rate = canary_up / canary_n, prod_up / prod_n
     healthy = canary_rate >= settings.min_canary_thumbs_up_ratio * prod_rate
     return CanaryVerdict(healthy=healthy, canary_feedback=canary_n,
