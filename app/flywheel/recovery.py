@@ -1,10 +1,11 @@
 """Recovery of iterations whose worker died mid-step.
 
 Each step task records, before it runs, which step of which run it is working on, with its payload,
-host and pid (`claim_step`), and keeps a heartbeat file fresh while it runs. A step whose worker is
-gone — its pid no longer exists on this host, or its heartbeat is older than `stale_s` — is
-re-enqueued from that step with the payload it started with: the steps before it are not redone
-(their results are in the payload), and the interrupted step itself is idempotent by its inputs.
+host and pid, and keeps a heartbeat file fresh while it runs (`app.flywheel.step_claims`). A step
+whose worker is gone — its pid no longer exists on this host, or its heartbeat is older than
+`stale_s` — is re-enqueued from that step with the payload it started with: the steps before it
+are not redone (their results are in the payload), and the interrupted step itself is idempotent
+by its inputs.
 
 Why not rely on acks_late alone: the embedded SQLite broker (kombu's SQLAlchemy transport) marks a
 message invisible when a worker fetches it and never makes it visible again if that worker is
@@ -13,7 +14,6 @@ this recovery acts within seconds, and a late redelivery then finds the work don
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -24,48 +24,11 @@ from pathlib import Path
 from app.flywheel import runs
 from app.flywheel.payload import RunPayload
 from app.flywheel.pipeline import iteration_chain
-from app.flywheel.runs import UNFINISHED, RunStatus
+from app.flywheel.runs import UNFINISHED
+from app.flywheel.step_claims import heartbeat_file
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_S = 2.0
 STALE_S = 60.0
-
-
-def _heartbeat_file(runs_dir: Path, run_id: str) -> Path:
-    return Path(runs_dir) / f".{run_id}.heartbeat"
-
-
-def claim_step(runs_dir: Path, run_id: str, step: str, payload: RunPayload) -> None:
-    """Record that this process now runs `step` of `run_id` starting from `payload`."""
-    runs.update_run(runs_dir, run_id, status=RunStatus.RUNNING, current={
-        "step": step, "host": socket.gethostname(), "pid": os.getpid(),
-        "started_at": time.time(), "payload": payload.to_dict()})
-    _heartbeat_file(runs_dir, run_id).touch()
-
-
-def release_step(runs_dir: Path, run_id: str, **fields) -> None:
-    """The step ended (done, or failed with `fields` saying how): nothing to recover."""
-    runs.update_run(runs_dir, run_id, current=None, **fields)
-
-
-@contextlib.contextmanager
-def heartbeat(runs_dir: Path, run_id: str, interval_s: float = HEARTBEAT_S):
-    """Touch the run's heartbeat file every `interval_s` while the body runs."""
-    path = _heartbeat_file(runs_dir, run_id)
-    done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(interval_s):
-            with contextlib.suppress(OSError):
-                path.touch()
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -84,7 +47,7 @@ def is_orphaned(runs_dir: Path, record: dict, stale_s: float = STALE_S) -> bool:
         return False
     if current["host"] == socket.gethostname() and not _pid_alive(current["pid"]):
         return True
-    path = _heartbeat_file(runs_dir, record["id"])
+    path = heartbeat_file(runs_dir, record["id"])
     last_beat = path.stat().st_mtime if path.exists() else current["started_at"]
     return time.time() - last_beat > stale_s
 
@@ -92,7 +55,8 @@ def is_orphaned(runs_dir: Path, record: dict, stale_s: float = STALE_S) -> bool:
 def _claim_recovery(runs_dir: Path, record: dict) -> bool:
     """Exactly one recoverer wins per interrupted step attempt (an exclusive marker file)."""
     current = record["current"]
-    marker = Path(runs_dir) / f".{record['id']}.{current['step']}.{current['host']}.{current['pid']}.recovered"
+    attempt = f"{record['id']}.{current['step']}.{current['host']}.{current['pid']}"
+    marker = Path(runs_dir) / f".{attempt}.recovered"
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:

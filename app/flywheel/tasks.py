@@ -17,9 +17,9 @@ from sqlalchemy.exc import OperationalError
 from app.flywheel import runs
 from app.flywheel.payload import RunPayload
 from app.flywheel.pipeline import STEPS, Step, enqueue_iteration, task_name
-from app.flywheel.recovery import claim_step, heartbeat, release_step
 from app.flywheel.runs import RunStatus
 from app.flywheel.settings import FlywheelSettings
+from app.flywheel.step_claims import claim_step, heartbeat, release_step
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from app.flywheel import runs
 from app.flywheel.celery_app import create_celery
 from app.flywheel.payload import RunPayload, SnapshotInfo
 from app.flywheel.pipeline import iteration_chain
-from app.flywheel.recovery import claim_step, heartbeat, is_orphaned, recover_orphaned_runs, release_step
+from app.flywheel.recovery import is_orphaned, recover_orphaned_runs
 from app.flywheel.runs import RunStatus
 from app.flywheel.settings import FlywheelSettings
+from app.flywheel.step_claims import claim_step, heartbeat, release_step
 
 
 def _dead_pid() -> int:
