@@ -64,6 +64,11 @@ class Tokenizer:
         """Ids -> text (special tokens dropped when `skip_special_tokens`)."""
         return self._backend.decode(list(token_ids), skip_special_tokens)
 
+    def token_bytes(self) -> list[bytes]:
+        """Per token id, the bytes it adds to decoded text (b"" for special tokens). A grammar
+        engine needs this to know which tokens can continue a constrained output."""
+        return self._backend.token_bytes()
+
     def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True,
                             tools: list[dict] | None = None) -> list[int]:
         """Render `messages` with the model's template and encode the text. BOS is prepended only
@@ -87,6 +92,7 @@ class _Backend:
     def decode(self, ids: list[int], skip_special_tokens: bool) -> str: ...
     def token_to_id(self, token: str) -> int | None: ...
     def id_to_token(self, token_id: int) -> str | None: ...
+    def token_bytes(self) -> list[bytes]: ...
 
 
 _RELEASE_GIL_CHARS = 20_000  # below this the batch call's thread hand-off costs more than it saves
@@ -123,6 +129,20 @@ class _HFTokenizersBackend(_Backend):
 
     def id_to_token(self, token_id: int) -> str | None:
         return self._tok.id_to_token(token_id)
+
+    def token_bytes(self) -> list[bytes]:
+        special = {i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+        byte_level = type(self._tok.decoder).__name__ == "ByteLevel"
+        result = []
+        for token_id in range(self.max_token_id + 1):
+            piece = self._tok.id_to_token(token_id)
+            if piece is None or token_id in special:
+                result.append(b"")
+            elif byte_level:
+                result.append(bytes(_BYTE_LEVEL_DECODE.get(c, 0) for c in piece))
+            else:
+                result.append(_metaspace_bytes(piece))
+        return result
 
 
 class _SentencePieceBackend(_Backend):
@@ -173,8 +193,37 @@ class _SentencePieceBackend(_Backend):
     def id_to_token(self, token_id: int) -> str | None:
         return self._sp.IdToPiece(token_id) if 0 <= token_id < self.vocab_size else None
 
+    def token_bytes(self) -> list[bytes]:
+        return [b"" if self._is_special(i) else _metaspace_bytes(self._sp.IdToPiece(i))
+                for i in range(self.vocab_size)]
+
     def _is_special(self, token_id: int) -> bool:
         return self._sp.IsControl(token_id) or self._sp.IsUnknown(token_id)
+
+
+def _byte_level_decode_table() -> dict[str, int]:
+    """GPT-2 byte-level BPE writes each byte as one printable character: printable Latin-1 bytes
+    stand for themselves, the others are shifted to code points from 256 up, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    table = {chr(b): b for b in printable}
+    shifted = 256
+    for b in range(256):
+        if b not in printable:
+            table[chr(shifted)] = b
+            shifted += 1
+    return table
+
+
+_BYTE_LEVEL_DECODE = _byte_level_decode_table()
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def _metaspace_bytes(piece: str) -> bytes:
+    """A sentencepiece-style piece: "▁" is a space, "<0xNN>" a byte-fallback byte."""
+    match = _BYTE_PIECE.fullmatch(piece)
+    if match:
+        return bytes([int(match.group(1), 16)])
+    return piece.replace("\u2581", " ").encode("utf-8")
 
 
 def _as_transformers_llama(tok, tokenizer_config: dict) -> None:

@@ -9,6 +9,7 @@ from shared.model_protocol import CausalLM
 from shared.outputs import CompletionOutput, Logprob, RequestOutput
 from shared.sampling_params import SamplingParams
 from shared.stats import EngineStats
+from shared.structured_outputs import StructuredOutputKind, StructuredOutputsParams
 from shared.tokenizer_protocol import TokenizerLike
 
 __all__ = [
@@ -21,5 +22,7 @@ __all__ = [
     "ModelConfig",
     "RequestOutput",
     "SamplingParams",
+    "StructuredOutputKind",
+    "StructuredOutputsParams",
     "TokenizerLike",
 ]

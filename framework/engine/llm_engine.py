@@ -23,6 +23,7 @@ from framework.engine.sampler import Sampler, SamplerOutput
 from framework.engine.scheduler import Scheduler, SchedulerOutput
 from framework.engine.sequence import Sequence
 from framework.engine.stats import StatsCollector
+from framework.engine.structured import GrammarCompiler, GrammarState
 from framework.layers import Linear
 from shared import CausalLM, DeviceProfile, EngineConfig, EngineStats, Logprob, RequestOutput
 from shared import SamplingParams
@@ -67,6 +68,7 @@ class LLMEngine:
         if not self.config.enable_chunked_prefill:  # a recomputed sequence must fit one step
             self.max_model_len = min(self.max_model_len, self.config.max_num_batched_tokens)
         self.eos_token_ids = sorted(set(tokenizer.eos_token_ids or cfg.eos_token_ids))
+        self.grammar_compiler = GrammarCompiler(tokenizer, cfg.vocab_size, self.eos_token_ids)
         self.model_runner = ModelRunner(model, Sampler(self.eos_token_ids), num_blocks, self.config.block_size)
         self.stats_collector = StatsCollector(model, weight.dtype, self.device_profile)
         logger.info("KV pool: %d blocks of %d tokens; max_model_len %d", num_blocks,
@@ -101,7 +103,10 @@ class LLMEngine:
                              "(prompt plus at least one generated token)")
         detokenizers = [Detokenizer(self.tokenizer, ids, params, self.eos_token_ids, self.max_model_len)
                         for _ in range(params.n)]
-        return RequestState(request_id, text, ids, params, priority, time.perf_counter(), detokenizers)
+        grammar = (self.grammar_compiler.compile(params.structured_outputs)
+                   if params.structured_outputs is not None else None)
+        return RequestState(request_id, text, ids, params, priority, time.perf_counter(), detokenizers,
+                            grammar=grammar)
 
     def enqueue(self, state: RequestState) -> None:
         """Queue a validated request; it joins the batch at the next step."""
@@ -116,6 +121,7 @@ class LLMEngine:
             state.seqs = [Sequence(state.request_id, ids, params, state.priority, sample_index=i,
                                    generator=self._generator(params, i)) for i in range(params.n)]
         self.requests[state.request_id] = state
+        self._attach_grammar(state, state.seqs)
         for seq in state.seqs:
             self.scheduler.add(seq)
 
@@ -195,8 +201,22 @@ class LLMEngine:
             state.logprobs[index].append(logprobs)
         detokenizer = state.detokenizers[index]
         detokenizer.add_token(token)
+        if seq.grammar is not None and not detokenizer.finished:
+            self._advance_grammar(seq, token, detokenizer)
         if detokenizer.finished:
             self.scheduler.finish(seq)
+
+    def _attach_grammar(self, state: RequestState, seqs: list[Sequence]) -> None:
+        if state.grammar is not None:
+            for seq in seqs:  # a parent that only prefills before forking never samples
+                seq.grammar = GrammarState(state.grammar) if seq.fork_into == 1 else None
+
+    @staticmethod
+    def _advance_grammar(seq: Sequence, token: int, detokenizer: Detokenizer) -> None:
+        # A complete output ends the sample even where EOS alone would not (ignore_eos, a stop
+        # token id the grammar took as its end); a refused token (never, the sampler masks) too.
+        if not seq.grammar.accept(token) or seq.grammar.terminated:
+            detokenizer.finish_reason = "stop"
 
     def _decode_logprob_tokens(self, entries: list[dict[int, Logprob]]) -> None:
         for entry in entries:
@@ -208,6 +228,7 @@ class LLMEngine:
         children = parent.fork([self._generator(parent.params, i) for i in range(parent.fork_into)])
         self.block_manager.fork(children)
         self.scheduler.replace(parent, children)
+        self._attach_grammar(state, children)
         state.seqs = children
 
     def _generator(self, params: SamplingParams, index: int) -> torch.Generator | None:

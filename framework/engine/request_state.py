@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xgrammar import CompiledGrammar
+
 from framework.engine.detokenizer import Detokenizer
 from framework.engine.prompt_logprobs import PromptLogprobsChunk
 from framework.engine.sequence import Sequence
@@ -24,6 +26,8 @@ class RequestState:
     first_token_time: float | None = None
     # prompt_logprobs requests: one entry per prompt token scored so far (the first is None)
     prompt_logprobs: list[dict[int, Logprob] | None] = field(default_factory=list)
+    # structured outputs: the compiled grammar every sample follows (None: free text)
+    grammar: CompiledGrammar | None = None
 
     def __post_init__(self) -> None:
         n = self.params.n

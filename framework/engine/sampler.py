@@ -14,6 +14,7 @@ import torch
 from chip import dispatch
 from framework.engine.logit_bias import apply_logit_bias, has_logit_bias
 from framework.engine.sequence import Sequence
+from framework.engine.structured import apply_grammar_mask
 from shared import Logprob
 
 
@@ -37,6 +38,8 @@ class Sampler:
             logits = apply_logit_bias(logits, seqs)
         if any(s.num_output_tokens < s.params.min_tokens for s in seqs):
             logits = self._mask_stop_tokens(logits, seqs)
+        if any(s.grammar is not None for s in seqs):  # structured outputs, masked last
+            logits = apply_grammar_mask(logits, seqs, fallback=raw)
         tokens = self._choose(logits, seqs)
         token_list = tokens.tolist()
         return SamplerOutput(token_list, self._logprobs(raw, seqs, token_list))

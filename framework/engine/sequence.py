@@ -47,6 +47,9 @@ class Sequence:
         # n > 1: this parent prefills the prompt but its last token, then forks into n samples
         # that share its blocks (copy-on-write), so the prompt is computed once.
         self.fork_into = fork_into
+        # structured outputs: this sample's place in its grammar (framework.engine.structured);
+        # None for a free sample. Advanced with every token the sample takes.
+        self.grammar = None
 
     def __len__(self) -> int:
         return len(self.token_ids)

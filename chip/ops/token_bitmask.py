@@ -1,0 +1,54 @@
+"""Constrained decoding: mask logits to the tokens a grammar allows, one packed bitmask per row.
+
+The bitmask is the grammar engines' common layout: (R, ceil(V / 32)) int32, bit j of word w set
+when token 32 * w + j is allowed. Only the constrained rows are listed (`rows`), so free rows in
+the same batch pay nothing. Logit columns beyond 32 * W are disallowed.
+"""
+from __future__ import annotations
+
+import torch
+
+from chip.dispatch import register
+
+
+@register("apply_token_bitmask", "reference")
+def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """logits (N, V) float; bitmask (R, W) int32; rows (R,) long row indices -> new (N, V) with
+    every disallowed token of those rows at -inf."""
+    shifts = torch.arange(32, device=bitmask.device, dtype=torch.int32)
+    bits = (bitmask.unsqueeze(-1) >> shifts) & 1  # (R, W, 32)
+    return _masked(logits, bits.flatten(1).bool(), rows)
+
+
+def _masked(logits: torch.Tensor, allowed: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    vocab = logits.shape[1]
+    if allowed.shape[1] < vocab:
+        allowed = torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]), value=False)
+    out = logits.clone()
+    out[rows] = logits.index_select(0, rows).masked_fill(~allowed[:, :vocab], float("-inf"))
+    return out
+
+
+def _byte_table(device: torch.device) -> torch.Tensor:
+    """(256, 8) bool: bit b of byte value x."""
+    values = torch.arange(256, device=device, dtype=torch.int32).unsqueeze(1)
+    return ((values >> torch.arange(8, device=device, dtype=torch.int32)) & 1).bool()
+
+
+_TABLES: dict[torch.device, torch.Tensor] = {}
+
+
+@register("apply_token_bitmask", "cpu")
+@register("apply_token_bitmask", "cuda")
+def apply_token_bitmask_fast(logits: torch.Tensor, bitmask: torch.Tensor,
+                             rows: torch.Tensor) -> torch.Tensor:
+    """Same contract as `apply_token_bitmask`: the words are read as little-endian bytes and each
+    byte unpacked through a 256-entry table, one gather instead of 32 shifts per word."""
+    assert bitmask.dtype == torch.int32 and bitmask.dim() == 2, "bitmask must be (R, W) int32"
+    assert bitmask.shape[0] == rows.shape[0], "one bitmask row per listed logits row"
+    table = _TABLES.get(logits.device)
+    if table is None:
+        table = _TABLES[logits.device] = _byte_table(logits.device)
+    as_bytes = bitmask.contiguous().view(torch.uint8)  # (R, 4W), little-endian on every torch target
+    allowed = table[as_bytes.long()].flatten(1)  # (R, 32W)
+    return _masked(logits, allowed, rows)

@@ -1,0 +1,66 @@
+"""What shape a request's output must have: vLLM's `StructuredOutputsParams` field names.
+
+Exactly one constraint per request: a JSON schema (`json`), any JSON object (`json_object`), a
+regular expression (`regex`), one of fixed strings (`choice`) or an EBNF grammar (`grammar`). The
+engine compiles it into a token mask applied at every step; this module only checks the shape of
+the request (a schema that does not compile is refused by the engine with a ValueError).
+"""
+from __future__ import annotations
+
+import enum
+import json as _json
+from dataclasses import dataclass
+from typing import Any
+
+
+class StructuredOutputKind(enum.Enum):
+    JSON = "json"
+    JSON_OBJECT = "json_object"
+    REGEX = "regex"
+    CHOICE = "choice"
+    GRAMMAR = "grammar"
+
+
+@dataclass(slots=True)
+class StructuredOutputsParams:
+    json: str | dict[str, Any] | None = None  # a JSON schema (object or its text)
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None  # EBNF (GBNF-style), with a `root` rule
+    json_object: bool | None = None  # any JSON object
+    # vLLM's switch for compact JSON; accepted, and always on here (see framework.engine.structured)
+    disable_any_whitespace: bool = False
+
+    def __post_init__(self) -> None:
+        given = [kind for kind in StructuredOutputKind if _is_set(getattr(self, kind.value))]
+        if len(given) != 1:
+            names = ", ".join(k.value for k in given) or "none"
+            raise ValueError(f"structured_outputs takes exactly one of json, json_object, regex, "
+                             f"choice, grammar; got {names}")
+        if isinstance(self.json, str):
+            try:
+                _json.loads(self.json)
+            except ValueError as e:
+                raise ValueError(f"structured_outputs json is not valid JSON: {e}") from e
+        elif self.json is not None and not isinstance(self.json, (dict, bool)):
+            raise ValueError("structured_outputs json must be a JSON schema (an object)")
+        if self.choice is not None and not (
+                isinstance(self.choice, list) and all(isinstance(c, str) and c for c in self.choice)):
+            raise ValueError("structured_outputs choice must be a list of non-empty strings")
+        for name in ("regex", "grammar"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"structured_outputs {name} must be a string")
+
+    @property
+    def kind(self) -> StructuredOutputKind:
+        return next(k for k in StructuredOutputKind if _is_set(getattr(self, k.value)))
+
+    def schema_text(self) -> str:
+        """The JSON schema as text (property order kept: the output follows it)."""
+        assert self.json is not None, "schema_text() on a non-JSON constraint"
+        return self.json if isinstance(self.json, str) else _json.dumps(self.json)
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value is not False
