@@ -138,7 +138,10 @@ def test_snapshot_export_files_hash_and_versions(api, tokens, answers):
 def test_report_counts_stored_traffic(api, tokens, answers):
     update_run(api.data_dir / "runs", "run-a", status=RunStatus.PROMOTED)  # the flywheel's records
     update_run(api.data_dir / "runs", "run-b", status=RunStatus.SKIPPED)
-    response = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 1})
+    # the report's totals span every user: annotators and admins only (issue 10, least privilege)
+    denied = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 1})
+    assert denied.status_code == 403
+    response = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["ann1"]), params={"days": 1})
     report = response.json()
     assert report["totals"] == {"requests": 4, "feedback": 3} and report["bucket"] == "hour"
     assert report["iterations"] == 1
@@ -150,6 +153,6 @@ def test_report_counts_stored_traffic(api, tokens, answers):
     assert all(0 < p["mfu"] < 1 and 0 < p["mbu"] for p in series["points"] if p["requests"])
     up_rate = [p["thumbs_up_rate"] for p in series["points"] if p["thumbs_up_rate"] is not None]
     assert up_rate and all(0 <= r <= 1 for r in up_rate)
-    bad = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 0})
+    bad = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["ann1"]), params={"days": 0})
     assert bad.status_code == 400
     assert httpx.get(f"{api.url}/v1/report").status_code == 401  # keys required on this server
