@@ -10,7 +10,8 @@ temporary PostgreSQL database `flywheel_chaos_<random>` created next to the one 
 --database-url and dropped afterwards) and drives concurrent chat clients (streaming and not)
 that keep the message id of every answer they received in full (the JSON response, or the
 stream's finish_reason chunk), plus a client of the store routes (conversation list/detail,
-feedback). A probe GETs /health every 50 ms, the server's RSS is sampled from /proc.
+feedback). A probe process of its own GETs /health every 50 ms; the server's RSS is sampled
+from /proc/PID/status.
 - soak: steady traffic, no fault (RSS drift over its second half);
 - abort: an abort storm: half the streams are dropped by their client after a few chunks;
 - kill: the store stops taking writes (so the outbox has a backlog), then SIGKILL of the server
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import random
 import sqlite3
 import statistics
@@ -81,6 +83,7 @@ class Ledger:
     chat_statuses: Counter = field(default_factory=Counter)  # "200", "503", "dropped", ...
     store_statuses: Counter = field(default_factory=Counter)  # the store routes' codes
     unexpected: list[str] = field(default_factory=list)  # 5xx other than 503: route + body
+    client_aborts: int = 0  # streams a client dropped on purpose (the abort storm)
     health: list[tuple[float, float | None]] = field(default_factory=list)  # (t, ms or None)
     rss_kb: list[tuple[float, int]] = field(default_factory=list)  # (t, VmRSS)
     fault_windows: list[tuple[float, float]] = field(default_factory=list)  # monotonic
@@ -129,6 +132,57 @@ class Server:
         return gauges
 
 
+class HealthProbe:
+    """GET /health every HEALTH_INTERVAL_S from a process of its own, so that the clients'
+    threads (SSE parsing holds this process's GIL) do not add to the latency it measures.
+    Samples are (monotonic start time, ms or None for a failed probe); the clock is system-wide,
+    so they line up with the fault windows recorded here."""
+
+    def __init__(self, url: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._url = context.Array("c", 256)
+        self._url.value = url.encode()
+        self._paused, self._stopping = context.Event(), context.Event()
+        self._samples, started = context.Queue(), context.Event()
+        self._process = context.Process(target=_probe_health, daemon=True, args=(
+            self._url, self._paused, self._stopping, self._samples, started))
+        self._process.start()
+        if not started.wait(120):  # the traffic's first seconds are measured too
+            raise RuntimeError("the /health probe process did not start")
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self, url: str) -> None:
+        self._url.value = url.encode()
+        self._paused.clear()
+
+    def stop(self) -> list[tuple[float, float | None]]:
+        self._stopping.set()
+        samples = self._samples.get(timeout=60)
+        self._process.join(10)
+        return samples
+
+
+def _probe_health(url_box, paused, stopping, samples_out, started) -> None:
+    samples: list[tuple[float, float | None]] = []
+    next_probe = time.monotonic()
+    with httpx.Client(timeout=5) as http:
+        started.set()
+        while not stopping.wait(max(0.0, next_probe - time.monotonic())):
+            next_probe = max(next_probe + HEALTH_INTERVAL_S, time.monotonic())  # a steady beat
+            if paused.is_set():
+                continue
+            started = time.monotonic()
+            try:
+                ok = http.get(f"{url_box.value.decode()}/health").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if not paused.is_set():  # else killed while the probe was in flight
+                samples.append((started, (time.monotonic() - started) * 1e3 if ok else None))
+    samples_out.put(samples)
+
+
 class Traffic:
     """Chat clients (every other one streaming; with `abort_share`, that share of the streaming
     ones drop their stream after 1-4 chunks), one store-route client, the /health probe and the
@@ -139,13 +193,12 @@ class Traffic:
         self.server, self.ledger = server, ledger
         self.stopping = threading.Event()
         self.monitors_stopping = threading.Event()
-        self.num_client_aborts = 0
+        self.probe = HealthProbe(server.url)
         clients = [threading.Thread(target=self._chat_client, args=(i, abort_share), daemon=True)
                    for i in range(num_clients)]
         clients.append(threading.Thread(target=self._store_client, daemon=True))
         self.clients = clients
-        self.monitors = [threading.Thread(target=self._probe, daemon=True),
-                         threading.Thread(target=self._sample_rss, daemon=True)]
+        self.monitors = [threading.Thread(target=self._sample_rss, daemon=True)]
         for thread in [*self.monitors, *self.clients]:
             thread.start()
 
@@ -158,6 +211,16 @@ class Traffic:
         self.monitors_stopping.set()
         for thread in self.monitors:
             thread.join(10)
+        self.ledger.health = self.probe.stop()
+
+    def server_down(self) -> None:
+        """The server is about to be killed: failures until `server_back` are expected."""
+        self.ledger.server_down = True
+        self.probe.pause()
+
+    def server_back(self) -> None:
+        self.probe.resume(self.server.url)
+        self.ledger.server_down = False
 
     # -- chat clients --
     def _chat_client(self, index: int, abort_share: float) -> None:
@@ -207,7 +270,8 @@ class Traffic:
                     with self.ledger.lock:
                         self.ledger.acknowledged.append(chunk["message_id"])
                 elif abort_after is not None and num_chunks >= abort_after:
-                    self.num_client_aborts += 1
+                    with self.ledger.lock:
+                        self.ledger.client_aborts += 1
                     return  # closing the stream mid-answer: the client went away
 
     # -- the store routes: list, read one conversation, feedback on an acknowledged answer --
@@ -235,22 +299,6 @@ class Traffic:
             self.ledger.status(self.ledger.store_statuses, "POST /v1/feedback", feedback)
 
     # -- monitors --
-    def _probe(self) -> None:
-        with httpx.Client(timeout=5) as http:
-            while not self.monitors_stopping.wait(HEALTH_INTERVAL_S):
-                if self.ledger.server_down:
-                    continue
-                started = time.monotonic()
-                try:
-                    ok = http.get(f"{self.server.url}/health").status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if self.ledger.server_down:
-                    continue  # killed while the probe was in flight
-                latency_ms = (time.monotonic() - started) * 1e3 if ok else None
-                with self.ledger.lock:
-                    self.ledger.health.append((started, latency_ms))
-
     def _sample_rss(self) -> None:
         while not self.monitors_stopping.wait(RSS_INTERVAL_S):
             if self.ledger.server_down:
@@ -380,12 +428,12 @@ def kill(run: Run) -> None:
         # kill only with answers the store does not have yet, or the outbox replay is untested
         run.outbox_depth_at_kill = wait_for(_outbox_backlog(run.server), 60,
                                             "answers waiting in the outbox", interval_s=0.1)
-        run.ledger.server_down = True
+        run.traffic.server_down()
         run.server.process.kill()  # SIGKILL, mid-traffic
         run.server.process.wait()
         run.traffic.stop()
     run.server.start()  # same data dir: replays the outbox
-    run.ledger.server_down = False
+    run.traffic.server_back()
 
 
 def _outbox_backlog(server: Server) -> Callable[[], int | None]:
@@ -470,7 +518,7 @@ def summarize(name: str, run: Run, stored: int, gauges: dict[str, float]) -> Sce
     result = ScenarioResult(
         scenario=name, store=run.store.kind, duration_s=run.duration_s,
         acknowledged=len(set(ledger.acknowledged)), stored=stored,
-        lost=len(set(ledger.acknowledged)) - stored, client_aborts=run.traffic.num_client_aborts,
+        lost=len(set(ledger.acknowledged)) - stored, client_aborts=ledger.client_aborts,
         chat_statuses=dict(ledger.chat_statuses), store_route_statuses=dict(ledger.store_statuses),
         unexpected_5xx=ledger.unexpected[:10], health_probes=len(ledger.health),
         health_failures=len(ledger.health) - len(latencies),
