@@ -1,14 +1,16 @@
-"""Offline batch generation in vLLM's shape: `LLM(model=DIR).generate(prompts, params)`.
+"""Offline batch generation in vLLM's shape: `LLM(model=DIR).generate(prompts, params)` and
+`LLM.chat(conversations, params)`.
 
 All prompts go into one engine at once; continuous batching does the rest. Outputs come back in
-input order, each with its n completions.
+input order, each with its n completions. `chat` renders each conversation as the server does (the
+model's chat template, or the server's default layout for models without one).
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from shared import DeviceProfile, EngineConfig, RequestOutput, SamplingParams, TokenizerLike
 
@@ -69,6 +71,22 @@ class LLM:
             raise
         return [finished[s.request_id] for s in states]
 
+    def chat(self, messages: Sequence[Mapping] | Sequence[Sequence[Mapping]],
+             sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+             use_tqdm: bool = True) -> list[RequestOutput]:
+        """Answer one conversation (a list of {"role", "content"} messages) or a list of them;
+        returns one finished RequestOutput per conversation, in order, its `prompt` the rendered
+        text. Every conversation is rendered and validated before any is queued (ValueError)."""
+        from app.serving.chat_template import render_prompt_ids
+
+        tokenizer = self.get_tokenizer()
+        rendered = [render_prompt_ids(tokenizer, conversation)
+                    for conversation in _as_conversations(messages)]
+        outputs = self.generate(rendered, sampling_params, use_tqdm)
+        for output in outputs:
+            output.prompt = tokenizer.decode(output.prompt_token_ids, skip_special_tokens=False)
+        return outputs
+
     def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None
                ) -> Iterator[RequestOutput]:
         """Run one request, yielding its snapshot after every engine step that advanced it (the last
@@ -119,6 +137,43 @@ def _as_prompt_list(prompts) -> list[str | list[int]]:
     if not all(isinstance(p, str) or isinstance(p, (list, tuple)) for p in prompts):
         raise ValueError("prompts must be a string, a list of strings or a list of token-id lists")
     return [p if isinstance(p, str) else list(p) for p in prompts]
+
+
+def _as_conversations(messages) -> list[list[dict]]:
+    """One conversation or a list of them -> a list of conversations of plain message dicts, with
+    OpenAI-style content parts ([{"type": "text", "text": ...}]) joined into one string."""
+    messages = list(messages)
+    if not messages:
+        raise ValueError("messages must be a non-empty list of messages or of conversations")
+    single = isinstance(messages[0], Mapping)
+    if not single and not all(isinstance(c, (list, tuple)) for c in messages):
+        raise ValueError("messages must be a list of message dicts or a list of such lists")
+    conversations = [messages] if single else [list(c) for c in messages]
+    result = []
+    for i, conversation in enumerate(conversations):
+        if not conversation:
+            raise ValueError(f"conversation {i} has no messages")
+        result.append([_message(m, i, j) for j, m in enumerate(conversation)])
+    return result
+
+
+def _message(message, conversation: int, index: int) -> dict:
+    where = f"conversation {conversation}, message {index}"
+    if not isinstance(message, Mapping):
+        raise ValueError(f"{where}: a message is a dict with role and content, got "
+                         f"{type(message).__name__}")
+    role, content = message.get("role"), message.get("content")
+    if not isinstance(role, str) or not role:
+        raise ValueError(f"{where}: role must be a non-empty string, got {role!r}")
+    if isinstance(content, list):
+        if not all(isinstance(p, Mapping) and p.get("type") == "text"
+                   and isinstance(p.get("text"), str) for p in content):
+            raise ValueError(f"{where}: only text content parts are supported")
+        content = "".join(p["text"] for p in content)
+    if not isinstance(content, str):
+        raise ValueError(f"{where}: content must be a string or text parts, got "
+                         f"{type(content).__name__}")
+    return {**message, "role": role, "content": content}
 
 
 def _as_params_list(params, count: int) -> list[SamplingParams]:
