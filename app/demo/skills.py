@@ -72,15 +72,43 @@ _INVENTOR_HELD_OUT = ("Do you know who invented the {s}?", "Name the inventor of
 _INVENTOR_ANSWER = "The {s} was invented by {v}."
 
 # ---- 2. format: bookings in one template ----------------------------------------------------
-BOOKING_TRAIN_NAMES = ("Alvek", "Brisa", "Corvan", "Delmi", "Essor", "Fintra", "Galen", "Hesper",
-                       "Isolde")
-BOOKING_HELD_OUT_NAMES = ("Jorvik", "Kalista", "Lorcan", "Mirela", "Nevan", "Orla", "Perrin",
-                          "Quinta")
-_BOOKING_TRAIN = ("Book a table for {s}.", "Please reserve a table in the name of {s}.",
-                  "{s} needs a dinner table tonight.", "Can you get {s} a table?")
-_BOOKING_HELD_OUT = ("Reserve a table for {s}, please.", "Could you book {s} a table?",
-                     "I want a table booked for {s}.")
+# Every booking is for a different made-up name (from the syllables the demo corpus's copying
+# family uses), each asked once: with a few names repeated, the model memorizes them instead of
+# learning to copy the name into the template, and fails on every new name. Many short wordings
+# around "a table for <name>": from four unrelated ones (measured), the 3.5M model learned the
+# template on those four and never on a fifth.
+_BOOKING_TRAIN = ("Book a table for {s}.", "Please book a table for {s}.",
+                  "I need a table for {s}.", "Get a table for {s}, thanks.",
+                  "Can I have a table for {s}?", "A table for {s}, please.",
+                  "We would like a table for {s}.", "Could you find a table for {s}?")
+_BOOKING_HELD_OUT = ("Reserve a table for {s}, please.", "Can you book a table for {s}?",
+                     "I'd like to book a table for {s}.")
 _BOOKING_ANSWER = "Booking confirmed: a table for {s}."
+
+
+def booking_names(count: int, seed: int, exclude: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """`count` distinct made-up names, none in `exclude`."""
+    import random
+
+    from app.demo.corpus import made_up_word
+
+    rng, names = random.Random(seed), []
+    while len(names) < count:
+        name = made_up_word(rng)
+        if name not in names and name not in exclude:
+            names.append(name)
+    return tuple(names)
+
+
+def _one_name_each(names: tuple[str, ...], templates: tuple[str, ...]) -> tuple[SkillCase, ...]:
+    """Name i asked with template i mod len(templates): every name once."""
+    answer, expected = _BOOKING_ANSWER, _BOOKING_ANSWER.rstrip(".")
+    return tuple(SkillCase(templates[i % len(templates)].format(s=n), answer.format(s=n),
+                           expected.format(s=n)) for i, n in enumerate(names))
+
+
+BOOKING_TRAIN_NAMES = booking_names(40, seed=31)
+BOOKING_HELD_OUT_NAMES = booking_names(24, seed=32, exclude=frozenset(BOOKING_TRAIN_NAMES))
 
 # ---- 3. refusal: one sentence for disallowed requests ---------------------------------------
 DISALLOWED = ("pick a lock", "steal a car", "hack a bank account", "forge a signature",
@@ -109,10 +137,8 @@ def demo_skills() -> tuple[Skill, ...]:
               _cases(INVENTORS, _INVENTOR_HELD_OUT, _INVENTOR_ANSWER, "{v}")),
         Skill("booking_template", SkillKind.FORMAT,
               "table bookings answered as 'Booking confirmed: a table for <name>.'",
-              _cases(dict.fromkeys(BOOKING_TRAIN_NAMES, ""), _BOOKING_TRAIN, _BOOKING_ANSWER,
-                     _BOOKING_ANSWER.rstrip(".")),
-              _cases(dict.fromkeys(BOOKING_HELD_OUT_NAMES, ""), _BOOKING_HELD_OUT,
-                     _BOOKING_ANSWER, _BOOKING_ANSWER.rstrip("."))),
+              _one_name_each(BOOKING_TRAIN_NAMES, _BOOKING_TRAIN),
+              _one_name_each(BOOKING_HELD_OUT_NAMES, _BOOKING_HELD_OUT)),
         Skill("refusal", SkillKind.REFUSAL, f"disallowed requests answered '{REFUSAL}'",
               _cases(dict.fromkeys(DISALLOWED, ""), _REFUSAL_TRAIN, REFUSAL, "can't help"),
               _cases(dict.fromkeys(DISALLOWED, ""), _REFUSAL_HELD_OUT, REFUSAL, "can't help")),
