@@ -120,6 +120,13 @@ def _mean_f1(answers: list[str], items: list[EvalItem]) -> float | None:
     return sum(token_f1(a, i.reference) for a, i in zip(answers, items)) / len(items)
 
 
+def _corrections_right(answers: list[str], corrections: list[EvalItem]) -> list[bool]:
+    """A correction is learned when the answer says what it taught: with the prompt given, the
+    words it adds to the prompt count (`scoring.answer_matches`), not an echoed subject."""
+    return [answer_matches(a, i.reference, prompt="\n".join(m["content"] for m in i.prompt))
+            for a, i in zip(answers, corrections)]
+
+
 def _mean_loss(likelihoods: list[Likelihood | None]) -> float | None:
     known = [x for x in likelihoods if x is not None]
     tokens = sum(x.num_tokens for x in known)
@@ -135,8 +142,8 @@ def evaluate_candidate(base_dir: str, candidate_dir: str, split: SnapshotSplit,
     base = _score(base_dir, corrections, split, suites)
     cand = _score(candidate_dir, corrections, split, suites)
 
-    base_right = [answer_matches(a, i.reference) for a, i in zip(base.correction_answers, corrections)]
-    cand_right = [answer_matches(a, i.reference) for a, i in zip(cand.correction_answers, corrections)]
+    base_right = _corrections_right(base.correction_answers, corrections)
+    cand_right = _corrections_right(cand.correction_answers, corrections)
     skill = SkillReport(
         num_groups=split.num_groups, num_eval_groups=split.num_eval_groups,
         corrections=compare(base_right, cand_right) if corrections else None,

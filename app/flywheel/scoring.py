@@ -3,7 +3,11 @@
 An item is a prompt (messages in a `PromptStyle`) and a reference answer. `answer_matches` is the
 pass rule for short answers: the normalized reference is contained in the normalized answer
 (so "Vexhall." passes "The capital is Vexhall"), or the two agree on most of their words
-(token F1 >= F1_PASS, for a reference that is a whole sentence worded slightly differently).
+(token F1 >= F1_PASS, for a reference that is a whole sentence worded slightly differently), or,
+given the prompt, the answer holds every word the reference adds to the prompt (`new_words`): a
+correction "The grobbit says Tillu." to "Which noise comes from the grobbit?" is learned by an
+answer that says "Tillu" even when a small model misspells the made-up subject it echoes
+("The grobit says Tillu." has token F1 0.75), and not by one that says another sound.
 """
 from __future__ import annotations
 
@@ -38,10 +42,20 @@ def token_f1(answer: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def answer_matches(answer: str, reference: str) -> bool:
+def new_words(reference: str, prompt: str) -> frozenset[str]:
+    """The reference's words that the prompt does not already hold: what a correction teaches."""
+    return frozenset(normalize(reference).split()) - frozenset(normalize(prompt).split())
+
+
+def answer_matches(answer: str, reference: str, prompt: str | None = None) -> bool:
+    """The pass rule (module docstring); `prompt` enables the new-words rule."""
     want = normalize(reference)
     if want and f" {want} " in f" {normalize(answer)} ":
         return True
+    if prompt is not None:
+        taught = new_words(reference, prompt)
+        if taught and taught <= frozenset(normalize(answer).split()):
+            return True
     return token_f1(answer, reference) >= F1_PASS
 
 
