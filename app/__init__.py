@@ -1,8 +1,8 @@
 """The product layer. `from app import LLM, SamplingParams` gives vLLM-style offline generation;
 heavy imports (torch, the engine) happen on first use, so `import app` stays light."""
-from shared import SamplingParams
+from shared import SamplingParams, StructuredOutputsParams
 
-__all__ = ["LLM", "SamplingParams"]
+__all__ = ["LLM", "SamplingParams", "StructuredOutputsParams"]
 
 
 def __getattr__(name: str):

@@ -10,6 +10,7 @@ time (on a subset, as a rate) and in static batches of 16 with left padding; and
     python benchmarks/throughput.py --num-threads 1   # one core for both sides
     python benchmarks/throughput.py --profile    # also print the top ops of a few engine steps
     python benchmarks/throughput.py --int8       # also the engine with weight-only int8 linears
+    python benchmarks/throughput.py --json-schema  # also W with every request under a JSON schema
 
 int8 figures are reported on their own lines; every ratio against transformers is bf16 vs bf16.
 
@@ -76,9 +77,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ---- our engine
-def run_engine(model, prompts: list[list[int]], config: EngineConfig, profile=None) -> dict:
-    engine = LLMEngine(model, IdTokenizer(), config, device_profile=profile)
-    params = SamplingParams(temperature=0.0, max_tokens=OUTPUT_LEN, ignore_eos=True)
+def run_engine(model, prompts: list[list[int]], config: EngineConfig, profile=None,
+               tokenizer=None, params: SamplingParams | None = None) -> dict:
+    engine = LLMEngine(model, tokenizer or IdTokenizer(), config, device_profile=profile)
+    params = params or SamplingParams(temperature=0.0, max_tokens=OUTPUT_LEN, ignore_eos=True)
     started = time.perf_counter()
     for i, prompt in enumerate(prompts):
         engine.add_request(f"w{i}", prompt, params)
@@ -151,6 +153,8 @@ def main() -> None:
     parser.add_argument("--engine-only", action="store_true", help="skip the transformers baselines")
     parser.add_argument("--int8", action="store_true",
                         help="also run the engine with EngineConfig.quantization='int8'")
+    parser.add_argument("--json-schema", action="store_true",
+                        help="also W with every request under a JSON schema vs free, same tokenizer")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.num_threads is None:
@@ -181,6 +185,8 @@ def main() -> None:
                     "output tok/s (weight-only int8 linears; not compared with transformers)",
                     int8["req_s"], int8["out_tok_s"], int8["tpot_p50"] * 1e3, int8["seconds"],
                     engine_batch1(model, int8_config))
+    if args.json_schema:
+        report_json_schema_cost(model, prompts, config, profile)
     if args.profile:
         profile_steps(model, prompts, config)
     if args.engine_only:
@@ -203,6 +209,26 @@ def main() -> None:
                 len(static_sets), static_rate, ours["req_s"] / static_rate)
     logger.info("transformers batch-1: %.1f tok/s (best of 2) -> engine is %.2fx", hf_b1, ours_b1 / hf_b1)
     report_ceilings(model, prompts, profile, ours["req_s"], ours_b1)
+
+
+def report_json_schema_cost(model, prompts: list[list[int]], config: EngineConfig, profile) -> None:
+    """W free and W under a JSON schema (benchmarks/structured_workload.py), back to back, with the
+    same synthetic 49,152-token vocabulary; the ratio is the cost of structured outputs."""
+    from benchmarks.structured_workload import PieceTokenizer, json_params
+
+    tokenizer = PieceTokenizer(SMOLLM2_135M["vocab_size"])
+    started = time.perf_counter()  # once per tokenizer and schema; engines share it afterwards
+    LLMEngine(model, tokenizer, config).grammar_compiler.compile(json_params(1).structured_outputs)
+    logger.info("json schema: vocabulary read and schema compiled once in %.2fs",
+                time.perf_counter() - started)
+    free = run_engine(model, prompts, config, profile, tokenizer)
+    constrained = run_engine(model, prompts, config, profile, tokenizer, json_params(OUTPUT_LEN))
+    for name, run in (("free", free), ("json schema", constrained)):
+        logger.info("engine  W %-11s: %.2f req/s, %.1f output tok/s, TPOT p50 %.0fms p99 %.0fms (%.1fs)",
+                    name, run["req_s"], run["out_tok_s"], run["tpot_p50"] * 1e3, run["tpot_p99"] * 1e3,
+                    run["seconds"])
+    logger.info("json schema / free: %.3fx throughput (%.1f%% cost)", constrained["req_s"] / free["req_s"],
+                100 * (1 - constrained["req_s"] / free["req_s"]))
 
 
 def report_ceilings(model, prompts: list[list[int]], profile, req_s: float, batch1_tok_s: float) -> None:

@@ -41,16 +41,17 @@ class StructuredOutputsParams:
             try:
                 _json.loads(self.json)
             except ValueError as e:
-                raise ValueError(f"structured_outputs json is not valid JSON: {e}") from e
-        elif self.json is not None and not isinstance(self.json, (dict, bool)):
-            raise ValueError("structured_outputs json must be a JSON schema (an object)")
+                raise ValueError(f"the JSON schema is not valid JSON: {e}") from e
+        elif self.json is not None and not isinstance(self.json, dict):
+            raise ValueError("the JSON schema must be an object")
         if self.choice is not None and not (
-                isinstance(self.choice, list) and all(isinstance(c, str) and c for c in self.choice)):
-            raise ValueError("structured_outputs choice must be a list of non-empty strings")
+                isinstance(self.choice, list) and self.choice
+                and all(isinstance(c, str) and c for c in self.choice)):
+            raise ValueError("choice must be a non-empty list of non-empty strings")
         for name in ("regex", "grammar"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"structured_outputs {name} must be a string")
+            if value is not None and not (isinstance(value, str) and value):
+                raise ValueError(f"{name} must be a non-empty string")
 
     @property
     def kind(self) -> StructuredOutputKind:

@@ -30,9 +30,10 @@ def _masked(logits: torch.Tensor, allowed: torch.Tensor, rows: torch.Tensor) -> 
 
 
 def _byte_table(device: torch.device) -> torch.Tensor:
-    """(256, 8) bool: bit b of byte value x."""
+    """(256, 8) float32: 0 where bit b of byte value x is set, -inf where it is clear."""
     values = torch.arange(256, device=device, dtype=torch.int32).unsqueeze(1)
-    return ((values >> torch.arange(8, device=device, dtype=torch.int32)) & 1).bool()
+    bits = (values >> torch.arange(8, device=device, dtype=torch.int32)) & 1
+    return torch.where(bits.bool(), 0.0, float("-inf"))
 
 
 _TABLES: dict[torch.device, torch.Tensor] = {}
@@ -43,12 +44,21 @@ _TABLES: dict[torch.device, torch.Tensor] = {}
 def apply_token_bitmask_fast(logits: torch.Tensor, bitmask: torch.Tensor,
                              rows: torch.Tensor) -> torch.Tensor:
     """Same contract as `apply_token_bitmask`: the words are read as little-endian bytes and each
-    byte unpacked through a 256-entry table, one gather instead of 32 shifts per word."""
+    byte looked up in a 256-entry table of additive masks (0 / -inf), so unpacking is one gather
+    and masking one add (a boolean masked_fill over the vocabulary measured 5x slower on CPU)."""
     assert bitmask.dtype == torch.int32 and bitmask.dim() == 2, "bitmask must be (R, W) int32"
     assert bitmask.shape[0] == rows.shape[0], "one bitmask row per listed logits row"
     table = _TABLES.get(logits.device)
     if table is None:
         table = _TABLES[logits.device] = _byte_table(logits.device)
+    vocab = logits.shape[1]
     as_bytes = bitmask.contiguous().view(torch.uint8)  # (R, 4W), little-endian on every torch target
-    allowed = table[as_bytes.long()].flatten(1)  # (R, 32W)
-    return _masked(logits, allowed, rows)
+    additive = torch.nn.functional.embedding(as_bytes.long(), table).flatten(1)  # (R, 32W)
+    if additive.shape[1] < vocab:
+        additive = torch.nn.functional.pad(additive, (0, vocab - additive.shape[1]), value=float("-inf"))
+    additive = additive[:, :vocab].to(logits.dtype)
+    if rows.shape[0] == logits.shape[0] and bool((rows == torch.arange(len(rows), device=rows.device)).all()):
+        return logits + additive  # every row constrained: no copy of the free rows
+    out = logits.clone()
+    out[rows] = logits.index_select(0, rows) + additive
+    return out

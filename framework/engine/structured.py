@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import weakref
 
 import torch
 import xgrammar as xgr
@@ -25,6 +26,9 @@ from chip import dispatch
 from framework.engine.sequence import Sequence
 from shared import StructuredOutputKind, StructuredOutputsParams, TokenizerLike
 
+_LABELS = {StructuredOutputKind.JSON: "JSON schema", StructuredOutputKind.JSON_OBJECT: "JSON format",
+           StructuredOutputKind.REGEX: "regular expression", StructuredOutputKind.CHOICE: "choice list",
+           StructuredOutputKind.GRAMMAR: "grammar"}
 _CPP_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
 
@@ -43,16 +47,33 @@ class GrammarCompiler:
         try:
             return _compile(compiler, spec)
         except (RuntimeError, ValueError, TypeError) as e:
-            raise ValueError(f"invalid {spec.kind.value} constraint: {_clean(e)}") from e
+            raise ValueError(f"invalid {_LABELS[spec.kind]}: {_clean(e)}") from e
 
     def _get_compiler(self) -> xgr.GrammarCompiler:
         with self._lock:
             if self._compiler is None:
-                vocab = token_bytes(self._tokenizer, self.vocab_size)
-                info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=self.vocab_size,
-                                         stop_token_ids=self._eos_token_ids)
-                self._compiler = xgr.GrammarCompiler(info, max_threads=1)
+                self._compiler = _shared_compiler(self._tokenizer, self.vocab_size, self._eos_token_ids)
             return self._compiler
+
+
+# Reading a vocabulary takes seconds for 50k tokens: engines over the same tokenizer object (a
+# model swap back, LLM instances in one process) share one compiler and its grammar cache.
+_COMPILERS: dict[tuple, tuple[weakref.ref, xgr.GrammarCompiler]] = {}
+_COMPILERS_LOCK = threading.Lock()
+
+
+def _shared_compiler(tokenizer: TokenizerLike, vocab_size: int, eos_token_ids: list[int]) -> xgr.GrammarCompiler:
+    key = (id(tokenizer), vocab_size, tuple(eos_token_ids))
+    with _COMPILERS_LOCK:
+        entry = _COMPILERS.get(key)
+        if entry is not None and entry[0]() is tokenizer:
+            return entry[1]
+        vocab = token_bytes(tokenizer, vocab_size)
+        info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=vocab_size,
+                                 stop_token_ids=list(eos_token_ids))
+        compiler = xgr.GrammarCompiler(info, max_threads=1)
+        _COMPILERS[key] = (weakref.ref(tokenizer, lambda _: _COMPILERS.pop(key, None)), compiler)
+        return compiler
 
 
 class GrammarState:
@@ -84,7 +105,7 @@ def check_constraint(spec: StructuredOutputsParams) -> None:
     try:
         _grammar(spec)
     except (RuntimeError, ValueError, TypeError) as e:
-        raise ValueError(f"invalid {spec.kind.value} constraint: {_clean(e)}") from e
+        raise ValueError(f"invalid {_LABELS[spec.kind]}: {_clean(e)}") from e
 
 
 def apply_grammar_mask(logits: torch.Tensor, seqs: list[Sequence], fallback: torch.Tensor) -> torch.Tensor:

@@ -10,10 +10,9 @@ import re
 import jsonschema
 import pytest
 
-from app.llm import LLM
+from app import LLM, SamplingParams, StructuredOutputsParams  # the offline API's names (vLLM's)
 from framework.engine.structured import repair_json_grammar, token_bytes
 from model.tokenizer import Tokenizer
-from shared import SamplingParams, StructuredOutputsParams
 from tests.shared_data import REPO_ROOT, STORIES_HF
 from tests.utils.engine import create_engine, create_model
 
