@@ -547,7 +547,10 @@ def misses(r: ScenarioResult) -> list[str]:
     if r.health_failures:
         found.append(f"{r.health_failures} /health probes failed while the server was up")
     if r.health_p99_ms is None or r.health_p99_ms >= HEALTH_P99_TARGET_MS:
-        found.append(f"/health p99 {r.health_p99_ms} ms (target < {HEALTH_P99_TARGET_MS:g})")
+        found.append(f"/health p99 {_fmt(r.health_p99_ms, 0)} ms (target < {HEALTH_P99_TARGET_MS:g})")
+    if r.health_p99_fault_ms is not None and r.health_p99_fault_ms >= HEALTH_P99_TARGET_MS:
+        found.append(f"/health p99 during the fault {r.health_p99_fault_ms:.0f} ms "
+                     f"(target < {HEALTH_P99_TARGET_MS:g})")
     if r.kv_usage_after != 0.0 or r.running_after != 0.0:
         found.append(f"KV usage {r.kv_usage_after} / running {r.running_after} after the traffic")
     if r.scenario == "soak" and (r.rss_drift_pct is None
