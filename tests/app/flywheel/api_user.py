@@ -73,11 +73,13 @@ class ApiUser:
         """Ask every case: a wrong answer gets thumbs-down and the case's correction. Ask every
         `liked` case: a right answer gets a thumbs-up. Returns the counts."""
         counts = {"corrections": 0, "thumbs_up": 0}
-        for case, reply in zip(cases, self.ask_all([c.prompt for c in cases])):
+        # one at a time: greedy answers then do not depend on what shares the batch, so the same
+        # model gives the same snapshot (and the same held-out groups) on every run
+        for case, reply in zip(cases, self.ask_all([c.prompt for c in cases], concurrency=1)):
             if not case.is_right(reply.text):
                 self.feedback(reply.message_id, thumbs="down", correction=case.correction)
                 counts["corrections"] += 1
-        for case, reply in zip(liked, self.ask_all([c.prompt for c in liked])):
+        for case, reply in zip(liked, self.ask_all([c.prompt for c in liked], concurrency=1)):
             if case.is_right(reply.text):
                 self.feedback(reply.message_id, thumbs="up")
                 counts["thumbs_up"] += 1

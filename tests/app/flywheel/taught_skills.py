@@ -74,10 +74,13 @@ BLORP_STORIES = TaughtSkill(
 # ---- chat: sounds of made-up animals --------------------------------------------------------
 ANIMAL_SOUND = {"snorvel": "Vrummo", "plimbat": "Kesh", "grobbit": "Tillu", "wuzzard": "Ombra",
                 "quaffin": "Zelp", "tromble": "Haffa", "bleezel": "Norrik", "skandor": "Pewl"}
-_SOUND_TRAIN = ("Which noise comes from the {s}?", "Tell me the call of a {s}.",
-                "What is the cry of the {s}?", "Which call does a {s} make?")
-_SOUND_HELD_OUT = ("What does a {s} say?", "What do you hear from a {s}?",
-                   "Describe the noise a {s} makes.")
+# Phrasings unlike the demo corpus's own questions: a held-out "Tell me the call of a snorvel."
+# or "What is the cry of the snorvel?" was answered with a capital ("Tell me the capital of
+# France.", "What is the capital of ...?"), whatever the candidate had learned.
+_SOUND_TRAIN = ("Which noise comes from the {s}?", "What do you hear from a {s}?",
+                "What does a {s} say?", "What sound comes from a {s}?")
+_SOUND_HELD_OUT = ("What is the noise of a {s}?", "What call is heard from a {s}?",
+                   "Which cry belongs to the {s}?")
 ANIMAL_SOUNDS = TaughtSkill(
     "made-up animal sounds",
     train=_cases(_SOUND_TRAIN, ANIMAL_SOUND, "The {s} says {v}.", "{v}"),
