@@ -129,6 +129,13 @@ def test_the_grammar_ends_the_output_even_with_ignore_eos_or_min_tokens(random_e
         assert out.outputs[0].text == "ok" and out.outputs[0].finish_reason == "stop"
 
 
+def test_stop_strings_still_cut_a_constrained_output(random_engine):
+    spec = StructuredOutputsParams(choice=["hello world"])
+    params = SamplingParams(max_tokens=50, temperature=0.0, stop=[" wor"], structured_outputs=spec)
+    out = _run(random_engine, [[256, 3]], params)[0].outputs[0]
+    assert (out.text, out.finish_reason, out.stop_reason) == ("hello", "stop", " wor")
+
+
 def test_max_tokens_cuts_a_constrained_output_with_finish_reason_length(random_engine):
     out = _run(random_engine, [[256, 3]], _json_params(max_tokens=5))[0].outputs[0]
     assert out.finish_reason == "length" and len(out.token_ids) == 5
