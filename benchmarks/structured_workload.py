@@ -21,7 +21,8 @@ SCHEMA = {
                              "kind": {"enum": ["cat", "dog", "robot"]},
                              "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
                              "pos": {"type": "object",
-                                     "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+                                     "properties": {"x": {"type": "number"},
+                                                    "y": {"type": "number"}},
                                      "required": ["x", "y"]}},
               "required": ["id", "name", "kind", "pos"]},
 }
@@ -39,7 +40,8 @@ class PieceTokenizer:
         self.vocab_size = vocab_size
         pieces = [bytes([b]) for b in range(256)]
         while len(pieces) < vocab_size:
-            pieces.append("".join(rng.choice(_PIECE_CHARS) for _ in range(rng.randint(2, 6))).encode())
+            length = rng.randint(2, 6)
+            pieces.append("".join(rng.choice(_PIECE_CHARS) for _ in range(length)).encode())
         for special in _SPECIAL_IDS:
             pieces[special] = b""
         self._pieces = pieces

@@ -224,14 +224,15 @@ def report_json_schema_cost(model, prompts: list[list[int]], config: EngineConfi
                 time.perf_counter() - started)
     free = run_engine(model, prompts, config, profile, tokenizer)
     with timed_grammar_masks() as mask_seconds:
-        constrained = run_engine(model, prompts, config, profile, tokenizer, json_params(OUTPUT_LEN))
+        constrained = run_engine(model, prompts, config, profile, tokenizer,
+                                 json_params(OUTPUT_LEN))
     for name, run in (("free", free), ("json schema", constrained)):
-        logger.info("engine  W %-11s: %.2f req/s, %.1f output tok/s, TPOT p50 %.0fms p99 %.0fms (%.1fs)",
-                    name, run["req_s"], run["out_tok_s"], run["tpot_p50"] * 1e3, run["tpot_p99"] * 1e3,
-                    run["seconds"])
-    logger.info("json schema / free: %.3fx throughput (%.1f%% cost); the grammar masks (fill + apply) "
-                "took %.2fs of the constrained run's %.1fs (%.1f%%), a share other load on the box "
-                "does not skew", constrained["req_s"] / free["req_s"],
+        logger.info("engine  W %-11s: %.2f req/s, %.1f output tok/s, TPOT p50 %.0fms p99 %.0fms "
+                    "(%.1fs)", name, run["req_s"], run["out_tok_s"], run["tpot_p50"] * 1e3,
+                    run["tpot_p99"] * 1e3, run["seconds"])
+    logger.info("json schema / free: %.3fx throughput (%.1f%% cost); the grammar masks (fill + "
+                "apply) took %.2fs of the constrained run's %.1fs (%.1f%%), a share other load on "
+                "the box does not skew", constrained["req_s"] / free["req_s"],
                 100 * (1 - constrained["req_s"] / free["req_s"]), mask_seconds[0],
                 constrained["seconds"], 100 * mask_seconds[0] / constrained["seconds"])
 

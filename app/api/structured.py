@@ -19,7 +19,8 @@ _GUIDED = {"guided_json": "json", "guided_regex": "regex", "guided_choice": "cho
 _STRUCTURED_KEYS = ("json", "regex", "choice", "grammar", "json_object", "disable_any_whitespace")
 
 
-def structured_outputs_from(body: ChatCompletionRequest | CompletionRequest) -> StructuredOutputsParams | None:
+def structured_outputs_from(
+        body: ChatCompletionRequest | CompletionRequest) -> StructuredOutputsParams | None:
     """The request's constraint, checked; APIError 400 with `param` when it is malformed."""
     found: list[tuple[str, dict[str, Any]]] = []
     response_format = getattr(body, "response_format", None)

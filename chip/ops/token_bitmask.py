@@ -12,7 +12,8 @@ from chip.dispatch import register
 
 
 @register("apply_token_bitmask", "reference")
-def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def apply_token_bitmask(logits: torch.Tensor, bitmask: torch.Tensor,
+                        rows: torch.Tensor) -> torch.Tensor:
     """logits (N, V) float; bitmask (R, W) int32; rows (R,) long row indices -> new (N, V) with
     every disallowed token of those rows at -inf."""
     shifts = torch.arange(32, device=bitmask.device, dtype=torch.int32)
@@ -52,12 +53,14 @@ def apply_token_bitmask_fast(logits: torch.Tensor, bitmask: torch.Tensor,
     if table is None:
         table = _TABLES[logits.device] = _byte_table(logits.device)
     vocab = logits.shape[1]
-    as_bytes = bitmask.contiguous().view(torch.uint8)  # (R, 4W), little-endian on every torch target
+    as_bytes = bitmask.contiguous().view(torch.uint8)  # (R, 4W); torch targets are little-endian
     additive = torch.nn.functional.embedding(as_bytes.long(), table).flatten(1)  # (R, 32W)
     if additive.shape[1] < vocab:
-        additive = torch.nn.functional.pad(additive, (0, vocab - additive.shape[1]), value=float("-inf"))
+        additive = torch.nn.functional.pad(additive, (0, vocab - additive.shape[1]),
+                                           value=float("-inf"))
     additive = additive[:, :vocab].to(logits.dtype)
-    if rows.shape[0] == logits.shape[0] and bool((rows == torch.arange(len(rows), device=rows.device)).all()):
+    every_row = torch.arange(logits.shape[0], device=rows.device)
+    if rows.shape == every_row.shape and bool((rows == every_row).all()):
         return logits + additive  # every row constrained: no copy of the free rows
     out = logits.clone()
     out[rows] = logits.index_select(0, rows) + additive

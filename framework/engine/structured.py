@@ -26,8 +26,10 @@ from chip import dispatch
 from framework.engine.sequence import Sequence
 from shared import StructuredOutputKind, StructuredOutputsParams, TokenizerLike
 
-_LABELS = {StructuredOutputKind.JSON: "JSON schema", StructuredOutputKind.JSON_OBJECT: "JSON format",
-           StructuredOutputKind.REGEX: "regular expression", StructuredOutputKind.CHOICE: "choice list",
+_LABELS = {StructuredOutputKind.JSON: "JSON schema",
+           StructuredOutputKind.JSON_OBJECT: "JSON format",
+           StructuredOutputKind.REGEX: "regular expression",
+           StructuredOutputKind.CHOICE: "choice list",
            StructuredOutputKind.GRAMMAR: "grammar"}
 _CPP_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
@@ -52,7 +54,8 @@ class GrammarCompiler:
     def _get_compiler(self) -> xgr.GrammarCompiler:
         with self._lock:
             if self._compiler is None:
-                self._compiler = _shared_compiler(self._tokenizer, self.vocab_size, self._eos_token_ids)
+                self._compiler = _shared_compiler(self._tokenizer, self.vocab_size,
+                                                  self._eos_token_ids)
             return self._compiler
 
 
@@ -62,7 +65,8 @@ _COMPILERS: dict[tuple, tuple[weakref.ref, xgr.GrammarCompiler]] = {}
 _COMPILERS_LOCK = threading.Lock()
 
 
-def _shared_compiler(tokenizer: TokenizerLike, vocab_size: int, eos_token_ids: list[int]) -> xgr.GrammarCompiler:
+def _shared_compiler(tokenizer: TokenizerLike, vocab_size: int,
+                     eos_token_ids: list[int]) -> xgr.GrammarCompiler:
     key = (id(tokenizer), vocab_size, tuple(eos_token_ids))
     with _COMPILERS_LOCK:
         entry = _COMPILERS.get(key)
@@ -108,7 +112,8 @@ def check_constraint(spec: StructuredOutputsParams) -> None:
         raise ValueError(f"invalid {_LABELS[spec.kind]}: {_clean(e)}") from e
 
 
-def apply_grammar_mask(logits: torch.Tensor, seqs: list[Sequence], fallback: torch.Tensor) -> torch.Tensor:
+def apply_grammar_mask(logits: torch.Tensor, seqs: list[Sequence],
+                       fallback: torch.Tensor) -> torch.Tensor:
     """logits (N, V) -> the constrained rows masked to their grammar's next tokens. A row left with
     no token at all (min_tokens forbids the stop token the grammar now requires) is masked from
     `fallback` (the raw logits) instead: the grammar wins."""
@@ -136,7 +141,8 @@ def token_bytes(tokenizer: TokenizerLike, vocab_size: int) -> list[bytes]:
     if own is not None:
         vocab = list(own())
     else:
-        texts = [tokenizer.decode([i], skip_special_tokens=True) for i in range(tokenizer.vocab_size)]
+        texts = [tokenizer.decode([i], skip_special_tokens=True)
+                 for i in range(tokenizer.vocab_size)]
         vocab = [b"" if "\ufffd" in text else text.encode("utf-8") for text in texts]
     vocab = vocab[:vocab_size]
     return vocab + [b""] * (vocab_size - len(vocab))
@@ -168,7 +174,8 @@ def _json_options(spec: StructuredOutputsParams) -> dict:
 
 # xgrammar's rules for a JSON number the schema does not bound: digits repeat without limit, so a
 # model could write digits until max_tokens and never close the object. Cap them at what a double
-# holds (17 significant digits, a 3-digit exponent); bounded numbers (minimum/maximum) are untouched.
+# holds (17 significant digits, a 3-digit exponent); bounded numbers (minimum/maximum) stay as
+# they are.
 _UNBOUNDED_NUMBER_RULES = {
     "basic_integer ::=": ("[0-9]*", "[0-9]{0, 16}"),
     "basic_number_2 ::=": ("[0-9]*", "[0-9]{0, 16}"),

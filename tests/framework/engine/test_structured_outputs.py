@@ -112,10 +112,12 @@ def test_each_of_n_samples_follows_the_grammar(random_engine):
 def test_regex_choice_and_grammar_constraints(random_engine):
     specs = [StructuredOutputsParams(regex=r"[a-z]{3}-[0-9]{2}"),
              StructuredOutputsParams(choice=["yes", "no", "maybe so"]),
-             StructuredOutputsParams(grammar='root ::= "(" num ("+" num)* ")"\nnum ::= [1-9] [0-9]?')]
+             StructuredOutputsParams(
+                 grammar='root ::= "(" num ("+" num)* ")"\nnum ::= [1-9] [0-9]?')]
     params = [SamplingParams(max_tokens=40, temperature=1.0, seed=s, structured_outputs=spec)
               for s, spec in enumerate(specs)]
-    regex, choice, grammar = (o.outputs[0].text for o in _run(random_engine, [[256, 5]] * 3, params))
+    outs = _run(random_engine, [[256, 5]] * 3, params)
+    regex, choice, grammar = (o.outputs[0].text for o in outs)
     assert re.fullmatch(r"[a-z]{3}-[0-9]{2}", regex)
     assert choice in ("yes", "no", "maybe so")
     assert re.fullmatch(r"\([1-9][0-9]?(\+[1-9][0-9]?)*\)", grammar)
@@ -123,8 +125,10 @@ def test_regex_choice_and_grammar_constraints(random_engine):
 
 def test_the_grammar_ends_the_output_even_with_ignore_eos_or_min_tokens(random_engine):
     spec = StructuredOutputsParams(choice=["ok"])
-    params = [SamplingParams(max_tokens=50, temperature=0.0, ignore_eos=True, structured_outputs=spec),
-              SamplingParams(max_tokens=50, temperature=0.0, min_tokens=20, structured_outputs=spec)]
+    params = [SamplingParams(max_tokens=50, temperature=0.0, ignore_eos=True,
+                             structured_outputs=spec),
+              SamplingParams(max_tokens=50, temperature=0.0, min_tokens=20,
+                             structured_outputs=spec)]
     for out in _run(random_engine, [[256, 3], [256, 4]], params):
         assert out.outputs[0].text == "ok" and out.outputs[0].finish_reason == "stop"
 
@@ -143,7 +147,8 @@ def test_max_tokens_cuts_a_constrained_output_with_finish_reason_length(random_e
 
 
 def test_bad_constraints_are_refused_before_queueing(random_engine):
-    for spec in (StructuredOutputsParams(json={"type": "object", "properties": {"a": {"type": "foo"}}}),
+    bad_schema = {"type": "object", "properties": {"a": {"type": "foo"}}}
+    for spec in (StructuredOutputsParams(json=bad_schema),
                  StructuredOutputsParams(regex="([a-z"),
                  StructuredOutputsParams(grammar="root ::= undefined_rule")):
         with pytest.raises(ValueError, match="invalid"):
@@ -178,7 +183,8 @@ def test_the_json_grammar_repairs_find_what_they_repair():
 def test_real_models_write_valid_json_for_nested_schemas(model_dir):
     llm = LLM(str(model_dir), device="cpu", num_kv_blocks=256)
     prompts = ["The capital of France is", "Once upon a time", "Tell me about a dog."]
-    params = [_json_params(), _json_params(temperature=0.8, seed=1), _json_params(temperature=1.0, seed=2)]
+    params = [_json_params(), _json_params(temperature=0.8, seed=1),
+              _json_params(temperature=1.0, seed=2)]
     for out in llm.generate(prompts, params, use_tqdm=False):
         assert out.outputs[0].finish_reason == "stop", out.outputs[0].text
         _assert_valid(out.outputs[0].text)
