@@ -10,14 +10,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.api.deps import StateDep
+from app.api.deps import StateDep, get_state
 from app.api.readiness import ReadinessPublic, StoreProbe, outbox_status, readiness
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def read_health(state: StateDep) -> JSONResponse:
+async def read_health(request: Request) -> JSONResponse:
+    # On the event loop, with no sync dependency: those run in the threadpool that sync handlers
+    # share, and requests stuck on a locked store can fill it; liveness must not queue behind them.
+    state = get_state(request)
     models = state.host.status()
     ready = all(status == "ready" for status in models.values())
     body = {"status": "ok" if ready else "loading", "models": models,
@@ -28,7 +31,8 @@ def read_health(state: StateDep) -> JSONResponse:
 
 @router.get("/ready", response_model=ReadinessPublic,
             responses={503: {"model": ReadinessPublic, "description": "not ready"}})
-async def read_readiness(request: Request, state: StateDep) -> JSONResponse:
+async def read_readiness(request: Request) -> JSONResponse:
+    state = get_state(request)  # not StateDep: its answer must not wait on the threadpool either
     store = await _store_probe(request, state).check()
     report = readiness(state.host.status(), store, outbox_status(state.outbox))
     return JSONResponse(report.model_dump(), status_code=200 if report.ready else 503)
