@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from app.api.completion_batch import CompletionChoices
 from app.serving.generation import ChoiceDelta
 from shared import CompletionOutput, Logprob, RequestOutput
 
@@ -88,20 +89,24 @@ class ChatFormat:
 
 
 class CompletionFormat:
+    """Text completions from a `CompletionChoices` (choices already numbered and echoed). With
+    echo, a prompt token's logprob entry may be None (the first token): its logprob and top
+    alternatives are then null, as vLLM returns them."""
     object_name = "text_completion"
 
     def __init__(self, meta: ResponseMeta, tokenizer, num_top_logprobs: int | None) -> None:
         self.meta, self._tokenizer, self._num_top = meta, tokenizer, num_top_logprobs
         self._text_offsets: dict[int, int] = {}
 
-    def response(self, output: RequestOutput) -> dict:
+    def response(self, output: CompletionChoices) -> dict:
         self._text_offsets.clear()
         choices = [{"index": o.index, "text": o.text,
                     "logprobs": self._logprobs(o.index, o.token_ids, o.logprobs),
-                    "finish_reason": _finish_reason(o)} for o in _ordered(output)]
+                    "finish_reason": _finish_reason(o)} for o in output.outputs]
         return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
-                "model": self.meta.model_id, "choices": choices, "usage": usage(output),
-                "system_fingerprint": None, **self.meta.extras()}
+                "model": self.meta.model_id, "choices": choices,
+                "usage": completion_usage(output), "system_fingerprint": None,
+                **self.meta.extras()}
 
     def chunk(self, delta: ChoiceDelta, include_usage: bool) -> dict:
         choice = {"index": delta.index, "text": delta.text,
@@ -114,29 +119,44 @@ class CompletionFormat:
             body["usage"] = None
         return body
 
-    def usage_chunk(self, output: RequestOutput) -> dict:
+    def usage_chunk(self, output: CompletionChoices) -> dict:
         return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
                 "model": self.meta.model_id, "system_fingerprint": None, "choices": [],
-                "usage": usage(output), **self.meta.extras()}
+                "usage": completion_usage(output), **self.meta.extras()}
 
     def _logprobs(self, index: int, token_ids: list[int],
-                  logprobs: list[dict[int, Logprob]] | None) -> dict | None:
+                  logprobs: list[dict[int, Logprob] | None] | None) -> dict | None:
         if self._num_top is None or logprobs is None:
             return None
         tokens, token_logprobs, tops, offsets = [], [], [], []
         offset = self._text_offsets.get(index, 0)
         for token_id, alternatives in zip(token_ids, logprobs):
-            chosen = alternatives.get(token_id) or Logprob(float("-inf"))
-            text = _token_text(self._tokenizer, token_id, chosen)
+            text, logprob, top = self._token_entry(token_id, alternatives)
             tokens.append(text)
-            token_logprobs.append(_finite(chosen.logprob))
-            tops.append({_token_text(self._tokenizer, t, lp): _finite(lp.logprob)
-                         for t, lp in _top(alternatives, self._num_top)})
+            token_logprobs.append(logprob)
+            tops.append(top)
             offsets.append(offset)
             offset += len(text)
         self._text_offsets[index] = offset
         return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops,
                 "text_offset": offsets}
+
+    def _token_entry(self, token_id: int, alternatives: dict[int, Logprob] | None
+                     ) -> tuple[str, float | None, dict[str, float] | None]:
+        """(token text, its logprob, top alternatives); logprob and top are None for an echoed
+        first prompt token, which nothing precedes."""
+        if alternatives is None:
+            return self._tokenizer.decode([token_id], skip_special_tokens=False), None, None
+        chosen = alternatives.get(token_id) or Logprob(float("-inf"))
+        top = {_token_text(self._tokenizer, t, lp): _finite(lp.logprob)
+               for t, lp in _top(alternatives, self._num_top)}
+        return _token_text(self._tokenizer, token_id, chosen), _finite(chosen.logprob), top
+
+
+def completion_usage(output: CompletionChoices) -> dict:
+    return {"prompt_tokens": output.prompt_tokens, "completion_tokens": output.completion_tokens,
+            "total_tokens": output.prompt_tokens + output.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": output.cached_tokens}}
 
 
 def _ordered(output: RequestOutput) -> list[CompletionOutput]:

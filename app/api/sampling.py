@@ -2,8 +2,8 @@
 
 A prompt that leaves no room in the context, or a max_tokens that would run past it, is a 400
 naming the field (as OpenAI does for context overflow), never a silent truncation. Fields that
-name tokens are checked against the model's vocabulary: stop_token_ids must be real token ids,
-and top_k may not exceed the vocabulary (-1 and 0 mean "off", as in vLLM).
+name tokens are checked against the model's vocabulary: stop_token_ids and logit_bias keys must be
+real token ids, and top_k may not exceed the vocabulary (-1 and 0 mean "off", as in vLLM).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import dataclasses
 
 from app.api.errors import APIError
 from app.api.schemas.openai import ChatCompletionRequest, CompletionRequest
+from app.api.structured import structured_outputs_from
 from app.core.config import PrefixCacheIsolation
 from shared import SamplingParams
 
@@ -33,6 +34,11 @@ def check_vocabulary_fields(body: ChatCompletionRequest | CompletionRequest,
     if beyond:
         raise APIError(400, f"stop_token_ids must be below the vocabulary size {vocab_size}, got "
                             f"{beyond[0]}", param="stop_token_ids", code="invalid_value")
+    biased = [t for t in body.token_logit_bias() or () if t >= vocab_size]
+    if biased:
+        raise APIError(400, f"logit_bias keys must be token ids below the vocabulary size "
+                            f"{vocab_size}, got {biased[0]}", param="logit_bias",
+                       code="invalid_value")
 
 
 def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prompt_tokens: int,
@@ -58,6 +64,8 @@ def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prom
         "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos,
         "stop_token_ids": body.stop_token_ids, "logprobs": body.num_logprobs,
         "cache_salt": body.cache_salt, "skip_prefix_cache": body.skip_prefix_cache,
+        "logit_bias": body.token_logit_bias(),
+        "structured_outputs": structured_outputs_from(body),
     }
     values = {name: value for name, value in values.items() if value is not None}
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -90,4 +98,6 @@ def sampling_record(params: SamplingParams) -> dict:
             "frequency_penalty": params.frequency_penalty,
             "repetition_penalty": params.repetition_penalty, "stop": list(params.stop),
             "max_tokens": params.max_tokens, "ignore_eos": params.ignore_eos,
-            "logprobs": params.logprobs}
+            "logprobs": params.logprobs,
+            **({"logit_bias": {str(t): b for t, b in params.logit_bias.items()}}
+               if params.logit_bias else {})}

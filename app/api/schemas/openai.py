@@ -1,16 +1,21 @@
 """OpenAI-compatible request bodies for /v1/chat/completions and /v1/completions.
 
 Unknown top-level fields are rejected with 400 (as OpenAI does). Fields OpenAI accepts but this
-server does not act on (tools, response_format, metadata, ...) are accepted and ignored, except
-where ignoring them would silently change the answer (non-empty tools, logit_bias, best_of > n,
-echo), which are refused with 400. Flywheel extras: conversation_id, parent_message_id,
-regenerate_of, and vLLM-style sampling extras (top_k, min_p, repetition_penalty, min_tokens,
-ignore_eos, stop_token_ids).
+server does not act on (tools, metadata, ...) are accepted and ignored, except
+where ignoring them would silently change the answer (non-empty tools, best_of > n, suffix), which
+are refused with 400. Completions take a list of prompts (strings or token-id lists, at most
+MAX_PROMPTS), `echo`, and `max_tokens: 0` with echo (score the prompt, generate nothing).
+Flywheel extras: conversation_id, parent_message_id, regenerate_of, and vLLM-style sampling
+extras (top_k, min_p, repetition_penalty, min_tokens, ignore_eos, stop_token_ids).
+Structured outputs: chat's `response_format`, and on both endpoints vLLM's `guided_json` /
+`guided_regex` / `guided_choice` / `guided_grammar` / `structured_outputs` (turned into one
+constraint, or refused naming the field, in `app/api/structured.py`).
 
 Bounds checked here, without the model: text is valid Unicode (no lone surrogates, which no
 tokenizer can encode), a prompt or a chat's contents total at most MAX_PROMPT_CHARS characters
 (larger ones are refused before tokenization, which is what a huge input would cost),
-repetition_penalty in [0.01, 10], `content: null` only on an assistant message with tool_calls.
+repetition_penalty in [0.01, 10], logit_bias values in [-100, 100] on token-id keys (at most
+MAX_LOGIT_BIAS entries), `content: null` only on an assistant message with tool_calls.
 Bounds that need the model (vocabulary size, context length) are checked in `app/api/sampling.py`.
 """
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
 MAX_PROMPT_CHARS = 1_000_000  # a completions prompt, or all of a chat's message contents together
 MAX_STOP_CHARS = 1_000  # one stop string
 MAX_STOP_TOKEN_IDS = 1_024
+MAX_PROMPTS = 1_024  # prompts in one completions request
+MAX_LOGIT_BIAS = 1_024  # logit_bias entries
 
 
 def _valid_unicode(text: str) -> str:
@@ -91,7 +98,9 @@ class _SamplingFields(BaseModel):
     user: str | None = None
     stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
-    logit_bias: dict[str, float] | None = None
+    # OpenAI's shape: token id (as a JSON string key) -> bias in [-100, 100]
+    logit_bias: Annotated[dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]],
+                          Field(max_length=MAX_LOGIT_BIAS)] | None = None
     # vLLM-style extras
     top_k: StrictInt | None = Field(default=None, ge=-1)
     min_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
@@ -105,16 +114,28 @@ class _SamplingFields(BaseModel):
     # skip_prefix_cache neither reads nor publishes cached blocks
     cache_salt: str | None = Field(default=None, min_length=1, max_length=256)
     skip_prefix_cache: StrictBool | None = None
+    # structured outputs under vLLM's names (app/api/structured.py makes them one constraint)
+    guided_json: dict[str, Any] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
+    structured_outputs: dict[str, Any] | None = None
     # accepted and ignored, as OpenAI features with no effect on a local model
     metadata: dict[str, Any] | None = None
     store: bool | None = None
     service_tier: str | None = None
 
-    @model_validator(mode="after")
-    def _refuse_unsupported(self):
-        if self.logit_bias:
-            raise ValueError("logit_bias is not supported by this server")
-        return self
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_id_keys(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        for key in bias or {}:
+            if not key.isascii() or not key.isdigit():
+                raise ValueError(f"logit_bias keys must be token ids (non-negative integers as "
+                                 f"strings), got {key[:20]!r}")
+        return bias
+
+    def token_logit_bias(self) -> dict[int, float] | None:
+        return {int(k): v for k, v in self.logit_bias.items()} if self.logit_bias else None
 
 
 class ChatCompletionRequest(_SamplingFields):
@@ -159,25 +180,36 @@ class ChatCompletionRequest(_SamplingFields):
         return (self.top_logprobs or 0) if self.logprobs else None
 
 
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 PromptField = (Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)]
-               | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+               | TokenIds
                | Annotated[list[Annotated[Text, Field(max_length=MAX_PROMPT_CHARS)]],
-                           Field(min_length=1, max_length=1)]
-               | Annotated[list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]],
-                           Field(min_length=1, max_length=1)])
+                           Field(min_length=1, max_length=MAX_PROMPTS)]
+               | Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_PROMPTS)])
 
 
 class CompletionRequest(_SamplingFields):
     prompt: PromptField
+    max_tokens: StrictInt | None = Field(default=None, ge=0)  # 0: echo only
     logprobs: StrictInt | None = Field(default=None, ge=0, le=5)
     echo: StrictBool | None = False
     best_of: StrictInt | None = Field(default=None, ge=1, le=16)
     suffix: str | None = None
 
+    @field_validator("prompt")
+    @classmethod
+    def _total_prompt_chars(cls, prompt):
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+            total = sum(map(len, prompt))
+            if total > MAX_PROMPT_CHARS:
+                raise ValueError(f"the prompts total {total} characters; the limit is "
+                                 f"{MAX_PROMPT_CHARS}")
+        return prompt
+
     @model_validator(mode="after")
     def _check_completion(self):
-        if self.echo:
-            raise ValueError("echo is not supported by this server")
+        if self.max_tokens == 0 and not self.echo:
+            raise ValueError("max_tokens 0 generates nothing; it is only allowed with echo")
         if self.suffix:
             raise ValueError("suffix is not supported by this server")
         if self.best_of is not None and self.best_of != (self.n or 1):
@@ -186,8 +218,21 @@ class CompletionRequest(_SamplingFields):
 
     @property
     def token_limit(self) -> int | None:
-        return self.max_tokens
+        # echo only: the engine generates one token, which the answer drops (as vLLM does)
+        return 1 if self.echo_only else self.max_tokens
+
+    @property
+    def echo_only(self) -> bool:
+        return self.max_tokens == 0
 
     @property
     def num_logprobs(self) -> int | None:
         return self.logprobs
+
+    def prompts(self) -> list[str] | list[list[int]]:
+        """The prompt as a list: one entry per prompt, each a string or token ids."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if self.prompt and isinstance(self.prompt[0], int):
+            return [list(self.prompt)]
+        return list(self.prompt)
