@@ -3,8 +3,9 @@
 For each tokenizer (the demo model's byte-level BPE, stories260K's sentencepiece-style BPE) and
 each engine: time to turn a nested JSON schema into a matcher (first compile, and a cache hit),
 then walk a valid instance token by token, timing "fill this row's bitmask" and "accept the token".
-Run: `python -m benchmarks.grammar_engines`. This is how the engine behind structured outputs was
-chosen (see README, "Structured outputs").
+Run: `python -m benchmarks.grammar_engines` (llguidance is not a dependency: `pip install
+llguidance==1.9.1` first). This is how the engine behind structured outputs was chosen (see
+README, "Structured outputs").
 """
 from __future__ import annotations
 
