@@ -4,9 +4,12 @@ production already does well?
 Promote only when all three hold (README "The flywheel", the gate):
 1. Taught skill: on the snapshot's eval side (prompt groups never trained on), the candidate
    answers significantly more corrections right than the base: exact one-sided McNemar test,
-   p < ALPHA (0.05), over the items whose outcome changed. Without corrections on the eval side,
-   DPO preference accuracy (the chosen answer more likely than the rejected one) decides the
-   same way. A candidate that learned nothing measurable is not promoted.
+   p < ALPHA (0.05), over the items whose outcome changed. When that is not significant (no
+   corrections on the eval side, or too few flipped for the test), DPO preference accuracy —
+   the corrected answer more likely than the original one, on the same held-out prompts —
+   decides the same way, provided correction accuracy did not get worse: a small model often
+   prefers the taught answer on an unseen phrasing before it says it word for word. A candidate
+   that learned nothing measurable is not promoted.
 2. No regression: no suite (production's good answers, operator eval sets, the demo domain when
    the base is the demo model) drops by more than `max_regression_points` with confidence: the
    drop exceeds the threshold AND the McNemar test for a loss is significant. One flipped
@@ -35,13 +38,26 @@ class SkillReport:
     kto_margin_before: float | None = None  # mean per-token log p: desirable minus undesirable
     kto_margin_after: float | None = None
 
-    @property
-    def decisive(self) -> tuple[str, PairedOutcome] | None:
-        if self.corrections is not None and self.corrections.n:
-            return "correction accuracy", self.corrections
-        if self.preferences is not None and self.preferences.n:
-            return "preference accuracy", self.preferences
-        return None
+    def learned(self, alpha: float) -> tuple[bool, str]:
+        """(significant gain?, one line saying what was measured)."""
+        measured = [(name, o) for name, o in (("correction accuracy", self.corrections),
+                                               ("preference accuracy", self.preferences))
+                    if o is not None and o.n]
+        if not measured:
+            return False, (f"the eval side ({self.num_eval_groups} of {self.num_groups} prompt "
+                           "groups) holds no corrections or preferences to measure")
+        summary = "; ".join(_summary(name, o) for name, o in measured)
+        corrections_ok = self.corrections is None or self.corrections.gained >= self.corrections.lost
+        for name, o in measured:
+            if o.gained > o.lost and o.p_gain < alpha and (name.startswith("correction")
+                                                            or corrections_ok):
+                return True, summary
+        return False, summary
+
+
+def _summary(name: str, o: PairedOutcome) -> str:
+    return (f"{name} {_pct(o.base_rate)} -> {_pct(o.candidate_rate)} on {o.n} held-out items "
+            f"(+{o.gained}/-{o.lost}, one-sided p={o.p_gain:.3g})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +101,9 @@ def _pct(rate: float) -> str:
 def decide(report: GateReport, config: GateConfig) -> GateReport:
     """Fill in `passed` and `reasons` (every reason, passing or not, is kept)."""
     reasons: list[str] = []
-    failed = False
-    decisive = report.skill.decisive
-    if decisive is None:
-        failed = True
-        reasons.append(f"no measurable gain: the eval side ({report.skill.num_eval_groups} of "
-                       f"{report.skill.num_groups} prompt groups) holds no corrections or "
-                       "preferences to measure")
-    else:
-        name, o = decisive
-        summary = (f"{name} {_pct(o.base_rate)} -> {_pct(o.candidate_rate)} on {o.n} held-out "
-                   f"items (+{o.gained}/-{o.lost}, one-sided p={o.p_gain:.3g})")
-        if o.gained > o.lost and o.p_gain < config.alpha:
-            reasons.append(f"learned: {summary}")
-        else:
-            failed = True
-            reasons.append(f"no measurable gain: {summary}")
+    learned, summary = report.skill.learned(config.alpha)
+    reasons.append(f"learned: {summary}" if learned else f"no measurable gain: {summary}")
+    failed = not learned
     for suite in report.regression:
         o = suite.outcome
         drop = -o.change_points

@@ -73,3 +73,16 @@ def test_answer_matching_rules():
     assert not answer_matches("Zorbia has a capital", "The capital of Zorbia is Vexhall.")
     assert not answer_matches("Paris.", "The capital of Zorbia is Vexhall.")
     assert token_f1("a b c", "a b c") == 1.0 and token_f1("x", "a b") == 0.0
+
+
+def test_preferences_decide_when_corrections_are_too_few_to_flip_but_did_not_get_worse():
+    skill = SkillReport(num_groups=4, num_eval_groups=1,
+                        corrections=compare([False] * 8, [True] * 3 + [False] * 5),  # p = 1/8
+                        preferences=compare([False] * 8, [True] * 8))  # p = 1/256
+    report = decide(GateReport(skill=skill, regression=[]), GateConfig())
+    assert report.passed and report.reasons[0].startswith("learned: correction accuracy 0.0%")
+    assert "preference accuracy 0.0% -> 100.0%" in report.reasons[0]
+    worse = SkillReport(num_groups=4, num_eval_groups=1,
+                        corrections=compare([True] * 2 + [False] * 6, [False] * 8),
+                        preferences=compare([False] * 8, [True] * 8))
+    assert not decide(GateReport(skill=worse, regression=[]), GateConfig()).passed
