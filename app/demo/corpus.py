@@ -116,27 +116,39 @@ FAMILIES: dict[str, tuple[Callable[[random.Random], Turn], float]] = {
 }
 
 
-def sample_turn(rng: random.Random, family: str | None = None) -> tuple[str, Turn]:
+def sample_turn(rng: random.Random, family: str | None = None,
+                weights: dict[str, float] | None = None) -> tuple[str, Turn]:
+    """A turn of `family`, or of a family drawn by `weights` (default: FAMILIES' weights)."""
     if family is None:
         names = list(FAMILIES)
-        family = rng.choices(names, weights=[FAMILIES[n][1] for n in names])[0]
+        family = rng.choices(names, weights=[_weight(n, weights) for n in names])[0]
     return family, FAMILIES[family][0](rng)
 
 
-def conversation(rng: random.Random) -> list[dict]:
+def _weight(family: str, weights: dict[str, float] | None) -> float:
+    return FAMILIES[family][1] if weights is None else weights.get(family, 0.0)
+
+
+def conversation(rng: random.Random, weights: dict[str, float] | None = None) -> list[dict]:
     """One chat: an optional system prompt and 1-3 user/assistant turns."""
     messages: list[dict] = []
     if rng.random() < 0.25:
         messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
     for _ in range(rng.choices((1, 2, 3), weights=(6, 3, 1))[0]):
-        _, (user, assistant) = sample_turn(rng)
+        _, (user, assistant) = sample_turn(rng, weights=weights)
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     return messages
 
 
-def generate_corpus(num_conversations: int, seed: int) -> list[list[dict]]:
+def generate_corpus(num_conversations: int, seed: int,
+                    weights: dict[str, float] | None = None) -> list[list[dict]]:
+    """`weights` (family -> sampling weight) overrides FAMILIES' mix, e.g. for the demo recipe,
+    which spends more of its steps on the families a small model finds hard."""
+    if weights is not None and set(weights) - set(FAMILIES):
+        raise ValueError(f"unknown families {sorted(set(weights) - set(FAMILIES))}; "
+                         f"known: {list(FAMILIES)}")
     rng = random.Random(seed)
-    return [conversation(rng) for _ in range(num_conversations)]
+    return [conversation(rng, weights) for _ in range(num_conversations)]
 
 
 def eval_prompts(family: str, count: int, seed: int) -> list[Turn]:

@@ -4,6 +4,7 @@ Reproducible: the corpus, tokenizer, initial weights and batch order all follow 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -19,6 +20,24 @@ DEMO_MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
 @dataclass(slots=True)
+class CurriculumStage:
+    """A second SFT stage on a fresh corpus that over-samples the families the first stage leaves
+    weakest (sums and copying made-up words), with every other family kept in the mix so nothing
+    is forgotten. Starts from the first stage's weights, with its own warm-up and decay.
+
+    Opt-in (`flywheel train-demo --curriculum-steps N`), not part of the bundled model: measured
+    on it, 300 steps raise the suite from 84.2% to 87.9% but leave a base that one flywheel
+    iteration no longer teaches the made-up capitals (3 of 7 held-out items instead of 7 of 7)."""
+
+    family_weights: dict[str, float] = field(default_factory=lambda: {
+        "greeting": 0.5, "arithmetic": 6.0, "unit_conversion": 1.0, "dates": 1.0,
+        "capital": 1.0, "flywheel_faq": 0.5, "copying": 4.0})
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        objective="sft", learning_rate=1e-3, max_steps=300, micro_batch_size=32,
+        warmup_steps=20, weight_decay=0.01, min_lr_ratio=0.05, progress=True))
+
+
+@dataclass(slots=True)
 class DemoRecipe:
     seed: int = 1234
     num_conversations: int = 24000
@@ -29,6 +48,7 @@ class DemoRecipe:
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     max_position_embeddings: int = 512
+    curriculum: CurriculumStage | None = None  # a second stage; None: the bundled model's recipe
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         objective="sft", learning_rate=3e-3, max_steps=750, micro_batch_size=32,
         warmup_steps=40, weight_decay=0.01, min_lr_ratio=0.05, progress=True))
@@ -78,10 +98,14 @@ def build_demo_model(recipe: DemoRecipe, out_dir: str | Path = DEMO_MODEL_DIR) -
         config = recipe.model_config(eos, pad)
         model = LlamaForCausalLM(config)
         result = train(model, examples, recipe.train)
+        steps, seconds = result.num_steps, result.seconds
+        if recipe.curriculum is not None:
+            result = train_curriculum(model, tokenizer, recipe.curriculum, recipe.seed)
+            steps, seconds = steps + result.num_steps, seconds + result.seconds
         model.eval()
-        summary = {"steps": result.num_steps, "final_train_loss": result.step_losses[-1],
+        summary = {"steps": steps, "final_train_loss": result.step_losses[-1],
                    "held_out_loss": mean_token_loss(model, held_out),
-                   "train_seconds": round(result.seconds, 1),
+                   "train_seconds": round(seconds, 1),
                    "tokens_per_s": round(result.tokens_per_s),
                    "num_params": sum(p.numel() for p in model.parameters())}
         logger.info("demo model: %s", summary)
@@ -89,3 +113,16 @@ def build_demo_model(recipe: DemoRecipe, out_dir: str | Path = DEMO_MODEL_DIR) -
         save_checkpoint(model, config, out_dir, tokenizer_dir=tok_dir, dtype="float32",
                         extra_files={"training_summary.json": card})
     return summary
+
+
+def train_curriculum(model, tokenizer, stage: CurriculumStage, seed: int):
+    """The second stage, on `model` in place; its corpus seed differs from the first's."""
+    from app.demo.corpus import generate_corpus
+    from app.flywheel.encode import sft_example
+    from framework.train import train
+
+    config = dataclasses.replace(stage.train, seed=seed)
+    # One epoch: a fresh conversation for every slot of every step.
+    corpus = generate_corpus(config.max_steps * config.micro_batch_size, seed + 2,
+                             stage.family_weights)
+    return train(model, [sft_example(tokenizer, conv) for conv in corpus], config)
