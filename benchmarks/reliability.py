@@ -112,9 +112,14 @@ class Server:
 
     def start(self) -> None:
         self.starts += 1
-        self.process, self.url = start_serve(self.env, str(self.model_dir),
-                                             self.log_dir / f"serve-{self.starts}.log",
-                                             model_name=MODEL_NAME, timeout_s=300)
+        log_path = self.log_dir / f"serve-{self.starts}.log"
+        try:
+            self.process, self.url = start_serve(self.env, str(self.model_dir), log_path,
+                                                 model_name=MODEL_NAME, timeout_s=300)
+        except (RuntimeError, TimeoutError):
+            # the data dir (and the log) is a temporary directory: say why here
+            logger.error("flywheel serve's log:\n%s", log_path.read_text()[-3000:])
+            raise
 
     def ready(self) -> dict | None:
         try:
