@@ -62,6 +62,13 @@ def test_api_keys_are_shown_once_and_identify_their_user(api):
     assert api.post("/v1/api-keys", headers=_auth(key), json={}).status_code == 403
 
 
+def test_without_keys_a_malformed_or_empty_bearer_header_is_ignored(tmp_path):
+    """lm_eval sends "Authorization: Bearer " when OPENAI_API_KEY is unset."""
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as open_api:
+        for headers in ({"Authorization": "Bearer "}, {"Authorization": "Basic abc"}):
+            assert open_api.get("/v1/models", headers=headers).status_code == 200
+
+
 def test_default_secrets_are_refused():
     with pytest.raises(ValueError, match="API keys"):
         Settings(api_keys=["changeme"])
