@@ -34,12 +34,13 @@ def test_bundled_model_is_small_chatml_and_fluent_on_its_domain():
 
 
 def test_bundled_model_on_its_own_suite_and_blank_on_the_held_out_family():
-    # The flywheel's regression suite (40 fresh cases per family, as the gate asks them), measured
-    # at 84.2% (arithmetic 50%, copying 55%): a floor, so a broken engine or model shows up here.
+    # The flywheel's regression suite (40 fresh cases per family, as the gate asks them): 87.9%
+    # measured after the curriculum stage; the single-stage model scored 84.2% (sums 50%,
+    # copying made-up names 55%).
     loaded = load_model(DEMO_MODEL_DIR)
     model, tok = loaded.model, loaded.tokenizer
     cases = [case for family in family_cases(40).values() for case in family]
-    assert accuracy(model, tok, cases) >= 0.8
+    assert accuracy(model, tok, cases) >= 0.86
     # The flywheel proof teaches the made-up capitals through feedback: the base must not know them.
     assert accuracy(model, tok, made_up_capital_cases()) <= 0.1
 
