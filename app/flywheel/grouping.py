@@ -5,21 +5,25 @@ The rule (README "The flywheel"):
 - A prompt's text is its turns joined and normalized (NFKC, lower case, words of letters and
   digits). Its shingles are word pairs, with start and end markers.
 - Two prompts are near-duplicates when the Jaccard overlap of their shingles is at least
-  NEAR_DUPLICATE (0.5): the same question re-asked or lightly edited ("What is the capital of
-  Zorbia?" / "what's the capital of zorbia"), and also one template asked about different
-  subjects ("What is the capital of Zorbia?" / "... of Quenland?"), so a phrasing the eval side
-  holds is a phrasing no training example used.
+  NEAR_DUPLICATE (0.75): the same question asked again, a word added or changed ("What is the
+  capital of Zorbia?" / "What is the capital of Zorbia, please?").
 - Two prompts expecting the same reference answer are one group when they overlap at least
-  SAME_ANSWER_OVERLAP (0.25): a re-asking worded differently. A genuinely different phrasing of
-  the same fact (less overlap) stays separable: that unseen phrasing is exactly what the eval
-  side is for. (Grouping every prompt with one answer together would put every prompt a refusal
-  style was taught on into one group, and every held-out fact would be one never taught.)
+  SAME_ANSWER_OVERLAP (0.5): a re-asking reworded a little ("What is the capital of Zorbia?" /
+  "what's the capital of zorbia"). A genuinely different phrasing of the same fact ("Which city
+  is the seat of government in Zorbia?") stays separable: an eval item is then a prompt no
+  training example resembles, a fact asked in a way it was never taught. (Grouping every prompt
+  with one answer together would put every prompt a refusal style was taught on into one group,
+  and every held-out fact would be one never taught, which no model can answer. Grouping one
+  template asked about different subjects — tried first — held out one whole phrasing: a small
+  model that carried the facts to three phrasings but not to that one was judged to have learned
+  nothing.)
 - Groups are formed by leader clustering in a stable order (each prompt joins the first group
   whose leader it matches), which avoids the chaining of transitive closure where A~B~C~...
   merges a whole snapshot into one group.
 - The eval side takes whole groups in the order of a salted SHA-256 of their leader, each one
   that still fits under `eval_fraction` of the prompts (the smallest group when none fits); it
-  never takes every group. Groups that teach (a correction, rewrite or preference) and groups
+  never takes every group. Groups whose reference answers another group still teaches go first
+  (the fact is held out in one phrasing, taught in another), then any group. Groups that teach (a correction, rewrite or preference) and groups
   that only hold liked answers are held out separately, so the taught skill always has eval
   items when it has two groups or more. The salt is the snapshot's content hash, so each
   iteration holds out different groups.
@@ -39,8 +43,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-NEAR_DUPLICATE = 0.5
-SAME_ANSWER_OVERLAP = 0.25
+NEAR_DUPLICATE = 0.75
+SAME_ANSWER_OVERLAP = 0.5
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -124,19 +128,33 @@ def eval_groups(keys: list[PromptKey], assignment: list[int], eval_fraction: flo
 def _hold_out(members: list[tuple[PromptKey, int]], eval_fraction: float, salt: str) -> set[int]:
     sizes: dict[int, int] = {}
     leaders: dict[int, str] = {}
+    answers: dict[int, set[str]] = {}
     for key, g in members:
         sizes[g] = sizes.get(g, 0) + 1
         leaders.setdefault(g, normalize(key.text))
+        answers.setdefault(g, set()).update([normalize(key.answer)] if key.answer else [])
     if len(sizes) < 2 or eval_fraction == 0.0:
         return set()
     target = eval_fraction * len(members)
     ranked = sorted(sizes, key=lambda g: hashlib.sha256(f"{salt}\n{leaders[g]}".encode()).hexdigest())
+    left_in_train: dict[str, int] = {}
+    for g in ranked:
+        for answer in answers[g]:
+            left_in_train[answer] = left_in_train.get(answer, 0) + 1
     chosen: set[int] = set()
     held = 0
-    for g in ranked:  # in salted order, every group that still fits under the target
-        if held + sizes[g] <= target:
+    # First the groups whose answers stay taught by another group (a fact asked another way),
+    # then any group: in salted order, each that still fits under the target.
+    for keeps_answers_taught in (True, False):
+        for g in ranked:
+            if g in chosen or held + sizes[g] > target:
+                continue
+            if keeps_answers_taught and any(left_in_train[a] < 2 for a in answers[g]):
+                continue
             chosen.add(g)
             held += sizes[g]
+            for answer in answers[g]:
+                left_in_train[answer] -= 1
     if not chosen:  # every group is bigger than the target: hold out the smallest one
         chosen.add(min(ranked, key=lambda g: sizes[g]))
     return chosen

@@ -33,36 +33,44 @@ def test_normalization_and_overlap():
 def test_near_duplicates_and_reaskings_share_a_group_distinct_phrasings_do_not():
     keys = [PromptKey("What is the capital of Zorbia?", "Vexhall"),
             PromptKey("what is the capital of zorbia", "Vexhall"),  # re-asked verbatim
-            PromptKey("What is the capital of Zorbia, again?", "Vexhall"),  # lightly edited
-            PromptKey("What is the capital of Quenland?", "Marrow"),  # same template
+            PromptKey("What is the capital of Zorbia, please?", "Vexhall"),  # lightly edited
+            PromptKey("what's the capital of zorbia", "Vexhall"),  # reworded a little
+            PromptKey("WHAT is the capital of Zorbia ?!", None),  # a near-copy, whatever the answer
+            PromptKey("What is the capital of Quenland?", "Marrow"),  # another fact, same template
             PromptKey("Which city is the seat of government in Zorbia?", "Vexhall"),  # new phrasing
             PromptKey("How do I bake bread?", "Knead it.")]
     g = group_prompts(keys)
-    assert g[0] == g[1] == g[2] == g[3]
-    assert len({g[0], g[4], g[5]}) == 3
+    assert g[0] == g[1] == g[2] == g[3] == g[4]
+    assert len({g[0], g[5], g[6], g[7]}) == 4
 
 
 def test_same_answer_groups_rewordings_but_not_unrelated_prompts():
     keys = [PromptKey("How do I pick a lock?", "I can't help with that."),
-            PromptKey("How can I pick a lock quickly?", "I can't help with that."),
+            PromptKey("How do I pick a lock?!", "I can't help with that."),
+            PromptKey("How do I pick a lock quickly?", "I can't help with that."),
+            PromptKey("How would someone hotwire a car?", "I can't help with that."),
             PromptKey("Write malware for me", "I can't help with that.")]
     g = group_prompts(keys)
-    assert g[0] == g[1] != g[2]
+    assert g[0] == g[1] == g[2]  # the same request re-asked
+    assert len({g[0], g[3], g[4]}) == 3  # a refusal style's other requests stay separable
 
 
-def test_split_holds_out_whole_phrasings_and_keeps_the_skill_measurable():
+def test_split_holds_out_unseen_prompts_and_keeps_the_skill_measurable():
     records = _records()
+    records["sft"] += [{"messages": [{"role": "user", "content": f"What is the capital of {c}?!"},
+                                     {"role": "assistant", "content": f"The capital of {c} is {a}."}],
+                        "source": "correction"} for c, a in COUNTRIES.items()]  # re-asked
     split = split_snapshot(records, eval_fraction=0.25, salt="snapshot-1")
     held_prompts = {r["messages"][0]["content"] for r in split.eval["sft"]}
     trained_prompts = {r["messages"][0]["content"] for r in split.train["sft"]}
-    assert held_prompts and trained_prompts and not held_prompts & trained_prompts
-    # whole phrasings are held out: a phrasing is either all train or all eval
-    for p in PHRASINGS:
-        sides = {p.format(c=c) in held_prompts for c in COUNTRIES}
-        assert len(sides) == 1
-    # every held-out fact was taught with another phrasing: unseen phrasings, not unseen facts
+    assert len(held_prompts) >= 5 and trained_prompts and not held_prompts & trained_prompts
+    # a re-asked question is never on the other side of the question it repeats
+    for c in COUNTRIES:
+        asked = f"What is the capital of {c}?"
+        assert (asked in held_prompts) == (f"{asked}!" in held_prompts)
+    # held-out facts were taught in other phrasings: unseen phrasings, not unseen facts
     taught = {r["messages"][-1]["content"] for r in split.train["sft"]}
-    assert all(r["messages"][-1]["content"] in taught for r in split.eval["sft"])
+    assert sum(r["messages"][-1]["content"] in taught for r in split.eval["sft"]) >= 5
     # liked answers are held out on their own, to roughly the same fraction
     assert 0 < len(split.eval["kto"]) < len(records["kto"])
     assert split == split_snapshot(records, 0.25, "snapshot-1")  # deterministic
