@@ -153,8 +153,9 @@ def canary(payload: RunPayload) -> RunPayload:
     payload = payload.replace(gate=decision)
     if decision.passed and payload.canary_until is None:  # a replayed step keeps its deadline
         payload = payload.replace(canary_until=time.time() + settings.canary_soak_s)
-    _record(payload, "canary", gate=_asdict(payload.gate), canary_until=payload.canary_until,
-            status=RunStatus.RUNNING if decision.passed else RunStatus.REJECTED)
+    # The run stays "running" until the promote step records the outcome and its wall time:
+    # a run that looks finished before then would be read as done with a step still to come.
+    _record(payload, "canary", gate=_asdict(payload.gate), canary_until=payload.canary_until)
     return payload
 
 
