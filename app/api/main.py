@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from app.api.deps import LOCAL_USERNAME, AppState, Principal
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.errors import install_error_handlers
-from app.api.metrics import ServingMetrics
 from app.api.guards import AuthGuards
+from app.api.metrics import ServingMetrics
 from app.api.routes import (auth, conversations, feedback, health, openai_chat,
                             openai_completions, openai_models)
 from app.api.routes import datasets, model_versions, report, review

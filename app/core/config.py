@@ -64,12 +64,12 @@ class Settings:
             raise ValueError(f"registry_poll_s must be positive, got {self.registry_poll_s}")
         if self.max_queue_len <= 0:
             raise ValueError(f"max_queue_len must be positive, got {self.max_queue_len}")
-        if self.max_body_bytes <= 0:
-            raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
         if self.prefix_cache_isolation not in {i.value for i in PrefixCacheIsolation}:
             raise ValueError("prefix-cache-isolation must be 'none' or 'user', "
                              f"got {self.prefix_cache_isolation!r}")
         self.prefix_cache_isolation = PrefixCacheIsolation(self.prefix_cache_isolation)
+        if self.max_body_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
         if self.outbox_max_records <= 0:
             raise ValueError(f"outbox_max_records must be positive, got {self.outbox_max_records}")
         self._check_auth_limits()
