@@ -32,15 +32,10 @@ def review_queue(session: Session, *, filters: QueueFilters) -> list[tuple[Feedb
     prompt = aliased(Message)
     query = (select(Feedback, Message, prompt).join(Message, Feedback.message_id == Message.id)
              .outerjoin(prompt, Message.parent_id == prompt.id).order_by(Feedback.created_at.desc()))
-    conditions = {"thumbs": lambda v: Feedback.thumbs == v, "rating": lambda v: Feedback.rating == v,
-                  "model_version": lambda v: Message.model_version == v,
-                  "since": lambda v: Feedback.created_at >= v, "until": lambda v: Feedback.created_at < v}
-    for name, condition in conditions.items():
-        if (value := getattr(filters, name)) is not None:
-            query = query.where(condition(value))
-    if filters.reviewed is not None:
-        labelled = exists().where(ReviewLabel.message_id == Message.id)
-        query = query.where(labelled if filters.reviewed else ~labelled)
+    query = _filtered(query, filters, {
+        "thumbs": lambda v: Feedback.thumbs == v, "rating": lambda v: Feedback.rating == v,
+        "model_version": lambda v: Message.model_version == v,
+        "since": lambda v: Feedback.created_at >= v, "until": lambda v: Feedback.created_at < v})
     rows = [tuple(r) for r in session.execute(query.limit(MAX_QUEUE_ITEMS * 5))]
     if filters.tag:  # tags are a JSON list: filtered here to stay portable across SQLite and PostgreSQL
         rows = [r for r in rows if filters.tag in (r[0].tags or [])]
@@ -55,15 +50,21 @@ def implicit_queue(session: Session, *, signal: ImplicitSignal,
     prompt = aliased(Message)
     query = (select(Message, prompt).outerjoin(prompt, Message.parent_id == prompt.id)
              .where(Message.id.in_(ids)).order_by(Message.created_at.desc()))
-    conditions = {"model_version": lambda v: Message.model_version == v,
-                  "since": lambda v: Message.created_at >= v, "until": lambda v: Message.created_at < v}
+    query = _filtered(query, filters, {
+        "model_version": lambda v: Message.model_version == v,
+        "since": lambda v: Message.created_at >= v, "until": lambda v: Message.created_at < v})
+    return [tuple(r) for r in session.execute(query.limit(MAX_QUEUE_ITEMS))]
+
+
+def _filtered(query, filters: QueueFilters, conditions: dict):
+    """`query` narrowed by each set filter's condition, and by whether the answer is labelled."""
     for name, condition in conditions.items():
         if (value := getattr(filters, name)) is not None:
             query = query.where(condition(value))
     if filters.reviewed is not None:
         labelled = exists().where(ReviewLabel.message_id == Message.id)
         query = query.where(labelled if filters.reviewed else ~labelled)
-    return [tuple(r) for r in session.execute(query.limit(MAX_QUEUE_ITEMS))]
+    return query
 
 
 def labels_for(session: Session, *, message_ids: list[str]) -> dict[str, list[tuple[ReviewLabel, str]]]:
