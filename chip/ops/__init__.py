@@ -8,8 +8,8 @@ interpreter (tests), so CPU-only processes never pay for importing Triton.
 import importlib.util
 import os
 
-from chip.ops import (activation, attention, int8_matmul, kv_cache, linear, norm,  # noqa: F401
-                      rotary, sampling, token_bitmask)
+from chip.ops import (activation, attention, int8_matmul, kv_cache, linear, lora,  # noqa: F401
+                      norm, rotary, sampling, token_bitmask)
 
 # Dependencies first: attention_triton imports attention_prefill_triton (reloads go in this order).
 TRITON_MODULES = ("activation_triton", "attention_prefill_triton", "attention_triton",
