@@ -6,6 +6,8 @@ so the candidate keeps what it knew.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -124,13 +126,23 @@ def regression_suites(settings: FlywheelSettings, base_dir: str) -> dict[str, li
     return {name: [item(c) for c in suite] for name, suite in cases.items()}
 
 
+def suites_fingerprint(suites: dict[str, list[EvalItem]]) -> str:
+    """A short content hash of the regression suites: a gate report measured against other suites
+    (an eval set registered or changed since) is not reused."""
+    canonical = json.dumps({name: [[item.prompt, item.reference, item.style.value] for item in suite]
+                            for name, suite in sorted(suites.items())}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def evaluate_candidate_dir(settings: FlywheelSettings, base_dir: str, candidate_dir: str,
-                           snapshot_id: str, base_snapshot_id: str | None = None) -> GateReport:
+                           snapshot_id: str, base_snapshot_id: str | None = None,
+                           suites: dict[str, list[EvalItem]] | None = None) -> GateReport:
     """The gate's measurements and decision for one candidate (`app.flywheel.gate`)."""
     from app.flywheel.candidate_eval import evaluate_candidate
 
     _, split = snapshot_split(settings, snapshot_id, base_snapshot_id)
     config = GateConfig(max_regression_points=settings.max_regression_points,
                         max_loss_rise_nats=settings.max_loss_rise_nats)
-    return evaluate_candidate(base_dir, candidate_dir, split,
-                              regression_suites(settings, base_dir), config)
+    if suites is None:
+        suites = regression_suites(settings, base_dir)
+    return evaluate_candidate(base_dir, candidate_dir, split, suites, config)

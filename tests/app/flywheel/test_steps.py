@@ -170,3 +170,22 @@ def test_canary_soak_lets_live_feedback_roll_the_candidate_back(tmp_path, base_m
 def test_canary_soak_must_be_within_a_week():
     with pytest.raises(ValueError, match="canary_soak_s"):
         FlywheelSettings(canary_soak_s=-1)
+
+
+def test_an_eval_set_registered_after_a_measurement_is_measured_next_time(tmp_path, base_model):
+    from app.flywheel.eval_set_items import EvalItem
+    from app.store import crud_eval_sets
+
+    settings = make_settings(tmp_path, base_model)
+    seed_corrections(settings)
+    payload = steps.finetune(steps.build_dataset(steps.new_payload(settings)))
+    first = steps.evaluate(payload).metrics
+    assert not any(name.startswith("eval set ") for name in first["regression"])
+    store = open_store(settings.database_url)
+    with store.transaction() as s:
+        crud_eval_sets.add_eval_set(s, name="greetings", description="", created_by=None, items=[
+            EvalItem(messages=[{"role": "user", "content": "Say hello."}], expected="hello")])
+    store.close()
+    # the same candidate, so the same weights: the report is measured again, not read from cache
+    second = steps.evaluate(payload).metrics
+    assert "eval set greetings" in second["regression"]
