@@ -25,6 +25,7 @@ from app.api.routes import (auth, conversations, feedback, health, openai_chat,
                             openai_completions, openai_models)
 from app.api.routes import datasets, model_versions, report, review
 from app.api.routes import eval_sets
+from app.api.routes import annotation
 from app.core.config import Settings
 from app.serving.loading import load_like
 from app.serving.model_host import ModelHost, ServedModel
@@ -99,6 +100,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(report.router)
     app.include_router(model_versions.router)
     app.include_router(eval_sets.router)
+    app.include_router(annotation.router)
     return app
 
 
