@@ -95,8 +95,20 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
         packed = cache.get(*(layer.weight for layer in layers))
         if packed is not None:
             bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])
-            return linear_packed(x, packed, bias)
+            return _add_lora(linear_packed(x, packed, bias), x, layers)
     return torch.cat([layer(x) for layer in layers], dim=-1)
+
+
+def _add_lora(y: torch.Tensor, x: torch.Tensor, layers: tuple[Linear, ...]) -> torch.Tensor:
+    # LoRA slots (framework.layers.lora) hang on the layers as `.lora`; the fused matmul skipped
+    # their forward hooks, so each adds its adapters to its own column slice of y here.
+    offset = 0
+    for layer in layers:
+        slots = getattr(layer, "lora", None)
+        if slots is not None:
+            slots.add_to(y[..., offset:offset + layer.out_features], x)
+        offset += layer.out_features
+    return y
 
 
 def _fusable(x: torch.Tensor, layers: tuple[Linear, ...]) -> bool:
