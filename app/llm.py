@@ -12,7 +12,8 @@ import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 
-from shared import DeviceProfile, EngineConfig, RequestOutput, SamplingParams, TokenizerLike
+from shared import DeviceProfile, EngineConfig, LoRARequest, RequestOutput, SamplingParams
+from shared import TokenizerLike
 
 logger = logging.getLogger(__name__)
 
@@ -27,25 +28,29 @@ class LLM:
         from model.loader import load_model
 
         config = _engine_config(engine_options, dtype=dtype or "auto", seed=seed, device=device)
-        loaded = load_model(model, dtype=None if config.dtype == "auto" else config.dtype,
-                            device=_device(config.device))
-        self._start(loaded.model, loaded.tokenizer, config, device_profile)
+        dtype, device = None if config.dtype == "auto" else config.dtype, _device(config.device)
+        loaded = load_model(model, dtype=dtype, device=device)
+        spec = config.speculative_config  # vLLM's speculative_config={"model": DRAFT_DIR, ...}
+        draft = (load_model(spec.model, dtype=dtype, device=device).model
+                 if spec is not None and spec.model else None)
+        self._start(loaded.model, loaded.tokenizer, config, device_profile, draft)
 
     @classmethod
     def from_loaded(cls, loaded_model, *, seed: int = 0, device_profile: DeviceProfile | None = None,
-                    **engine_options) -> LLM:
-        """Wrap a `model.loader.LoadedModel` (or anything with `.model` and `.tokenizer`)."""
+                    draft_model=None, **engine_options) -> LLM:
+        """Wrap a `model.loader.LoadedModel` (or anything with `.model` and `.tokenizer`);
+        `draft_model`: a loaded model for speculative_config's draft_model method."""
         llm = cls.__new__(cls)
         llm._start(loaded_model.model, loaded_model.tokenizer,
-                   _engine_config(engine_options, seed=seed), device_profile)
+                   _engine_config(engine_options, seed=seed), device_profile, draft_model)
         return llm
 
     def _start(self, model, tokenizer: TokenizerLike, config: EngineConfig,
-               device_profile: DeviceProfile | None) -> None:
+               device_profile: DeviceProfile | None, draft_model=None) -> None:
         from framework.engine import LLMEngine
 
         # With a profile the engine's stats carry MFU/MBU (e.g. chip.device.detect_profile()).
-        self.engine = LLMEngine(model, tokenizer, config, device_profile)
+        self.engine = LLMEngine(model, tokenizer, config, device_profile, draft_model=draft_model)
         self._ids = itertools.count()
 
     def get_tokenizer(self) -> TokenizerLike:
@@ -53,14 +58,19 @@ class LLM:
 
     def generate(self, prompts: str | Sequence[str] | Sequence[Sequence[int]],
                  sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
-                 use_tqdm: bool = True) -> list[RequestOutput]:
+                 use_tqdm: bool = True,
+                 lora_request: LoRARequest | Sequence[LoRARequest | None] | None = None,
+                 ) -> list[RequestOutput]:
         """Generate for every prompt; returns one finished RequestOutput per prompt, in order.
+        `lora_request` (with enable_lora=True): one adapter for all prompts, or one per prompt
+        (None: the base model); requests for different adapters share the engine's steps.
 
         Every prompt and parameter set is validated before any is queued (ValueError)."""
         prompts = _as_prompt_list(prompts)
         params = _as_params_list(sampling_params, len(prompts))
-        states = [self.engine.make_request(f"llm-{next(self._ids)}", prompt, p)
-                  for prompt, p in zip(prompts, params)]
+        loras = _as_lora_list(lora_request, len(prompts))
+        states = [self.engine.make_request(f"llm-{next(self._ids)}", prompt, p, lora_request=lora)
+                  for prompt, p, lora in zip(prompts, params, loras)]
         for state in states:
             self.engine.enqueue(state)
         try:
@@ -73,7 +83,9 @@ class LLM:
 
     def chat(self, messages: Sequence[Mapping] | Sequence[Sequence[Mapping]],
              sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
-             use_tqdm: bool = True) -> list[RequestOutput]:
+             use_tqdm: bool = True,
+             lora_request: LoRARequest | Sequence[LoRARequest | None] | None = None,
+             ) -> list[RequestOutput]:
         """Answer one conversation (a list of {"role", "content"} messages) or a list of them;
         returns one finished RequestOutput per conversation, in order, its `prompt` the rendered
         text. Every conversation is rendered and validated before any is queued (ValueError)."""
@@ -82,7 +94,7 @@ class LLM:
         tokenizer = self.get_tokenizer()
         rendered = [render_prompt_ids(tokenizer, conversation)
                     for conversation in _as_conversations(messages)]
-        outputs = self.generate(rendered, sampling_params, use_tqdm)
+        outputs = self.generate(rendered, sampling_params, use_tqdm, lora_request)
         for output in outputs:
             output.prompt = tokenizer.decode(output.prompt_token_ids, skip_special_tokens=False)
         return outputs
@@ -183,6 +195,16 @@ def _as_params_list(params, count: int) -> list[SamplingParams]:
     if len(params) != count:
         raise ValueError(f"got {len(params)} sampling params for {count} prompts")
     return params
+
+
+def _as_lora_list(lora_request, count: int) -> list[LoRARequest | None]:
+    if lora_request is None or isinstance(lora_request, LoRARequest):
+        return [lora_request] * count
+    loras = list(lora_request)
+    if len(loras) != count or not all(x is None or isinstance(x, LoRARequest) for x in loras):
+        raise ValueError(f"lora_request must be a LoRARequest or one (or None) per prompt; got "
+                         f"{len(loras)} for {count} prompts")
+    return loras
 
 
 def _device(name: str) -> str:

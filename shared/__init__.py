@@ -4,10 +4,12 @@ Every layer imports this package; it imports none of them (and no torch at runti
 """
 from shared.device import DeviceProfile
 from shared.engine_config import EngineConfig
+from shared.lora_request import LoRARequest
 from shared.model_config import ModelConfig
 from shared.model_protocol import CausalLM
 from shared.outputs import CompletionOutput, Logprob, RequestOutput
 from shared.sampling_params import SamplingParams
+from shared.speculative_config import SpeculativeConfig, SpeculativeMethod
 from shared.stats import EngineStats
 from shared.structured_outputs import StructuredOutputKind, StructuredOutputsParams
 from shared.tokenizer_protocol import TokenizerLike
@@ -19,9 +21,12 @@ __all__ = [
     "EngineConfig",
     "EngineStats",
     "Logprob",
+    "LoRARequest",
     "ModelConfig",
     "RequestOutput",
     "SamplingParams",
+    "SpeculativeConfig",
+    "SpeculativeMethod",
     "StructuredOutputKind",
     "StructuredOutputsParams",
     "TokenizerLike",

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.speculative_config import SpeculativeConfig
+
 
 @dataclass(slots=True)
 class EngineConfig:
@@ -22,6 +24,11 @@ class EngineConfig:
     max_queue_len: int = 4096  # requests waiting before add_request refuses (HTTP 429)
     seed: int = 0
     quantization: str | None = None  # "int8": weight-only int8 decoder linears (CPU decode speed)
+    enable_lora: bool = False  # serve LoRA adapters per request (slots on q/k/v/o/gate/up/down)
+    max_loras: int = 4  # adapters in one batch (device slots; the least recently used is evicted)
+    max_lora_rank: int = 16  # the largest adapter rank a slot holds
+    # speculative decoding (a dict of vLLM's keys is converted); None: off
+    speculative_config: SpeculativeConfig | dict | None = None
 
     def __post_init__(self) -> None:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "priority_aging_steps",
@@ -36,3 +43,8 @@ class EngineConfig:
             raise ValueError(f"EngineConfig.dtype must be auto/float32/bfloat16/float16, got {self.dtype!r}")
         if self.quantization not in (None, "int8"):
             raise ValueError(f"EngineConfig.quantization must be None or 'int8', got {self.quantization!r}")
+        if self.max_loras < 1 or self.max_lora_rank < 1:
+            raise ValueError(f"EngineConfig.max_loras and max_lora_rank must be >= 1, got "
+                             f"{self.max_loras} and {self.max_lora_rank}")
+        if isinstance(self.speculative_config, dict):
+            self.speculative_config = SpeculativeConfig.from_dict(self.speculative_config)

@@ -43,6 +43,9 @@ class SamplingParams:
     skip_prefix_cache: bool = False  # neither reuse cached blocks nor offer this request's
     # the output must match this (JSON schema, regex, choice, grammar); vLLM's field name
     structured_outputs: StructuredOutputsParams | None = None
+    # speculative decoding for this request: None follows the engine's default; False never;
+    # True asks for it (a ValueError at admission if the engine has no speculative_config)
+    speculative: bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -85,6 +88,8 @@ class SamplingParams:
         _check(self.structured_outputs is None
                or isinstance(self.structured_outputs, StructuredOutputsParams),
                "structured_outputs must be a StructuredOutputsParams")
+        _check(self.speculative is None or isinstance(self.speculative, bool),
+               f"speculative must be None or a bool, got {self.speculative!r}")
 
     @property
     def greedy(self) -> bool:

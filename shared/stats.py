@@ -23,6 +23,11 @@ class EngineStats:
     num_prefix_cache_hits: int = 0  # of which found cached
     num_aborted: int = 0
     num_finished: int = 0
+    # speculative decoding: rows verified (one per speculating sequence per step), draft tokens
+    # proposed in them, and of those accepted by the target (vLLM's spec_decode_num_* counters)
+    num_spec_drafts: int = 0
+    num_spec_draft_tokens: int = 0
+    num_spec_accepted_tokens: int = 0
 
     @property
     def kv_cache_usage(self) -> float:
@@ -32,3 +37,14 @@ class EngineStats:
     def prefix_cache_hit_rate(self) -> float:
         q = self.num_prefix_cache_queries
         return self.num_prefix_cache_hits / q if q else 0.0
+
+    @property
+    def spec_acceptance_rate(self) -> float:
+        drafted = self.num_spec_draft_tokens
+        return self.num_spec_accepted_tokens / drafted if drafted else 0.0
+
+    @property
+    def spec_tokens_per_pass(self) -> float:
+        """Tokens a speculating sequence gains per target forward pass (1 without speculation)."""
+        drafts = self.num_spec_drafts
+        return (drafts + self.num_spec_accepted_tokens) / drafts if drafts else 0.0

@@ -39,6 +39,7 @@ class CachedBlock:
     parent_entry_id: int | None  # the entry of the block before it; None for a prompt's first block
     cache_salt: str | None
     token_ids: list[int]
+    lora_id: int = 0  # the adapter the KV was computed under (0: the base model)
 
 
 class BlockManager:
@@ -153,6 +154,18 @@ class BlockManager:
                     self.free_blocks.move_to_end(block, last=False)
         seq.block_table = []
 
+    def truncate(self, seq: Sequence) -> None:
+        """Return the blocks past the sequence's computed tokens (speculative decoding: KV of
+        rejected drafts). They were appended this step, so nothing cached or shared is among them."""
+        num_kept = self._blocks_for(seq.num_computed_tokens)
+        for block in reversed(seq.block_table[num_kept:]):
+            self.ref_counts[block] -= 1
+            assert self.ref_counts[block] == 0 and self.cached[block] is None, \
+                f"block {block} past the computed tokens is shared or cached"
+            self.free_blocks[block] = None
+            self.free_blocks.move_to_end(block, last=False)
+        del seq.block_table[num_kept:]
+
     def reset_prefix_cache(self) -> None:
         """Forget every cached prefix (the model changed)."""
         self.hash_to_block.clear()
@@ -183,7 +196,7 @@ class BlockManager:
             return None
         size = self.block_size
         entry = CachedBlock(digest, next(self._entry_ids), parent_entry_id, seq.params.cache_salt,
-                            seq.token_ids[index * size:(index + 1) * size])
+                            seq.token_ids[index * size:(index + 1) * size], seq.lora_id)
         self.cached[block] = entry
         self.hash_to_block[digest] = block
         self._live_entry_ids.add(entry.entry_id)
@@ -195,7 +208,7 @@ class BlockManager:
         entry (so, inductively, the same prefix), same salt, same tokens. Digest-independent."""
         size = self.block_size
         return (entry.parent_entry_id == parent_entry_id
-                and entry.cache_salt == seq.params.cache_salt
+                and entry.cache_salt == seq.params.cache_salt and entry.lora_id == seq.lora_id
                 and entry.token_ids == seq.token_ids[index * size:(index + 1) * size])
 
     def _block_digest(self, seq: Sequence, index: int) -> bytes:
@@ -203,15 +216,19 @@ class BlockManager:
         if len(digests) <= index:  # extend the chain (locals: this runs once per prompt block)
             size, tokens = self.block_size, seq.token_ids
             pack, digest = self._pack_tokens, self._digest
-            parent = digests[-1] if digests else self._root_digest(seq.params.cache_salt)
+            parent = (digests[-1] if digests
+                      else self._root_digest(seq.params.cache_salt, seq.lora_id))
             for i in range(len(digests), index + 1):
                 parent = digest(parent + pack(*tokens[i * size:(i + 1) * size]))
                 digests.append(parent)
         return digests[index]
 
-    def _root_digest(self, cache_salt: str | None) -> bytes:
+    def _root_digest(self, cache_salt: str | None, lora_id: int = 0) -> bytes:
         salt = b"\0" if cache_salt is None else b"\1" + cache_salt.encode("utf-8")
-        return self._digest(_ROOT_DOMAIN + salt)
+        # A LoRA adapter's id goes first, fixed width after a marker byte the salts never start
+        # with; the base model's roots are unchanged.
+        adapter = struct.pack("<cq", b"L", lora_id) if lora_id else b""
+        return self._digest(_ROOT_DOMAIN + adapter + salt)
 
     # ---- internals: the pool
     def _blocks_for(self, num_tokens: int) -> int:

@@ -22,11 +22,13 @@ from framework.engine.request_state import RequestState
 from framework.engine.sampler import Sampler, SamplerOutput
 from framework.engine.scheduler import Scheduler, SchedulerOutput
 from framework.engine.sequence import Sequence
+from framework.engine.speculative.decoder import build_decoder
 from framework.engine.stats import StatsCollector
 from framework.engine.structured import GrammarCompiler, GrammarState
 from framework.layers import Linear
+from framework.lora import LoRAManager
 from shared import CausalLM, DeviceProfile, EngineConfig, EngineStats, Logprob, RequestOutput
-from shared import SamplingParams
+from shared import LoRARequest, SamplingParams
 from shared import TokenizerLike
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,11 @@ class QueueFullError(Exception):
 
 
 class LLMEngine:
+    runner_class = ModelRunner  # tensor parallelism swaps in a runner that informs its workers
+
     def __init__(self, model: CausalLM, tokenizer: TokenizerLike, config: EngineConfig,
-                 device_profile: DeviceProfile | None = None):
+                 device_profile: DeviceProfile | None = None, draft_model: CausalLM | None = None):
+        """`draft_model`: the proposer for `config.speculative_config` method draft_model."""
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self._max_threads = torch.get_num_threads()  # what big steps use
@@ -49,7 +54,13 @@ class LLMEngine:
         self.requests: dict[str, RequestState] = {}
         self._rng = random.Random(config.seed)  # seeds for requests that bring none
         self._pending_outputs: list[RequestOutput] = []  # aborted requests, reported next step
+        # LoRA: the adapters' slots; requests wait in _lora_waiting while every slot is held
+        self.lora = LoRAManager(config.max_loras, config.max_lora_rank) if config.enable_lora else None
+        self._lora_waiting: list[RequestState] = []
         self._build(model, tokenizer)
+        self.speculator = build_decoder(config.speculative_config, model, draft_model,
+                                        self.block_manager.num_blocks, config.block_size,
+                                        config.max_num_seqs, self.max_model_len)
         self.scheduler = Scheduler(config, self.block_manager)
         self._cumulative = EngineStats()
 
@@ -69,19 +80,23 @@ class LLMEngine:
             self.max_model_len = min(self.max_model_len, self.config.max_num_batched_tokens)
         self.eos_token_ids = sorted(set(tokenizer.eos_token_ids or cfg.eos_token_ids))
         self.grammar_compiler = GrammarCompiler(tokenizer, cfg.vocab_size, self.eos_token_ids)
-        self.model_runner = ModelRunner(model, Sampler(self.eos_token_ids), num_blocks, self.config.block_size)
+        self.model_runner = self.runner_class(model, Sampler(self.eos_token_ids), num_blocks,
+                                              self.config.block_size)
+        if self.lora is not None:
+            self.lora.attach(model)
+            self.model_runner.lora = self.lora
         self.stats_collector = StatsCollector(model, weight.dtype, self.device_profile)
         logger.info("KV pool: %d blocks of %d tokens; max_model_len %d", num_blocks,
                     self.config.block_size, self.max_model_len)
 
     # ---- requests
     def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None,
-                    priority: int = 0) -> None:
+                    priority: int = 0, lora_request: LoRARequest | None = None) -> None:
         """Validate (ValueError on bad input, before anything is allocated) and queue a request."""
-        self.enqueue(self.make_request(request_id, prompt, params, priority))
+        self.enqueue(self.make_request(request_id, prompt, params, priority, lora_request))
 
     def make_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None,
-                     priority: int = 0) -> RequestState:
+                     priority: int = 0, lora_request: LoRARequest | None = None) -> RequestState:
         """Validate and tokenize, touching no engine state (safe from another thread)."""
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
@@ -93,6 +108,8 @@ class LLMEngine:
             params = dataclasses.replace(params or SamplingParams())
         except (TypeError, AttributeError) as e:
             raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}") from e
+        if params.speculative and self.config.speculative_config is None:
+            raise ValueError("speculative=True but the engine was started without a speculative_config")
         vocab = self.model.config.vocab_size
         if params.logit_bias and max(params.logit_bias) >= vocab:
             raise ValueError(f"logit_bias token ids must be below the vocabulary size {vocab}, "
@@ -105,8 +122,9 @@ class LLMEngine:
                         for _ in range(params.n)]
         grammar = (self.grammar_compiler.compile(params.structured_outputs)
                    if params.structured_outputs is not None else None)
+        self._prepare_lora(lora_request)
         return RequestState(request_id, text, ids, params, priority, time.perf_counter(), detokenizers,
-                            grammar=grammar)
+                            grammar=grammar, lora_request=lora_request)
 
     def enqueue(self, state: RequestState) -> None:
         """Queue a validated request; it joins the batch at the next step."""
@@ -122,6 +140,8 @@ class LLMEngine:
                                    generator=self._generator(params, i)) for i in range(params.n)]
         self.requests[state.request_id] = state
         self._attach_grammar(state, state.seqs)
+        if state.lora_request is not None and not self._hold_lora(state):
+            return  # every adapter slot is held: it joins when one frees (_admit_lora_waiting)
         for seq in state.seqs:
             self.scheduler.add(seq)
 
@@ -130,6 +150,7 @@ class LLMEngine:
         state = self.requests.pop(request_id, None)
         if state is None:
             return
+        self._release_lora(state)
         for seq in state.seqs:
             if not seq.finished:
                 self.scheduler.finish(seq)
@@ -146,13 +167,19 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """One forward pass; returns a snapshot of every request that progressed or ended."""
         started = time.perf_counter()
+        self._admit_lora_waiting()
+        self.speculator.propose(self.scheduler.running, self.max_model_len)  # drafts join token_ids
         scheduled = self.scheduler.schedule()
+        self.speculator.after_schedule(scheduled)
         self._apply_num_threads(scheduled.num_batched_tokens)
         work = self.stats_collector.measure(scheduled)
         seqs, samples, scored = (self.model_runner.run(scheduled) if scheduled.seqs
                                  else ([], SamplerOutput([], []), []))
+        num_kept, num_rejected = self.speculator.rollback(scheduled, seqs, samples)
         outputs = self._postprocess(scheduled, seqs, samples, scored)
-        self.stats_collector.record(self._cumulative, work, time.perf_counter() - started, len(seqs))
+        self.speculator.advance(self.block_manager)  # kept drafts' KV counts, the rest is freed
+        self.stats_collector.record(self._cumulative, work, time.perf_counter() - started,
+                                    len(seqs) + num_kept, num_rejected)
         return outputs
 
     def _apply_num_threads(self, num_tokens: int) -> None:
@@ -179,9 +206,11 @@ class LLMEngine:
             if seq.fork_into > 1 and seq.num_pending_tokens == 0:
                 self._fork(seq)
         now = time.perf_counter()
-        for seq, token, logprobs in zip(seqs, samples.token_ids, samples.logprobs):
+        for row, (seq, logprobs) in enumerate(zip(seqs, samples.logprobs)):
             state = self.requests[seq.request_id]
-            self._accept_token(state, seq, token, logprobs)
+            for token in samples.tokens_of(row):  # more than one when drafts were kept
+                if not seq.finished:
+                    self._accept_token(state, seq, token, logprobs)
             state.first_token_time = state.first_token_time or now
             touched[state.request_id] = state
         outputs, self._pending_outputs = self._pending_outputs, []
@@ -189,6 +218,7 @@ class LLMEngine:
             outputs.append(state.to_output())
             if state.finished:
                 del self.requests[state.request_id]
+                self._release_lora(state)
                 self._cumulative.num_finished += 1
         return outputs
 
@@ -253,6 +283,57 @@ class LLMEngine:
             ids = [self.tokenizer.bos_token_id]
         return text, ids
 
+    # ---- LoRA adapters (vLLM's add_lora / remove_lora / list_loras)
+    def add_lora(self, lora_request: LoRARequest) -> None:
+        """Read an adapter ahead of its first request (ValueError when it cannot be served)."""
+        self._prepare_lora(lora_request)
+
+    def remove_lora(self, lora_int_id: int) -> bool:
+        """Forget an adapter; False while a request in flight uses it."""
+        if self.lora is None or any(s.lora_request and s.lora_request.lora_int_id == lora_int_id
+                                    for s in self.requests.values()):
+            return False
+        return self.lora.remove(lora_int_id)
+
+    def list_loras(self) -> set[int]:
+        """Ids of the adapters read and ready to serve."""
+        return set() if self.lora is None else self.lora.known_ids
+
+    def _prepare_lora(self, lora_request: LoRARequest | None) -> None:
+        if lora_request is None:
+            return
+        if self.lora is None:
+            raise ValueError(f"LoRA adapter {lora_request.lora_name!r} requested, but this engine "
+                             "was not started with enable_lora=True")
+        self.lora.prepare(lora_request)
+
+    def _hold_lora(self, state: RequestState) -> bool:
+        """Put the request's adapter in a slot and tag its sequences; False when none is free."""
+        lora_id = state.lora_request.lora_int_id
+        for seq in state.seqs:
+            seq.lora_id = lora_id
+        if self.lora.acquire(state.request_id, lora_id):
+            return True
+        self._lora_waiting.append(state)
+        return False
+
+    def _release_lora(self, state: RequestState) -> None:
+        if self.lora is not None:
+            self.lora.release(state.request_id)
+        if state in self._lora_waiting:
+            self._lora_waiting.remove(state)
+
+    def _admit_lora_waiting(self) -> None:
+        """Requests that waited for an adapter slot join the scheduler, in arrival order, while
+        slots can be had."""
+        while self._lora_waiting:
+            state = self._lora_waiting[0]
+            if not self.lora.acquire(state.request_id, state.lora_request.lora_int_id):
+                return
+            self._lora_waiting.pop(0)
+            for seq in state.seqs:
+                self.scheduler.add(seq)
+
     # ---- stats and maintenance
     @property
     def stats(self) -> EngineStats:
@@ -264,6 +345,7 @@ class LLMEngine:
         stats.num_preemptions = self.scheduler.num_preemptions
         stats.num_prefix_cache_queries = self.block_manager.num_cache_queries
         stats.num_prefix_cache_hits = self.block_manager.num_cache_hits
+        self.speculator.fill(stats)
         return stats
 
     def swap_model(self, model: CausalLM, tokenizer: TokenizerLike) -> None:

@@ -14,13 +14,16 @@ from framework.engine.sampler import Sampler, SamplerOutput
 from framework.engine.scheduler import SchedulerOutput
 from framework.engine.sequence import Sequence
 from framework.layers import Attention, AttentionMetadata, attention_metadata
+from framework.layers.lora import LoRABatch, lora_batch
+from framework.lora import LoRAManager
 from shared import CausalLM
 
 
 def kv_block_bytes(model: CausalLM, block_size: int, dtype: torch.dtype) -> int:
     """Bytes one KV block takes across all layers (keys and values)."""
-    cfg = model.config
-    per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim
+    # Read from the attention layers, not the config: a tensor-parallel rank holds fewer KV heads.
+    layers = [m for m in model.modules() if isinstance(m, Attention)]
+    per_token = 2 * sum(layer.num_kv_heads * layer.head_dim for layer in layers)
     return per_token * block_size * torch.empty((), dtype=dtype).element_size()
 
 
@@ -33,38 +36,53 @@ class ModelRunner:
         layers = [m for m in model.modules() if isinstance(m, Attention)]
         assert len(layers) == cfg.num_hidden_layers, "expected one Attention module per layer"
         # (2, layers, num_blocks, block_size, Hk, D); zeros so never-written slots hold no NaNs.
-        self.kv_cache = torch.zeros(2, len(layers), num_blocks, block_size, cfg.num_key_value_heads,
+        # Hk is this rank's KV heads (all of them without tensor parallelism).
+        self.kv_cache = torch.zeros(2, len(layers), num_blocks, block_size, layers[0].num_kv_heads,
                                     cfg.head_dim, dtype=self.dtype, device=self.device)
         for i, layer in enumerate(layers):
             layer.k_cache, layer.v_cache = self.kv_cache[0, i], self.kv_cache[1, i]
         self.attention_layers = layers
+        self.lora: LoRAManager | None = None  # set by the engine when it serves LoRA adapters
 
     def release(self) -> None:
         """Detach the caches from the model (before a model swap)."""
         for layer in self.attention_layers:
             layer.k_cache = layer.v_cache = None
 
+    def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
+        """Copy-on-write: (src, dst) KV blocks, every layer, keys and values."""
+        for src, dst in pairs:
+            self.kv_cache[:, :, dst] = self.kv_cache[:, :, src]
+
     @torch.inference_mode()
     def run(self, scheduled: SchedulerOutput
             ) -> tuple[list[Sequence], SamplerOutput, list[PromptLogprobsChunk]]:
         """Compute the step's tokens; returns the sequences that sample, their samples, and the
         prompt logprobs scored this step (only for requests that asked)."""
-        for src, dst in scheduled.block_copies:
-            self.kv_cache[:, :, dst] = self.kv_cache[:, :, src]
+        self.copy_blocks(scheduled.block_copies)
         input_ids, positions, meta = self._prepare(scheduled)
         sample_rows = [i for i, (seq, n) in enumerate(zip(scheduled.seqs, scheduled.num_new_tokens))
                        if seq.fork_into == 1 and seq.num_computed_tokens + n == seq.num_tokens]
-        with attention_metadata(meta):
+        with attention_metadata(meta), lora_batch(self._lora_batch(scheduled)):
             hidden = self.model(input_ids, positions)  # (T, H)
         scored = (score_prompts(self.model, hidden, scheduled, meta.cu_seqlens_q)
                   if any(map(wants_prompt_logprobs, scheduled.seqs)) else [])
         if not sample_rows:
             return [], SamplerOutput([], []), scored
-        last_token_rows = meta.cu_seqlens_q[1:].to(torch.long) - 1
-        rows = last_token_rows[torch.tensor(sample_rows, device=self.device)]
-        logits = self.model.compute_logits(hidden.index_select(0, rows))  # (N, V) float32
+        # Each sampling sequence's last token; a speculating one's drafts too (one row each).
+        ends = torch.tensor(scheduled.num_new_tokens).cumsum(0).tolist()
+        rows = torch.tensor([row for i in sample_rows for row in
+                             range(ends[i] - 1 - scheduled.seqs[i].num_spec_tokens, ends[i])],
+                            device=self.device)
+        logits = self.model.compute_logits(hidden.index_select(0, rows))  # (N + drafts, V) float32
         seqs = [scheduled.seqs[i] for i in sample_rows]
         return seqs, self.sampler(logits, seqs), scored
+
+    def _lora_batch(self, scheduled: SchedulerOutput) -> LoRABatch | None:
+        # Tokens are laid out as in `_prepare`: each sequence's num_new_tokens, back to back.
+        if self.lora is None:
+            return None
+        return self.lora.batch([seq.lora_id for seq in scheduled.seqs], scheduled.num_new_tokens)
 
     def _prepare(self, scheduled: SchedulerOutput) -> tuple[torch.Tensor, torch.Tensor, AttentionMetadata]:
         ids: list[int] = []

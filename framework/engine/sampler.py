@@ -14,6 +14,7 @@ import torch
 from chip import dispatch
 from framework.engine.logit_bias import apply_logit_bias, has_logit_bias
 from framework.engine.sequence import Sequence
+from framework.engine.speculative.rejection import verify
 from framework.engine.structured import apply_grammar_mask
 from shared import Logprob
 
@@ -22,6 +23,14 @@ from shared import Logprob
 class SamplerOutput:
     token_ids: list[int]  # one per row
     logprobs: list[dict[int, Logprob] | None]  # chosen token + top-n per row, None if not asked
+    # speculative decoding: per row, the draft tokens verified and kept, emitted before
+    # token_ids[row]; None when no row speculated
+    accepted_draft_ids: list[list[int]] | None = None
+
+    def tokens_of(self, row: int) -> list[int]:
+        """The row's tokens in order: kept drafts, then the sampled token."""
+        drafts = self.accepted_draft_ids[row] if self.accepted_draft_ids else []
+        return [*drafts, self.token_ids[row]]
 
 
 class Sampler:
@@ -30,7 +39,11 @@ class Sampler:
 
     @torch.inference_mode()
     def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> SamplerOutput:
-        """logits (N, V) float32, one row per sequence in `seqs` -> one token per row."""
+        """logits (N, V) float32, one row per sequence in `seqs` -> one token per row. A sequence
+        with draft tokens (speculative decoding) brings 1 + seq.num_spec_tokens rows instead."""
+        if any(s.num_spec_tokens for s in seqs):
+            verified = verify(logits, seqs, self._sample_plain)
+            return SamplerOutput(verified.token_ids, verified.logprobs, verified.accepted_draft_ids)
         raw = logits
         if any(_has_penalty(s) for s in seqs):
             logits = self._apply_penalties(logits, seqs)
@@ -43,6 +56,10 @@ class Sampler:
         tokens = self._choose(logits, seqs)
         token_list = tokens.tolist()
         return SamplerOutput(token_list, self._logprobs(raw, seqs, token_list))
+
+    def _sample_plain(self, logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list]:
+        out = self(logits, seqs)
+        return out.token_ids, out.logprobs
 
     def _choose(self, logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
         tokens = logits.argmax(dim=-1)  # greedy rows keep this

@@ -50,6 +50,14 @@ class Sequence:
         # structured outputs: this sample's place in its grammar (framework.engine.structured);
         # None for a free sample. Advanced with every token the sample takes.
         self.grammar = None
+        # the request's LoRA adapter (LoRARequest.lora_int_id); 0: the base model. It salts the
+        # prefix cache: KV computed under one adapter is never another's.
+        self.lora_id = 0
+        # speculative decoding: draft tokens appended to token_ids for this step's verification
+        # (none between steps), and the draft model's probabilities for them ((k, V) float32;
+        # None: a deterministic proposal such as prompt lookup). See framework.engine.speculative.
+        self.num_spec_tokens = 0
+        self.spec_draft_probs = None
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -86,8 +94,20 @@ class Sequence:
     def append_token(self, token_id: int) -> None:
         self.token_ids.append(token_id)
 
+    def drop_drafts(self, keep: int = 0) -> None:
+        """Remove speculative draft tokens from the end of token_ids but the first `keep`."""
+        num_dropped = self.num_spec_tokens - keep
+        if num_dropped > 0:
+            del self.token_ids[-num_dropped:]
+            if self.spec_draft_probs is not None:
+                self.spec_draft_probs = self.spec_draft_probs[:keep]
+        self.num_spec_tokens = min(self.num_spec_tokens, keep)
+        if not self.num_spec_tokens:
+            self.spec_draft_probs = None
+
     def reset_for_recompute(self) -> None:
         """After preemption: the cache is gone; prompt and generated tokens are recomputed later."""
+        self.drop_drafts()
         self.num_computed_tokens = 0
         self.num_cached_tokens = 0
         self.block_table = []
@@ -107,6 +127,7 @@ class Sequence:
             child.block_digests = list(self.block_digests)
             child.num_committed_blocks = self.num_committed_blocks
             child.cache_entry_ids = list(self.cache_entry_ids)
+            child.lora_id = self.lora_id
             child.status = self.status
             children.append(child)
         return children

@@ -54,13 +54,16 @@ class StatsCollector:
                                          cfg.head_dim, self.element_bytes) for count in (kv_read, tokens)]
         return StepWork(tokens, flops, utilization.step_bytes(self.weight_bytes, kv[0], kv[1]))
 
-    def record(self, stats: EngineStats, work: StepWork, step_time_s: float, num_sampled: int) -> None:
-        """Update the last-step fields and cumulative counters of `stats` in place."""
+    def record(self, stats: EngineStats, work: StepWork, step_time_s: float, num_sampled: int,
+               num_rejected_drafts: int = 0) -> None:
+        """Update the last-step fields and cumulative counters of `stats` in place. `num_sampled`
+        counts generated tokens (kept speculative drafts included); rejected drafts were computed
+        but are neither prompt nor output."""
         stats.num_steps += 1
         stats.num_batched_tokens = work.num_tokens
         stats.step_time_s = step_time_s
         stats.num_generation_tokens += num_sampled
-        stats.num_prompt_tokens += max(work.num_tokens - num_sampled, 0)
+        stats.num_prompt_tokens += max(work.num_tokens - num_sampled - num_rejected_drafts, 0)
         if (self.profile is None or step_time_s <= 0 or not work.num_tokens
                 or self.profile.peak_flops_for(self.dtype_name) <= 0):
             stats.mfu = stats.mbu = 0.0
