@@ -13,8 +13,8 @@ from app.api.deps import AppState, Principal
 from app.api.history import MessageRef, conversation_owner, find_message
 from app.api.schemas.store import (ConversationDetail, ConversationPublic, FeedbackPublic,
                                    MessagePublic)
-from app.store import crud_chat
-from app.store.crud_chat import FeedbackRecord
+from app.store import crud_chat, crud_feedback
+from app.store.feedback_change import CurrentFeedback, FeedbackRecord, fold_all
 from app.store.pending import PendingMessage
 
 
@@ -66,6 +66,19 @@ def feedback_target(state: AppState, message_id: str) -> MessageRef | None:
     return message
 
 
+def user_feedback(state: AppState, message_id: str, user_id: str) -> CurrentFeedback | None:
+    """The user's current feedback record on the message: the store's with pending changes on
+    top (None: none yet). Call it in a worker thread."""
+    pending = [c for c in state.outbox.index.feedback_of(message_id) if c.user_id == user_id]
+    stored = []
+    if state.outbox.index.message(message_id) is None:  # else the store cannot have feedback on it
+        with state.store.session_factory() as session:
+            row = crud_feedback.current_feedback(session, user_id=user_id, message_id=message_id)
+            stored = [_current(FeedbackPublic.model_validate(row))] if row is not None else []
+    folded = fold_all(stored, pending)
+    return folded[0] if folded else None
+
+
 def owned_conversation(state: AppState, conversation_id: str, user: Principal) -> bool:
     with state.store.session_factory() as session:
         return conversation_owner(state, session, conversation_id) == user.id
@@ -76,11 +89,17 @@ def _with_pending(detail: ConversationDetail, pending: list[PendingMessage],
     known = {m.id for m in detail.messages}
     messages = detail.messages + [_message_public(p) for p in pending if p.record.id not in known]
     for message in messages:
-        have = {f.id for f in message.feedback}
-        message.feedback += [FeedbackPublic.model_validate(f)
-                             for f in feedback.get(message.id, ()) if f.id not in have]
+        changes = feedback.get(message.id)
+        if changes:  # one record per user: pending changes update the stored ones in place
+            folded = fold_all([_current(f) for f in message.feedback], changes)
+            message.feedback = [FeedbackPublic.model_validate(f) for f in folded]
     updated_at = max([_aware(detail.updated_at), *(_aware(p.created_at) for p in pending)])
     return detail.model_copy(update={"messages": messages, "updated_at": updated_at})
+
+
+def _current(public: FeedbackPublic) -> CurrentFeedback:
+    return CurrentFeedback(**public.model_dump(exclude={"updated_at"}),
+                           updated_at=public.updated_at or public.created_at)
 
 
 def _message_public(pending: PendingMessage) -> MessagePublic:

@@ -6,7 +6,8 @@ An exchange (the user's message(s) and every answer to them) is written in one t
 The writes the server makes after answering (`ExchangeRecord`, `FeedbackRecord`,
 `ConversationDeletion`) are plain records: they wait in the durable outbox and may be applied
 more than once (a crash between the store's commit and the outbox's acknowledgement replays them),
-so applying one is idempotent by id — rows that already exist are skipped.
+so applying one is idempotent by id — rows that already exist are skipped. Feedback changes are
+defined and applied in `app.store.feedback_change` / `app.store.crud_feedback`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.store import crud_feedback
 from app.store.base import new_id, utcnow
+from app.store.feedback_change import FeedbackRecord  # noqa: F401 - an outbox record, like the rest
 from app.store.models import Conversation, Feedback, Message
 
 logger = logging.getLogger(__name__)
@@ -48,19 +51,6 @@ class ExchangeRecord:
     model: str | None
     messages: list[MessageRecord] = field(default_factory=list)  # parents before children
     created_at: datetime | None = None  # when the answer finished (None: when written)
-
-
-@dataclass(slots=True)
-class FeedbackRecord:
-    id: str
-    message_id: str
-    user_id: str | None
-    thumbs: str | None
-    rating: int | None
-    tags: list[str]
-    comment: str | None
-    correction: str | None
-    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -96,19 +86,6 @@ def record_exchange(session: Session, *, exchange: ExchangeRecord) -> bool:
     conversation.updated_at = now
     if exchange.model:
         conversation.model = exchange.model
-    return True
-
-
-def record_feedback(session: Session, *, feedback: FeedbackRecord) -> bool:
-    """Write feedback minted earlier; False when it is already stored or its message is gone."""
-    if session.get(Feedback, feedback.id) is not None:
-        return False
-    if session.get(Message, feedback.message_id) is None:
-        logger.warning("message %s was deleted; feedback %s is not written", feedback.message_id,
-                       feedback.id)
-        return False
-    session.add(Feedback(**{name: getattr(feedback, name) for name in FeedbackRecord.__slots__}))
-    session.flush()
     return True
 
 
@@ -164,12 +141,11 @@ def last_message_id(session: Session, *, conversation_id: str) -> str | None:
 def create_feedback(session: Session, *, message_id: str, user_id: str | None, thumbs: str | None,
                     rating: int | None, tags: list[str], comment: str | None,
                     correction: str | None) -> Feedback:
-    row = Feedback(id=new_id("fb"), message_id=message_id, user_id=user_id, thumbs=thumbs,
-                   rating=rating, tags=list(tags), comment=comment, correction=correction,
-                   created_at=utcnow())
-    session.add(row)
-    session.flush()
-    return row
+    """Set every field of the user's feedback on the message (creating the record if needed)."""
+    return crud_feedback.give_feedback(session, change_id=new_id("fbc"), message_id=message_id,
+                                       user_id=user_id, created_at=utcnow(), thumbs=thumbs,
+                                       rating=rating, tags=list(tags), comment=comment,
+                                       correction=correction)
 
 
 def _fields(record: MessageRecord) -> dict:

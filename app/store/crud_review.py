@@ -28,10 +28,10 @@ class QueueFilters:
 
 
 def review_queue(session: Session, *, filters: QueueFilters) -> list[tuple[Feedback, Message, Message | None]]:
-    """(feedback, answer, prompt message) rows, newest feedback first."""
+    """(feedback, answer, prompt message) rows, the records changed last first."""
     prompt = aliased(Message)
     query = (select(Feedback, Message, prompt).join(Message, Feedback.message_id == Message.id)
-             .outerjoin(prompt, Message.parent_id == prompt.id).order_by(Feedback.created_at.desc()))
+             .outerjoin(prompt, Message.parent_id == prompt.id).order_by(Feedback.updated_at.desc()))
     query = _filtered(query, filters, {
         "thumbs": lambda v: Feedback.thumbs == v, "rating": lambda v: Feedback.rating == v,
         "model_version": lambda v: Message.model_version == v,
@@ -144,7 +144,7 @@ def reviewed_answers(session: Session) -> list[ReviewedAnswer]:
         Message.role == "assistant"))
     items = []
     for answer in answers:
-        feedback = sorted(answer.feedback, key=lambda f: f.created_at)
+        feedback = sorted(answer.feedback, key=lambda f: f.updated_at)
         thumbs = next((f.thumbs for f in reversed(feedback) if f.thumbs), None)
         labels = session.scalars(select(ReviewLabel).where(ReviewLabel.message_id == answer.id))
         items.append(ReviewedAnswer(
@@ -175,9 +175,10 @@ def snapshot_with_hash(session: Session, *, content_hash: str) -> DatasetSnapsho
 
 
 def latest_ratings(session: Session) -> dict[str, int]:
-    """message id -> its latest star rating (answers rated at least once)."""
+    """message id -> its latest star rating (answers rated at least once), over the current
+    records (one per user): the one changed last wins."""
     rows = session.execute(select(Feedback.message_id, Feedback.rating)
-                           .where(Feedback.rating.is_not(None)).order_by(Feedback.created_at))
+                           .where(Feedback.rating.is_not(None)).order_by(Feedback.updated_at))
     return {message_id: rating for message_id, rating in rows}
 
 

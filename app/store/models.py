@@ -1,10 +1,13 @@
 """Tables owned by the serving side: users, API keys, login sessions, conversations, messages,
-feedback. Messages form a tree per conversation (`parent_id`); regenerations are siblings."""
+feedback. Messages form a tree per conversation (`parent_id`); regenerations are siblings.
+
+Feedback is one record per (user, message), updated in place; every change that made it is kept
+in `feedback_changes` for audit (who set which field to what, and what it replaced)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, false
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.store.base import Base, utcnow
@@ -83,8 +86,11 @@ class Message(Base):
 
 
 class Feedback(Base):
+    """A person's current judgement of one answer: the sum of their changes, latest value of each
+    field. Counts, rates, the review queue, datasets and canary verdicts read only this row."""
     __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),)
+    __table_args__ = (CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating_range"),
+                      UniqueConstraint("user_id", "message_id", name="uq_feedback_user_message"))
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -93,4 +99,18 @@ class Feedback(Base):
     tags: Mapped[list] = mapped_column(JSON, default=list)
     comment: Mapped[str | None] = mapped_column(Text)
     correction: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the first change
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the latest change
+
+
+class FeedbackChange(Base):
+    """One change to a feedback record, as the person sent it: the fields it set (`values`) and
+    what they held before (`previous`). The id is the change's own (minted by the API), so a
+    change replayed from the outbox is recognised and applied once."""
+    __tablename__ = "feedback_changes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    feedback_id: Mapped[str] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    values: Mapped[dict] = mapped_column(JSON, default=dict)
+    previous: Mapped[dict] = mapped_column(JSON, default=dict)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from app.store import crud_chat
+from app.store import crud_chat, crud_feedback
 from app.store.crud_chat import ConversationDeletion, ExchangeRecord, FeedbackRecord
 from app.store.outbox import Outbox, OutboxEntry, OutboxRecord
 from app.store.session import Store
@@ -107,6 +107,6 @@ def apply_record(session: Session, record: OutboxRecord) -> bool:
     if isinstance(record, ExchangeRecord):
         return crud_chat.record_exchange(session, exchange=record)
     if isinstance(record, FeedbackRecord):
-        return crud_chat.record_feedback(session, feedback=record)
+        return crud_feedback.record_feedback(session, feedback=record)
     assert isinstance(record, ConversationDeletion), f"not an outbox record: {record!r}"
     return crud_chat.apply_deletion(session, deletion=record)

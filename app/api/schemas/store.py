@@ -33,7 +33,8 @@ class FeedbackPublic(_Public):
     tags: list[str]
     comment: str | None
     correction: str | None
-    created_at: datetime
+    created_at: datetime  # the record's first change
+    updated_at: datetime | None = None  # its latest change
 
 
 class MessagePublic(_Public):
@@ -62,6 +63,8 @@ class ConversationsPublic(BaseModel):
 
 
 class FeedbackCreate(BaseModel):
+    """A change to the caller's one feedback record on a message (an upsert): the fields present
+    replace the record's, absent ones keep their value, an explicit null (or [] for tags) clears."""
     model_config = ConfigDict(extra="forbid")
     message_id: str = Field(min_length=1, max_length=64)
     thumbs: Literal["up", "down"] | None = None
@@ -72,10 +75,12 @@ class FeedbackCreate(BaseModel):
 
     @model_validator(mode="after")
     def _something_given(self):
-        if (self.thumbs is None and self.rating is None and not self.tags and not self.comment
-                and not self.correction):
+        if not self.changed_fields():
             raise ValueError("give at least one of thumbs, rating, tags, comment, correction")
         return self
+
+    def changed_fields(self) -> list[str]:
+        return sorted(self.model_fields_set - {"message_id"})
 
 
 class LoginRequest(BaseModel):
