@@ -194,6 +194,7 @@ class SnapshotSplit:
     eval: dict[str, list[dict]]
     num_groups: int
     num_eval_groups: int
+    taught_before: frozenset[str] = frozenset()  # prompt ids that already taught the base version
 
 
 def prompt_id(record: dict) -> str:
@@ -230,4 +231,4 @@ def split_snapshot(records: dict[str, list[dict]], eval_fraction: float, salt: s
     return SnapshotSplit(
         train={k: [r for r in v if not is_eval(r)] for k, v in records.items()},
         eval={k: [r for r in v if is_eval(r)] for k, v in records.items()},
-        num_groups=len(set(assignment)), num_eval_groups=len(held))
+        num_groups=len(set(assignment)), num_eval_groups=len(held), taught_before=taught_before)

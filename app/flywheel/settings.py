@@ -22,10 +22,13 @@ def default_recipe() -> dict:
     with four skills taught in a row on the demo model, 8 left held-out phrasings of earlier
     skills at 63-78% and routed to the newest skill's answers, so accuracy swung by more than 10%
     from one iteration to the next; the snapshot holds every earlier correction, so repeats
-    rehearse the earlier skills too.
+    rehearse the earlier skills too. rehearsal_repeat 4: a correction that already taught the
+    base version is rehearsed 4 times, not 12, so an iteration's training time grows with what is
+    new rather than with everything taught so far.
     """
     return {"stages": ["sft"], "learning_rate": 3e-3, "num_epochs": 2, "micro_batch_size": 16,
             "feedback_repeat": 12,  # feedback examples count this many times against the replay
+            "rehearsal_repeat": 4,  # ... and those that already taught the base version this many
             "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 16,
             "lora_alpha": 32.0, "beta": 0.1, "seed": 0, "replay_conversations": 1024,
             "eval_fraction": 0.25}  # prompts (whole groups) held out to measure the skill

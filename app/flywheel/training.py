@@ -56,6 +56,19 @@ def snapshot_split(settings: FlywheelSettings, snapshot_id: str,
                                         base_records)
 
 
+def _new_and_rehearsed(split: SnapshotSplit) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """The train side as (what is new since the base, what already taught the base). The base has
+    learned the second, so it is rehearsed fewer times (`rehearsal_repeat`): training time grows
+    with what is new, not with everything ever taught."""
+    from app.flywheel.grouping import prompt_id
+
+    def taught(record: dict) -> bool:
+        return prompt_id(record) in split.taught_before
+
+    return ({k: [r for r in v if not taught(r)] for k, v in split.train.items()},
+            {k: [r for r in v if taught(r)] for k, v in split.train.items()})
+
+
 def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
                     out_dir: Path, base_snapshot_id: str | None = None) -> dict:
     """Train on the snapshot's train side from `base_dir`, write the model to `out_dir`; returns
@@ -76,8 +89,11 @@ def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
                      "split": {"groups": split.num_groups, "eval_groups": split.num_eval_groups,
                                "train": {k: len(v) for k, v in split.train.items()},
                                "eval": {k: len(v) for k, v in split.eval.items()}}}
+    new, rehearsed = _new_and_rehearsed(split)
     for stage in recipe["stages"]:
-        examples = to_examples(tokenizer, split.train, stage) * recipe.get("feedback_repeat", 1)
+        examples = (to_examples(tokenizer, new, stage) * recipe.get("feedback_repeat", 1)
+                    + to_examples(tokenizer, rehearsed, stage)
+                    * recipe.get("rehearsal_repeat", recipe.get("feedback_repeat", 1)))
         if stage == "sft" and examples:
             examples += to_examples(tokenizer, {"sft": replay_records(split.train)}, "sft")
             if recipe.get("replay_conversations") and is_demo_base(settings):

@@ -40,3 +40,18 @@ def test_the_new_skill_always_gets_eval_items_after_earlier_skills():
             trained = {r["messages"][0]["content"] for r in split.train["sft"]}
             assert old <= trained
 
+
+
+def test_training_separates_what_is_new_from_what_the_base_already_learned():
+    from app.flywheel.training import _new_and_rehearsed
+
+    skills = demo_skills()
+    base, now = _records(skills[:2]), _records(skills[:3])
+    split = split_for_iteration(now, "snapshot-rehearsal", 0.25, base_records=base)
+    new, rehearsed = _new_and_rehearsed(split)
+    asked = lambda records: {r["messages"][0]["content"] for r in records["sft"]}  # noqa: E731
+    assert asked(rehearsed) == {c.question for skill in skills[:2] for c in skill.train}
+    assert asked(new) == asked(split.train) - asked(rehearsed)
+    assert asked(new) <= {c.question for c in skills[2].train} and asked(new)
+    # liked answers were not corrections that taught the base: they stay with what is new
+    assert len(new["kto"]) == len(split.train["kto"]) and not rehearsed["kto"]
