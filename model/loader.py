@@ -10,9 +10,12 @@ from pathlib import Path
 
 import torch
 
+from framework.distributed.communicator import Communicator
+from framework.distributed.sharding import ShardSpec
 from framework.layers import RotaryEmbedding
 from model.hf_config import load_generation_config, load_model_config
 from model.llama import LlamaForCausalLM
+from model.tensor_parallel import apply_tensor_parallel
 from model.tokenizer import Tokenizer
 from model.weights import NAME_MAPPINGS, checkpoint_files, load_weights
 from shared import ModelConfig
@@ -43,9 +46,13 @@ def resolve_dtype(name: str) -> torch.dtype:
     return _DTYPES[key]
 
 
-def load_model(model_dir: str | Path, dtype: str | None = None, device: str = "cpu") -> LoadedModel:
+def load_model(model_dir: str | Path, dtype: str | None = None, device: str = "cpu",
+               comm: Communicator | None = None) -> LoadedModel:
     """Load config, weights and tokenizer from `model_dir`. dtype None keeps the checkpoint's
-    torch_dtype. Raises ValueError naming the file or tensor when anything does not fit."""
+    torch_dtype. Raises ValueError naming the file or tensor when anything does not fit.
+
+    With `comm` (tensor parallelism) the model is rank `comm.rank`'s shard, and only that shard
+    is read from the checkpoint."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ValueError(f"{model_dir}: model directory not found")
@@ -56,8 +63,9 @@ def load_model(model_dir: str | Path, dtype: str | None = None, device: str = "c
     # tokenizer_config.json's eos (a chat model's end-of-turn) ends generation too.
     config = dataclasses.replace(config, eos_token_ids=tokenizer.eos_token_ids)
     check_tokenizer_fits(tokenizer, config, model_dir)
-    model = _build(config, torch_dtype, device)
-    load_weights(model, files, NAME_MAPPINGS[config.architecture], config.tie_word_embeddings)
+    model, shards = _build(config, torch_dtype, device, comm)
+    load_weights(model, files, NAME_MAPPINGS[config.architecture], config.tie_word_embeddings,
+                 shards)
     model.eval()
     logger.info("loaded %s (%s, %d params) from %s", config.architecture, torch_dtype,
                 config.num_params, model_dir)
@@ -72,10 +80,12 @@ def check_tokenizer_fits(tokenizer: Tokenizer, config: ModelConfig, model_dir: P
                          f"config.json vocab_size is {config.vocab_size}")
 
 
-def _build(config: ModelConfig, dtype: torch.dtype, device: str) -> LlamaForCausalLM:
+def _build(config: ModelConfig, dtype: torch.dtype, device: str, comm: Communicator | None
+           ) -> tuple[LlamaForCausalLM, dict[str, ShardSpec] | None]:
     """The model with uninitialised parameters (load_weights fills them all) in `dtype` on
-    `device`. Built on the meta device first, so no time goes into random init that the
-    checkpoint overwrites anyway."""
+    `device`, and with `comm` the specs of its split parameters. Built on the meta device
+    first, so no time goes into random init that the checkpoint overwrites anyway, and a
+    tensor-parallel rank never allocates more than its shard."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -83,9 +93,10 @@ def _build(config: ModelConfig, dtype: torch.dtype, device: str) -> LlamaForCaus
             model = LlamaForCausalLM(config)
     finally:
         torch.set_default_dtype(previous)
+    shards = apply_tensor_parallel(model, comm) if comm is not None else None
     model.to_empty(device=device)
     _compute_buffers(model, config, device)
-    return model
+    return model, shards
 
 
 def _compute_buffers(model: LlamaForCausalLM, config: ModelConfig, device: str) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from framework.distributed.sharding import ShardSpec
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -48,17 +50,22 @@ def checkpoint_files(model_dir: str | Path) -> list[Path]:
     raise ValueError(f"{single} not found (nor {INDEX_FILE}); only safetensors checkpoints load")
 
 
-def load_weights(model: nn.Module, files: list[Path], mapping: NameMapping, tied: bool) -> None:
-    """Fill every parameter of `model` from `files`. ValueError on missing/unexpected/misshapen."""
+def load_weights(model: nn.Module, files: list[Path], mapping: NameMapping, tied: bool,
+                 shards: Mapping[str, ShardSpec] | None = None) -> None:
+    """Fill every parameter of `model` from `files`. ValueError on missing/unexpected/misshapen.
+
+    `shards` (tensor parallelism: parameter name -> this rank's slice) reads only that slice of
+    those tensors from the file; the rest of the tensor is never materialized."""
     params = dict(model.named_parameters())
     loaded: set[str] = set()
-    for path, name, tensor in _iter_tensors(files):
+    for path, name, handle in _iter_tensors(files):
         target = map_name(name, mapping, tied)
         if target is None:
             continue
         if target not in params:
             raise ValueError(f"{path}: unexpected tensor {name!r} (the model has no {target!r})")
         param = params[target]
+        tensor = _read(handle, name, (shards or {}).get(target), path)
         if tuple(tensor.shape) != tuple(param.shape):
             raise ValueError(f"{path}: {name}: checkpoint shape {tuple(tensor.shape)} != "
                              f"model shape {tuple(param.shape)}")
@@ -96,14 +103,32 @@ def _shards_from_index(index: Path) -> list[Path]:
     return shards
 
 
-def _iter_tensors(files: list[Path]) -> Iterator[tuple[Path, str, torch.Tensor]]:
-    """(file, name, tensor) for every tensor of every file; a corrupt file raises ValueError."""
+def _read(handle, name: str, spec: ShardSpec | None, path: Path) -> torch.Tensor:
+    """The whole tensor, or only the slice `spec` of it."""
+    try:
+        if spec is None:
+            return handle.get_tensor(name)
+        source = handle.get_slice(name)
+        full_size = source.get_shape()[spec.dim]
+        if full_size != spec.full_size:
+            raise ValueError(f"{path}: {name}: checkpoint has {full_size} along dim {spec.dim}, "
+                             f"the model {spec.full_size}")
+        return spec.take(source)
+    except ValueError:
+        raise
+    except Exception as e:  # SafetensorError and friends: a truncated or garbled file
+        raise ValueError(f"{path}: corrupt safetensors file reading {name} ({e})") from e
+
+
+def _iter_tensors(files: list[Path]) -> Iterator[tuple[Path, str, object]]:
+    """(file, name, open safetensors handle) for every tensor of every file; a corrupt file
+    raises ValueError."""
     from safetensors import safe_open
 
     for path in files:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 for name in handle.keys():
-                    yield path, name, handle.get_tensor(name)
+                    yield path, name, handle
         except Exception as e:  # SafetensorError and friends: a truncated or garbled file
             raise ValueError(f"{path}: corrupt safetensors file ({e})") from e
