@@ -2,13 +2,12 @@
 migrate, add users."""
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from app.core.config import Settings
-from app.store.crud_users import create_user, get_user_by_username
+from app.store.crud_accounts import can_sign_in_anyone, create_account, create_first_admin
 from app.store.session import Store, open_store
 
 
@@ -34,21 +33,28 @@ def create_user_in_store(username: str, password: str, role: str, *, database_ur
     store = open_store(_settings(database_url, data_dir).database_url)
     try:
         with store.transaction() as session:
-            create_user(session, username=username, password=password, role=role)
+            create_account(session, username=username, password=password, role=role)
     finally:
         store.close()
 
 
-def ensure_admin(password: str | None, *, database_url: str | None = None,
-                 data_dir: Path | None = None) -> str | None:
-    """Create user `admin` on a store that has none; returns the password when it made one up."""
+def needs_admin(*, database_url: str | None = None, data_dir: Path | None = None) -> bool:
+    """Whether nobody can sign in yet: the UI then offers the create-admin form."""
     store = open_store(_settings(database_url, data_dir).database_url)
     try:
         with store.transaction() as session:
-            if get_user_by_username(session, username="admin") is not None:
-                return None
-            chosen = password or secrets.token_urlsafe(12)
-            create_user(session, username="admin", password=chosen, role="admin")
-            return chosen
+            return not can_sign_in_anyone(session)
+    finally:
+        store.close()
+
+
+def ensure_admin(password: str, *, database_url: str | None = None,
+                 data_dir: Path | None = None) -> bool:
+    """Make `admin` the first account, with `password`, while nobody can sign in (unattended
+    installs: FLYWHEEL_ADMIN_PASSWORD); False when an account already existed."""
+    store = open_store(_settings(database_url, data_dir).database_url)
+    try:
+        with store.transaction() as session:
+            return create_first_admin(session, username="admin", password=password) is not None
     finally:
         store.close()

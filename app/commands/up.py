@@ -2,6 +2,8 @@
 
 Each part runs as its own `flywheel` subprocess (the same commands a user can run one by one);
 this command only starts them in order, prints their URLs, and stops them all on Ctrl-C/SIGTERM.
+Sign-in is required unless --no-auth: on a new data dir the first person to open the UI creates
+the admin account (no password is ever printed; FLYWHEEL_ADMIN_PASSWORD presets one).
 """
 from __future__ import annotations
 
@@ -28,9 +30,12 @@ def command(
     data_dir: Annotated[Path, typer.Option(help="Data directory (store, broker, registry).")] = Path("data"),
     worker: Annotated[bool, typer.Option(help="Also start a flywheel worker.")] = True,
     ui: Annotated[bool, typer.Option(help="Also start the UI.")] = True,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="No sign-in: anyone who reaches the ports chats as the local admin "
+                          "(a single-user laptop).")] = False,
 ) -> int:
     """Start API, UI and worker; print their URLs; stop all of them on Ctrl-C."""
-    from app.commands.bootstrap import ensure_admin
+    from app.commands.bootstrap import ensure_admin, needs_admin
 
     model_dir = model or DEMO_MODEL_DIR
     if not (model_dir / "config.json").is_file():
@@ -39,12 +44,15 @@ def command(
     # The worker fine-tunes the model being served, and all parts share one data directory.
     env = {**os.environ, "FLYWHEEL_DATA_DIR": str(data_dir.resolve()),
            "FLYWHEEL_BASE_MODEL": str(model_dir.resolve())}
-    admin_password = ensure_admin(os.environ.get("FLYWHEEL_ADMIN_PASSWORD"), data_dir=data_dir)
+    if password := os.environ.get("FLYWHEEL_ADMIN_PASSWORD"):  # unattended installs; never echoed
+        ensure_admin(password, data_dir=data_dir)
     children: list[subprocess.Popen] = []
     try:
         serve = ["serve", "--model", str(model_dir), "--host", host, "--port", str(port)]
         if model is None:  # the bundled model's directory is just "model"; give it a real name
             serve += ["--model-name", DEMO_MODEL_NAME]
+        if no_auth:
+            serve.append("--no-auth")
         api = _start(serve, env, children)
         api_url = _read_url(api, "API")
         typer.echo(f"API   {api_url}/v1  (OpenAI-compatible; metrics at {api_url}/metrics)")
@@ -54,8 +62,11 @@ def command(
         if worker:
             _start(["worker"], env, children)
             typer.echo("Worker started (flywheel jobs; embedded SQLite broker)")
-        if admin_password:
-            typer.echo(f"Sign in as admin / {admin_password}  (shown once; change with create-user)")
+        if no_auth:
+            typer.echo("No sign-in (--no-auth): anyone who reaches these ports is the local admin")
+        elif needs_admin(data_dir=data_dir):
+            typer.echo(f"Open http://{host}:{ui_port} to create the admin account" if ui else
+                       "No account yet: flywheel create-user NAME --role admin")
         sys.stdout.flush()
         return _wait(children)
     finally:

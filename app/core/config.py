@@ -3,7 +3,7 @@
 Read from keyword arguments first, then `FLYWHEEL_*` environment variables, then defaults:
 - data dir: `./data` or `$FLYWHEEL_DATA_DIR`
 - database URL: a SQLite file `<data dir>/flywheel.db` (WAL mode) or `$FLYWHEEL_DATABASE_URL`
-- API keys: none (auth disabled) or `$FLYWHEEL_API_KEYS` (comma separated)
+- API keys: none or `$FLYWHEEL_API_KEYS` (comma separated); auth is on with keys or `require_login`
 - canary share: 0.1 or `$FLYWHEEL_CANARY_FRACTION` (conversations a canary version answers)
 """
 from __future__ import annotations
@@ -29,6 +29,9 @@ class Settings:
     data_dir: Path | None = None  # None: FLYWHEEL_DATA_DIR or ./data; resolved (app.core.data_dir)
     database_url: str | None = None  # None: FLYWHEEL_DATABASE_URL or sqlite under data_dir
     api_keys: list[str] = field(default_factory=list)  # static keys with admin rights
+    # /v1/* needs an API key or a login session even without api_keys (`flywheel serve` and
+    # `flywheel up` default; --no-auth turns it off). False here: tests build open apps.
+    require_login: bool = False
     max_queue_len: int = 1024  # requests waiting in the engine before HTTP 429
     max_body_bytes: int = 8 * 1024 * 1024  # larger request bodies get HTTP 413 before parsing
     session_ttl_s: int = 7 * 24 * 3600  # login token lifetime
@@ -93,7 +96,7 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.api_keys)
+        return bool(self.api_keys) or self.require_login
 
     @property
     def is_sqlite(self) -> bool:

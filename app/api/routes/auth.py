@@ -1,5 +1,8 @@
-"""Login (session tokens, failed attempts throttled), user creation and API keys (admin only)."""
+"""Login (session tokens, failed attempts throttled), the first-run admin account, user creation
+and API keys (admin only)."""
 from __future__ import annotations
+
+import threading
 
 from fastapi import APIRouter, Request
 
@@ -8,9 +11,37 @@ from app.api.errors import APIError
 from app.api.schemas.api_keys import ApiKeyInfo, ApiKeyList
 from app.api.schemas.store import (ApiKeyCreate, ApiKeyPublic, LoginPublic, LoginRequest,
                                    UserCreate, UserPublic)
-from app.store import crud_users
+from app.api.schemas.setup import AdminSetup, AuthStatus
+from app.core.names import UnusableName
+from app.store import crud_accounts, crud_users
 
 router = APIRouter(prefix="/v1", tags=["auth"])
+_first_admin = threading.Lock()  # two first visitors at once: one of them creates the admin
+
+
+@router.get("/auth/status", response_model=AuthStatus)
+def read_auth_status(session: SessionDep, state: StateDep) -> AuthStatus:
+    """Open to anyone: the UI asks it before showing a sign-in or the create-admin form."""
+    return AuthStatus(login_required=state.settings.auth_enabled,
+                      needs_admin=not crud_accounts.can_sign_in_anyone(session))
+
+
+@router.post("/auth/setup", response_model=LoginPublic)
+def create_first_admin(body: AdminSetup, state: StateDep) -> LoginPublic:
+    """Open to anyone while no account can sign in (a new install); signs the new admin in.
+    Its own transaction, committed inside the lock: the next caller sees the admin."""
+    with _first_admin, state.store.transaction() as session:
+        try:
+            admin = crud_accounts.create_first_admin(session, username=body.username,
+                                                     password=body.password)
+        except UnusableName as e:
+            raise APIError(400, str(e), param="username", code="invalid_username") from e
+        if admin is None:
+            raise APIError(409, "This server already has an admin account; sign in instead.",
+                           code="setup_done")
+        auth, token = crud_users.create_auth_session(session, user_id=admin.id,
+                                                     ttl_s=state.settings.session_ttl_s)
+        return LoginPublic(token=token, role=admin.role, expires_at=auth.expires_at)
 
 
 @router.post("/auth/login", response_model=LoginPublic)
@@ -32,11 +63,13 @@ def login(body: LoginRequest, request: Request, session: SessionDep,
 
 @router.post("/users", response_model=UserPublic)
 def create_user(body: UserCreate, session: SessionDep, _admin: AdminUser) -> UserPublic:
-    if crud_users.get_user_by_username(session, username=body.username) is not None:
-        raise APIError(409, f"user {body.username!r} already exists", param="username",
-                       code="user_exists")
-    user = crud_users.create_user(session, username=body.username, password=body.password,
-                                  role=body.role)
+    try:
+        user = crud_accounts.create_account(session, username=body.username,
+                                            password=body.password, role=body.role)
+    except crud_accounts.UserExists as e:
+        raise APIError(409, str(e), param="username", code="user_exists") from e
+    except UnusableName as e:  # invisible characters, or reads like another user's name
+        raise APIError(400, str(e), param="username", code="invalid_username") from e
     return UserPublic.model_validate(user)
 
 
