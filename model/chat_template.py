@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from model.hf_config import read_json
 
 ROLES = ("system", "user", "assistant", "tool")
+# template variables rendering sets itself (plus the tokenizer's special tokens)
+RESERVED_VARIABLES = frozenset({"messages", "tools", "documents", "add_generation_prompt",
+                                "bos_token", "eos_token", "pad_token", "unk_token"})
 TEMPLATE_FILE = "chat_template.jinja"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 
@@ -64,17 +68,40 @@ def validate_messages(messages: Sequence[dict]) -> list[dict]:
 
 
 def render_chat(template: str, messages: Sequence[dict], add_generation_prompt: bool,
-                special_tokens: dict[str, str], tools: list[dict] | None = None) -> str:
+                special_tokens: dict[str, str], tools: list[dict] | None = None,
+                template_kwargs: Mapping[str, Any] | None = None) -> str:
     """Render `messages` with `template`; special_tokens (bos_token, eos_token, ...) are template
-    variables. Template errors (including `raise_exception`) become ValueError."""
+    variables, and so is each of `template_kwargs` (vLLM's chat_template_kwargs, e.g.
+    enable_thinking), which may not set RESERVED_VARIABLES or a special token
+    (TemplateKwargsError). Template errors (including
+    `raise_exception`) become ValueError."""
     import jinja2
 
+    check_template_kwargs(template_kwargs, special_tokens)
     compiled = _compile(template)
     try:
-        return compiled.render(messages=validate_messages(messages), tools=tools, documents=None,
+        return compiled.render(**dict(template_kwargs or {}), messages=validate_messages(messages),
+                               tools=tools, documents=None,
                                add_generation_prompt=add_generation_prompt, **special_tokens)
     except jinja2.TemplateError as e:
         raise ValueError(f"chat template error: {e}") from e
+
+
+class TemplateKwargsError(ValueError):
+    """Extra template variables that rendering cannot take."""
+
+
+def check_template_kwargs(template_kwargs: Mapping[str, Any] | None,
+                          special_tokens: Mapping[str, str]) -> None:
+    """TemplateKwargsError when extra variables would replace the ones rendering sets."""
+    taken = sorted(set(template_kwargs or ()) & (RESERVED_VARIABLES | set(special_tokens)))
+    if taken:
+        raise TemplateKwargsError(f"chat_template_kwargs may not set {', '.join(taken)} (the "
+                                  f"server sets them)")
+    bad = [k for k in template_kwargs or () if not isinstance(k, str) or not k.isidentifier()]
+    if bad:
+        raise TemplateKwargsError(f"chat_template_kwargs keys must be identifiers, got "
+                                  f"{bad[0]!r}")
 
 
 @functools.lru_cache(maxsize=16)

@@ -70,14 +70,16 @@ class Tokenizer:
         return self._backend.token_bytes()
 
     def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True,
-                            tools: list[dict] | None = None) -> list[int]:
+                            tools: list[dict] | None = None,
+                            template_kwargs: dict | None = None) -> list[int]:
         """Render `messages` with the model's template and encode the text. BOS is prepended only
-        when the template does not already write it."""
+        when the template does not already write it. `template_kwargs`: extra template variables
+        (vLLM's chat_template_kwargs)."""
         if self.chat_template is None:
             raise ValueError("this model has no chat template (tokenizer_config.json chat_template "
                              "or chat_template.jinja)")
         text = render_chat(self.chat_template, messages, add_generation_prompt,
-                           self.special_tokens, tools)
+                           self.special_tokens, tools, template_kwargs)
         bos = self.special_tokens.get("bos_token")
         return self.encode(text, add_bos=not (bos and text.startswith(bos)))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.tool_calls.prompt import prompt_messages
 from model.chat_template import render_chat
 
 DEFAULT_CHAT_TEMPLATE = (
@@ -25,15 +26,23 @@ DEFAULT_CHAT_TEMPLATE = (
 )
 
 
-def render_prompt_ids(tokenizer, messages: Sequence[dict]) -> list[int]:
+def render_prompt_ids(tokenizer, messages: Sequence[dict], tools: list[dict] | None = None,
+                      template_kwargs: dict | None = None) -> list[int]:
     """Token ids of `messages` rendered with the model's template (or the default) plus the
-    assistant generation prompt. ValueError on invalid messages, invalid Unicode (which the
-    tokenizer would reject with a TypeError) or template errors."""
+    assistant generation prompt. `tools` (OpenAI function definitions) go to a template with a
+    tool section, else into the messages in the Hermes layout (`app.tool_calls.prompt`);
+    `template_kwargs` are extra template variables. ValueError on invalid messages, invalid
+    Unicode (which the tokenizer would reject with a TypeError) or template errors."""
     _check_unicode(messages)
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True)
-    text = render_chat(DEFAULT_CHAT_TEMPLATE, list(messages), True,
-                       getattr(tokenizer, "special_tokens", {}))
+    template = getattr(tokenizer, "chat_template", None)
+    messages, tools = prompt_messages(template, messages, tools)
+    if template:
+        extra = {"tools": tools} if tools else {}
+        if template_kwargs:
+            extra["template_kwargs"] = template_kwargs
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, **extra)
+    text = render_chat(DEFAULT_CHAT_TEMPLATE, messages, True,
+                       getattr(tokenizer, "special_tokens", {}), template_kwargs=template_kwargs)
     return tokenizer.encode(text, add_bos=True)
 
 

@@ -30,7 +30,8 @@ _LABELS = {StructuredOutputKind.JSON: "JSON schema",
            StructuredOutputKind.JSON_OBJECT: "JSON format",
            StructuredOutputKind.REGEX: "regular expression",
            StructuredOutputKind.CHOICE: "choice list",
-           StructuredOutputKind.GRAMMAR: "grammar"}
+           StructuredOutputKind.GRAMMAR: "grammar",
+           StructuredOutputKind.STRUCTURAL_TAG: "structural tag"}
 _CPP_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
 
@@ -163,7 +164,26 @@ def _grammar(spec: StructuredOutputsParams) -> xgr.Grammar:
     if kind is StructuredOutputKind.CHOICE:
         alternatives = " | ".join(json.dumps(c, ensure_ascii=False) for c in spec.choice)
         return xgr.Grammar.from_ebnf(f"root ::= {alternatives}")
+    if kind is StructuredOutputKind.STRUCTURAL_TAG:
+        tag = spec.structural_tag
+        tag = json.loads(tag) if isinstance(tag, str) else tag
+        return xgr.Grammar.from_structural_tag(json.dumps(_compact_json_contents(tag)))
     return xgr.Grammar.from_ebnf(spec.grammar)
+
+
+def _compact_json_contents(node):
+    """A structural tag with every `json_schema` content replaced by the grammar this module
+    writes for a JSON schema (compact, digit runs capped): xgrammar's own structural-tag JSON
+    allows free whitespace, which small models loop on."""
+    if isinstance(node, list):
+        return [_compact_json_contents(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("type") == "json_schema" and node.get("style", "json") == "json":
+        schema = json.dumps(node.get("json_schema", True))
+        grammar = xgr.Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True)
+        return {"type": "grammar", "grammar": repair_json_grammar(str(grammar))}
+    return {key: _compact_json_contents(value) for key, value in node.items()}
 
 
 def _json_options(spec: StructuredOutputsParams) -> dict:
