@@ -15,37 +15,46 @@ REASON_TAGS = ["incorrect", "unhelpful", "incomplete", "too long", "off-topic", 
 THUMBS = {0: "down", 1: "up"}
 
 
-def _post_feedback(message_id: str, **fields) -> None:
+def _post_feedback(message_id: str, **fields) -> bool:
+    """Update the user's one feedback record on the message with `fields` (the API keeps the
+    fields not sent). Success shows as "feedback saved" under the answer, not as a second note."""
     try:
         api().send_feedback(message_id, **fields)
-        st.session_state["flash"] = ("success", "Thanks, feedback saved.")
+        return True
     except ApiError as e:
         st.session_state["flash"] = ("error", f"Feedback not saved: {e}")
+        return False
 
 
 def _on_thumbs(message_id: str) -> None:
     value = st.session_state.get(f"thumbs_{message_id}")
     if value is not None:
-        _post_feedback(message_id, thumbs=THUMBS[value], rating=None, tags=[], comment=None, correction=None)
+        _post_feedback(message_id, thumbs=THUMBS[value])
 
 
 def _on_stars(message_id: str) -> None:
     value = st.session_state.get(f"stars_{message_id}")
     if value is not None:
-        _post_feedback(message_id, thumbs=None, rating=value + 1, tags=[], comment=None, correction=None)
+        _post_feedback(message_id, rating=value + 1)
 
 
 def _on_details(message_id: str) -> None:
+    """'Send feedback': adds what the panel holds to the record the thumb or stars started, then
+    empties the text boxes and closes the panel."""
     thumbs = st.session_state.get(f"thumbs_{message_id}")
     stars = st.session_state.get(f"stars_{message_id}")
-    tags = st.session_state.get(f"tags_{message_id}") or []
-    comment = (st.session_state.get(f"comment_{message_id}") or "").strip() or None
-    correction = (st.session_state.get(f"correction_{message_id}") or "").strip() or None
-    if thumbs is None and stars is None and not (tags or comment or correction):
+    fields = {"thumbs": THUMBS.get(thumbs), "rating": None if stars is None else stars + 1,
+              "tags": st.session_state.get(f"tags_{message_id}") or None,
+              "comment": (st.session_state.get(f"comment_{message_id}") or "").strip() or None,
+              "correction": (st.session_state.get(f"correction_{message_id}") or "").strip() or None}
+    fields = {name: value for name, value in fields.items() if value is not None}  # absent: kept
+    if not fields:
         st.session_state["flash"] = ("error", "Pick a rating, a tag, or write a comment or a better answer.")
         return
-    _post_feedback(message_id, thumbs=THUMBS.get(thumbs), rating=None if stars is None else stars + 1,
-                   tags=tags, comment=comment, correction=correction)
+    if _post_feedback(message_id, **fields):
+        st.session_state[f"comment_{message_id}"] = ""
+        st.session_state[f"correction_{message_id}"] = ""
+        st.session_state[f"more_{message_id}"] = False
 
 
 def sibling_switcher(message: dict, messages: list[dict]) -> None:
@@ -90,8 +99,9 @@ def answer_feedback(message: dict) -> None:
     if cols[2].button("Regenerate", key=f"regen_{mid}", icon=":material/refresh:"):
         st.session_state["pending"] = {"kind": "regenerate", "message_id": mid}
     if message.get("feedback"):
-        cols[3].caption(f"{len(message['feedback'])} feedback item(s) saved")
-    with st.expander("Tell us more / write the better answer"):
+        cols[3].caption("feedback saved")
+    # keyed with a rerun: 'Send feedback' closes it through session state
+    with st.expander("Tell us more / write the better answer", key=f"more_{mid}", on_change="rerun"):
         st.multiselect("Reasons", REASON_TAGS, key=f"tags_{mid}")
         st.text_input("Comment", key=f"comment_{mid}")
         st.text_area("Write the better answer", key=f"correction_{mid}")

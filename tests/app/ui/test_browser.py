@@ -77,13 +77,17 @@ def test_sign_in_chat_feedback_review_and_export(api, browser_page):
     _shot(page, "04-chat-regenerated")
 
     page.get_by_role("radio", name="Thumbs down").click()
-    page.get_by_text("Thanks, feedback saved.").wait_for()
+    page.get_by_text("feedback saved", exact=True).wait_for()
     page.get_by_text("Tell us more / write the better answer").click()
     correction = page.get_by_label("Write the better answer")
     correction.fill("Once upon a time, a bear found honey.")
     correction.blur()  # a text area commits its value on blur
     page.get_by_role("button", name="Send feedback").click()
-    page.get_by_text("Thanks, feedback saved.").wait_for()
+    correction.wait_for(state="hidden")  # sent: the panel closes
+    assert page.get_by_text("feedback saved", exact=True).count() == 1
+    stored = httpx.get(f"{api.url}/v1/conversations/{conversation['id']}", headers=boss).json()["messages"]
+    records = [(f["thumbs"], f["correction"]) for m in stored for f in m["feedback"]]
+    assert records == [("down", "Once upon a time, a bear found honey.")]  # one judgement, one record
     _shot(page, "05-chat-feedback")
 
     _open(page, "Review")

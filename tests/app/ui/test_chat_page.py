@@ -98,7 +98,7 @@ def test_edit_and_resend_makes_a_branch(chat):
     assert any("version 2 of 2" in c.value for c in at.caption)
 
 
-def test_feedback_thumbs_stars_tags_comment_and_correction_are_stored(api, chat):
+def test_feedback_thumbs_stars_tags_comment_and_correction_are_one_record(api, chat):
     at, client = chat
     _send(at, "A big tree")
     answer = _stored(client, at)[1]
@@ -110,10 +110,14 @@ def test_feedback_thumbs_stars_tags_comment_and_correction_are_stored(api, chat)
     at.button(key=f"send_{answer['id']}").click().run()
     assert not at.error, [e.value for e in at.error]
     feedback = client.conversation(at.session_state["conversation_id"])["messages"][1]["feedback"]
-    assert [f["thumbs"] for f in feedback] == ["down", None, "down"]
-    assert [f["rating"] for f in feedback] == [None, 2, 2]
-    assert feedback[-1]["tags"] == ["incorrect", "too long"] and feedback[-1]["comment"] == "not a story"
-    assert feedback[-1]["correction"] == "A big tree grew in the park."
+    assert [(f["thumbs"], f["rating"], f["tags"], f["comment"], f["correction"]) for f in feedback] == [
+        ("down", 2, ["incorrect", "too long"], "not a story", "A big tree grew in the park.")]
+    # sent: the boxes are empty, the panel closed, and the chat says so once
+    assert at.text_area(key=f"correction_{answer['id']}").value == ""
+    assert at.text_input(key=f"comment_{answer['id']}").value == ""
+    assert at.session_state[f"more_{answer['id']}"] is False
+    assert [c.value for c in at.caption if "saved" in c.value] == ["feedback saved"]
+    assert not [s.value for s in at.success]
 
 
 def test_user_html_and_markdown_are_shown_as_text(chat):
@@ -123,12 +127,14 @@ def test_user_html_and_markdown_are_shown_as_text(chat):
     assert user_markdown.startswith("\\<img src\\=x onerror\\=alert\\(1\\)\\> \\*\\*hi\\*\\*")
 
 
-def test_open_chat_without_token_is_refused_readably_when_keys_are_required(api):
+def test_signed_out_visitors_see_only_the_sign_in_page_when_the_server_wants_one(api):
     at = AppTest.from_file(MAIN, default_timeout=30)
     at.session_state["api_url"] = api.url
     at.run()
-    assert not at.exception
-    assert any("sign in" in w.value for w in at.warning) and not at.error and not at.chat_input
+    assert not at.exception and not at.error and not at.chat_input
+    assert at.title[0].value == "Account" and [b.label for b in at.button] == ["Sign in", "Use key"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/chat.py")
 
 
 def test_api_down_is_a_readable_error():
@@ -159,7 +165,7 @@ def test_open_server_chats_without_signing_in_and_stores_sampling(tmp_path, monk
         gated = AppTest.from_file(MAIN, default_timeout=60)
         gated.session_state["api_url"] = open_api.url
         gated.run()
-        assert any("Sign in to chat" in w.value for w in gated.warning) and not gated.chat_input
+        assert gated.title[0].value == "Account" and not gated.chat_input  # only the sign-in page
         monkeypatch.setenv("FLYWHEEL_UI_REQUIRE_LOGIN", "0")
         at = AppTest.from_file(MAIN, default_timeout=60)
         at.session_state["api_url"] = open_api.url
