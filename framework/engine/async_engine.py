@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from framework.engine.llm_engine import LLMEngine, QueueFullError
 from framework.engine.request_state import RequestState
-from shared import CausalLM, EngineStats, RequestOutput, SamplingParams, TokenizerLike
+from shared import CausalLM, EngineStats, LoRARequest, RequestOutput, SamplingParams, TokenizerLike
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class AsyncEngine:
         return self.engine.stats
 
     async def generate(self, prompt: str | list[int], params: SamplingParams | None = None,
-                       request_id: str | None = None, priority: int = 0) -> AsyncIterator[RequestOutput]:
+                       request_id: str | None = None, priority: int = 0,
+                       lora_request: LoRARequest | None = None) -> AsyncIterator[RequestOutput]:
         """Yield cumulative `RequestOutput`s (all text and ids so far) until the request finishes.
 
         Bad input raises ValueError before anything is queued; a full queue raises QueueFullError.
@@ -46,7 +47,7 @@ class AsyncEngine:
         request_id = request_id or uuid.uuid4().hex
         if request_id in self._queues:
             raise ValueError(f"request_id {request_id!r} is already in flight")
-        state = self.engine.make_request(request_id, prompt, params, priority)
+        state = self.engine.make_request(request_id, prompt, params, priority, lora_request)
         if len(self.engine.scheduler.waiting) + len(self._pending_adds) >= self.engine.config.max_queue_len:
             raise QueueFullError("too many requests are waiting; retry later")
         queue: asyncio.Queue = asyncio.Queue()

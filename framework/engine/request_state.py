@@ -8,7 +8,7 @@ from xgrammar import CompiledGrammar
 from framework.engine.detokenizer import Detokenizer
 from framework.engine.prompt_logprobs import PromptLogprobsChunk
 from framework.engine.sequence import Sequence
-from shared import CompletionOutput, Logprob, RequestOutput, SamplingParams
+from shared import CompletionOutput, Logprob, LoRARequest, RequestOutput, SamplingParams
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class RequestState:
     prompt_logprobs: list[dict[int, Logprob] | None] = field(default_factory=list)
     # structured outputs: the compiled grammar every sample follows (None: free text)
     grammar: CompiledGrammar | None = None
+    lora_request: LoRARequest | None = None  # the adapter this request runs under (None: base)
 
     def __post_init__(self) -> None:
         n = self.params.n
