@@ -1,6 +1,6 @@
-"""`/v1/annotation/datasets` over HTTP on a real server (no model needed; chats are written into its
-store): schema errors naming the field, records from chats, task distribution for three annotators,
-responses, progress, agreement checked against the `krippendorff` package, and both exports read
+"""`/v1/annotation/datasets` over HTTP on a real server (tests/app/annotation/conftest.py): schema
+errors naming the field, records from chats, task distribution for three annotators, responses,
+progress, agreement checked against the `krippendorff` package, and both exports read
 back with `datasets.load_dataset`."""
 from __future__ import annotations
 
@@ -12,55 +12,11 @@ import krippendorff
 import numpy as np
 import pytest
 
-from app.api.main import create_app
-from app.core.config import Settings
-from app.serving.model_host import ModelHost
-from app.store.crud_chat import ExchangeRecord, MessageRecord, record_exchange
-from app.store.crud_users import get_user_by_username
-from tests.app.api.conftest import ServerThread
-
-ADMIN_KEY = "sk-annotation-admin-0123456789"
-PASSWORD = "correct horse battery"
-USERS = {"alice": "user", "ann1": "annotator", "ann2": "annotator", "ann3": "annotator", "boss": "admin"}
 SCHEMA = {"name": "helpful", "min_submitted": 2, "guidelines": "# Rate\nBe **strict**. <script>x</script>",
           "questions": [{"name": "quality", "kind": "rating", "scale": 5},
                         {"name": "topic", "kind": "label", "options": ["math", "story"]},
                         {"name": "best", "kind": "ranking", "required": False},
                         {"name": "rewrite", "kind": "text", "required": False}]}
-
-
-def _chat(store, username: str, conversation_id: str, prefix: str, question: str, answers: list[str]) -> None:
-    with store.transaction() as session:
-        user_id = get_user_by_username(session, username=username).id
-        records = [MessageRecord(f"{prefix}u", "user", question, None)]
-        records += [MessageRecord(f"{prefix}{i}", "assistant", text, f"{prefix}u", model_version="mv-1")
-                    for i, text in enumerate(answers)]
-        record_exchange(session, exchange=ExchangeRecord(conversation_id, user_id, True, "t", "mv-1", records))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("annotation"), api_keys=[ADMIN_KEY])
-    app = create_app(settings, host=ModelHost())
-    with ServerThread(app) as url:
-        for username, role in USERS.items():
-            httpx.post(f"{url}/v1/users", headers=_auth(ADMIN_KEY),
-                       json={"username": username, "password": PASSWORD, "role": role}).raise_for_status()
-        clients = {name: httpx.Client(base_url=url, timeout=30, headers=_auth(httpx.post(
-            f"{url}/v1/auth/login", json={"username": name, "password": PASSWORD}).json()["token"]))
-            for name in USERS}
-        store = app.state.flywheel.store
-        _chat(store, "alice", "c1", "a", "What is 2 plus 3?", ["5", "six"])
-        _chat(store, "alice", "c2", "s", "Tell a story", ["Once upon a time"])
-        _chat(store, "ann1", "c3", "b", "What is 4 plus 4?", ["8", "eight"])
-        clients["alice"].post("/v1/feedback", json={"message_id": "a0", "thumbs": "down"}).raise_for_status()
-        yield clients
-        for client in clients.values():
-            client.close()
-
-
-def _auth(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _error(response: httpx.Response, status: int) -> dict:
