@@ -41,6 +41,8 @@ class TensorParallelEngine(LLMEngine):
         """`dead_ranks()` describes ranks known to have exited ("rank 1 (pid 42) exited with
         code -9"), or returns None; the launcher supplies it."""
         assert isinstance(model, TensorParallelModel), "wrap rank 0's shard in TensorParallelModel"
+        if config.enable_lora:  # the workers' shards have no adapter slots, and sharded shapes
+            raise ValueError("enable_lora is not supported with tensor parallelism yet")
         self.comm: Communicator = model.comm
         self._dead_ranks, self._on_failure = dead_ranks, on_failure
         self._lock = threading.Lock()  # one collective sequence at a time: steps or a ping
