@@ -1,7 +1,8 @@
 """OpenAI-style error bodies for every failure: {"error": {"message", "type", "param", "code"}}.
 
 Routes raise `APIError` (or HTTPException); FastAPI's request validation errors become 400 with
-the offending field in `param`, malformed JSON included. A database error that escapes a route is
+the offending field in `param` and a message in this server's words (`app.api.validation_messages`),
+malformed JSON included. A database error that escapes a route is
 a 503 `store_unavailable` with Retry-After when the store is down (refused connection, locked
 file, pool timeout), else a 500 `store_error`; both are handled inside the app, so the connection
 stays open (only errors reaching the catch-all close it).
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.validation_messages import describe
 from app.store.outage import is_store_outage
 
 logger = logging.getLogger(__name__)
@@ -68,17 +70,12 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if not errors:
-        return error_response(400, "Invalid request", code="invalid_request")
-    first = _most_specific(errors)
-    param = ".".join(_field_path(first)) or None
-    if first.get("type") == "json_invalid":
+        return error_response(400, "Invalid request", param="body", code="invalid_request")
+    if errors[0].get("type") == "json_invalid":
         return error_response(400, "We could not parse the JSON body of your request.",
-                              code="invalid_json")
-    if first.get("type") == "extra_forbidden":
-        message = f"Unrecognized request argument supplied: {param}"
-    else:
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-    return error_response(400, message, param, code=_code(first.get("type")))
+                              param="body", code="invalid_json")
+    refusal = describe(errors)
+    return error_response(400, refusal.message, refusal.param, code=refusal.code)
 
 
 async def _store_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -96,35 +93,3 @@ async def _store_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(500, "The server had an error while processing your request.")
-
-
-def _field_path(error: dict) -> list[str]:
-    return [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
-            and not _is_union_tag(part)]
-
-
-def _most_specific(errors: list[dict]) -> dict:
-    """The first error, unless it only says a union member had the wrong type ("Input should be a
-    valid string" for a list of content parts) and another member of the same field failed for a
-    real reason: that one is what the client needs to read."""
-    first = errors[0]
-    if not str(first.get("type", "")).endswith("_type"):
-        return first
-    path = _field_path(first)
-    return next((e for e in errors[1:] if _field_path(e)[:len(path)] == path
-                 and not str(e.get("type", "")).endswith("_type")), first)
-
-
-def _is_union_tag(part) -> bool:
-    # pydantic names the member of a union that failed ("str", "list[ContentPart]",
-    # "function-after[...]"); the client's field path is the rest
-    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
-
-
-_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "constrained-str", "constrained-int",
-               "constrained-float", "constrained-list"}
-
-
-def _code(pydantic_type: str | None) -> str | None:
-    return {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter",
-            "value_error": "invalid_value"}.get(pydantic_type or "", "invalid_type")
