@@ -28,12 +28,14 @@ from app.core.config import Settings
 from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
 from app.serving.rollout import Rollout
 from app.store import crud_users
+from app.store.crud_users import PriorityClass
 from app.store.session import Store
 from app.store.outbox import Outbox
 from app.store.writer import StoreWriter
 
 LOCAL_USERNAME = "local"
-GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions")  # where tokens are rate-limited
+# where tokens are rate-limited
+GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
 
 
 @dataclass(slots=True)
@@ -42,6 +44,7 @@ class Principal:
     username: str
     role: str
     key_id: str | None = None  # the API key that authenticated the request (None: session, local)
+    priority_class: PriorityClass = PriorityClass.INTERACTIVE  # the key's; app/api/priority.py
 
     @property
     def is_admin(self) -> bool:
@@ -114,7 +117,7 @@ async def _authenticate(request: Request, state: AppState) -> Principal:
             return state.local_user
         raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
     return Principal(id=credential.user_id, username=credential.username, role=credential.role,
-                     key_id=credential.key_id)
+                     key_id=credential.key_id, priority_class=credential.priority_class)
 
 
 async def _check_rate_limits(request: Request, state: AppState, user: Principal) -> None:

@@ -113,20 +113,20 @@ async def _sse(run: GenerationRun, fmt, first: list[ChoiceDelta], deltas, includ
         ended = True
         await _finish(run, metrics, endpoint, on_finished)  # on disk before the answer ends
         for delta in held:
-            yield _event(fmt.chunk(delta, include_usage))
+            yield _frame(fmt, fmt.chunk(delta, include_usage))
         if include_usage and run.final is not None:
-            yield _event(fmt.usage_chunk(run.final))
+            yield _frame(fmt, fmt.usage_chunk(run.final))
     except Exception as e:  # noqa: BLE001 - headers are sent; report in-band, as OpenAI does
         ended = True
         logger.exception("generation %s failed mid-stream", run.request_id)
-        yield _event(error_body(500, f"generation failed: {type(e).__name__}"))
+        yield _frame(fmt, error_body(500, f"generation failed: {type(e).__name__}"))
     finally:
         with anyio.CancelScope(shield=True):  # the abort must reach the engine even when cancelled
             await deltas.aclose()
             if not ended:
                 metrics.client_aborts.labels(run.model_id).inc()
                 await _keep_stopped(run, on_finished)
-    yield "data: [DONE]\n\n"
+    yield getattr(fmt, "stream_end", "data: [DONE]\n\n")
 
 
 def _unless_last(delta: ChoiceDelta, held: list[ChoiceDelta], fmt,
@@ -135,7 +135,7 @@ def _unless_last(delta: ChoiceDelta, held: list[ChoiceDelta], fmt,
     if delta.finish_reason is not None:
         held.append(delta)
         return None
-    return _event(fmt.chunk(delta, include_usage))
+    return _frame(fmt, fmt.chunk(delta, include_usage))
 
 
 async def _finish(run: GenerationRun, metrics: ServingMetrics, endpoint: str,
@@ -158,6 +158,12 @@ async def _keep_stopped(run: GenerationRun, on_finished: OnFinished) -> None:
         await on_finished()
     except Exception:  # noqa: BLE001
         logger.exception("could not keep stopped generation %s", run.request_id)
+
+
+def _frame(fmt, body) -> str:
+    """One SSE event per body (chat and completions); a format with its own framing (the
+    Responses API's typed events, several per delta) provides `sse(body)` and `stream_end`."""
+    return fmt.sse(body) if hasattr(fmt, "sse") else _event(body)
 
 
 def _event(body: dict) -> str:

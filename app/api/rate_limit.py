@@ -84,7 +84,8 @@ def requested_tokens(payload: dict, max_model_len: int | None) -> int:
     max_tokens (or max_completion_tokens) x n; without a maximum, the rest of the context."""
     prompt_chars = sum(len(text) for text in _prompt_texts(payload))
     prompt_tokens = math.ceil(prompt_chars / CHARS_PER_TOKEN) + _prompt_token_ids(payload)
-    limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    limit = (payload.get("max_completion_tokens") or payload.get("max_tokens")
+             or payload.get("max_output_tokens"))
     if not isinstance(limit, int) or limit <= 0:
         limit = max((max_model_len or 0) - prompt_tokens, 0)
     n = payload.get("n") if isinstance(payload.get("n"), int) and payload.get("n") > 0 else 1
@@ -97,7 +98,11 @@ def _prompt_texts(payload: dict):
         yield prompt
     elif isinstance(prompt, list):
         yield from (p for p in prompt if isinstance(p, str))
-    for message in payload.get("messages") or []:
+    for key in ("input", "instructions"):  # /v1/responses
+        if isinstance(payload.get(key), str):
+            yield payload[key]
+    messages = payload.get("input") if isinstance(payload.get("input"), list) else []
+    for message in [*(payload.get("messages") or []), *messages]:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             yield content

@@ -21,8 +21,9 @@ class EngineBusyError(Exception):
 
 class EngineClient(Protocol):
     def generate(self, prompt_token_ids: list[int], params: SamplingParams,
-                 request_id: str) -> AsyncIterator[RequestOutput]:
-        """Cumulative outputs for one request, the last one with `finished=True`. Raises
+                 request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:
+        """Cumulative outputs for one request, the last one with `finished=True`; a lower
+        `priority` is admitted first when requests wait (vLLM's convention). Raises
         EngineBusyError before the first output when the queue is full. Closing the iterator
         early (client gone) aborts the request in the engine."""
 
@@ -41,10 +42,10 @@ class AsyncEngineClient:
         self._engine = engine
 
     async def generate(self, prompt_token_ids: list[int], params: SamplingParams,
-                       request_id: str) -> AsyncIterator[RequestOutput]:
+                       request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:
         from framework.engine.async_engine import QueueFullError
 
-        stream = self._engine.generate(prompt_token_ids, params, request_id)
+        stream = self._engine.generate(prompt_token_ids, params, request_id, priority=priority)
         try:
             try:
                 first = await anext(stream)

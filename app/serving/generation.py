@@ -59,6 +59,7 @@ class GenerationRun:
     params: SamplingParams
     request_id: str
     metrics: LatencySink | None = None
+    priority: int = 0  # lower is admitted first (app/api/priority.py)
     final: RequestOutput | None = None
     ttft_s: float | None = None
     latency_s: float | None = None
@@ -68,7 +69,8 @@ class GenerationRun:
     async def deltas(self) -> AsyncIterator[list[ChoiceDelta]]:
         """Yields the new deltas after each engine step; raises EngineBusyError before any."""
         start = time.perf_counter()
-        stream = self.engine.generate(self.prompt_token_ids, self.params, self.request_id)
+        stream = self.engine.generate(self.prompt_token_ids, self.params, self.request_id,
+                                      priority=self.priority)
         try:
             async for output in stream:
                 self.final = output

@@ -27,6 +27,13 @@ class KeyStatus(str, Enum):
     REVOKED = "revoked"
 
 
+class PriorityClass(str, Enum):
+    """Whose requests the engine serves first (app/api/priority.py maps a class to the engine's
+    priority numbers): people waiting on a chat before batch jobs."""
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
 def key_status(key: ApiKey, now: datetime | None = None) -> KeyStatus:
     if key.revoked_at is not None:
         return KeyStatus.REVOKED
@@ -43,6 +50,7 @@ class Credential:
     role: str
     key_id: str | None
     expires_at: datetime | None  # when the key or session stops working (aware, UTC)
+    priority_class: PriorityClass = PriorityClass.INTERACTIVE  # the key's (sessions: interactive)
 
 
 @dataclass(slots=True)
@@ -105,7 +113,8 @@ def ensure_user(session: Session, *, username: str, role: str) -> User:
 
 def create_api_key(session: Session, *, user_id: str, name: str | None = None,
                    key: str | None = None, expires_at: datetime | None = None,
-                   is_bootstrap: bool = False) -> tuple[ApiKey, str]:
+                   is_bootstrap: bool = False,
+                   priority_class: PriorityClass = PriorityClass.INTERACTIVE) -> tuple[ApiKey, str]:
     """A new key for `user_id`; returns the row and the plain key (shown to the caller once).
     A `key` that is already stored returns its row unchanged (revoked keys stay revoked)."""
     if expires_at is not None and _aware(expires_at) <= utcnow():
@@ -115,7 +124,8 @@ def create_api_key(session: Session, *, user_id: str, name: str | None = None,
     if existing is not None:
         return existing, plain
     row = ApiKey(id=new_id("key"), key_hash=hash_token(plain), user_id=user_id, name=name,
-                 expires_at=expires_at, is_bootstrap=is_bootstrap)
+                 expires_at=expires_at, is_bootstrap=is_bootstrap,
+                 priority_class=PriorityClass(priority_class).value)
     session.add(row)
     session.flush()
     return row, plain
@@ -184,7 +194,8 @@ def verify_token(session: Session, *, token: str) -> Credential | None:
     if key is not None:
         if key_status(key, now) is not KeyStatus.ACTIVE:
             return None
-        return _credential(session.get(User, key.user_id), key.id, key.expires_at)
+        return _credential(session.get(User, key.user_id), key.id, key.expires_at,
+                           PriorityClass(key.priority_class))
     auth = session.scalar(select(AuthSession).where(AuthSession.token_hash == digest))
     if auth is not None and _aware(auth.expires_at) > now:
         return _credential(session.get(User, auth.user_id), None, auth.expires_at)
@@ -197,12 +208,13 @@ def user_for_token(session: Session, *, token: str) -> User | None:
     return session.get(User, credential.user_id) if credential is not None else None
 
 
-def _credential(user: User | None, key_id: str | None,
-                expires_at: datetime | None) -> Credential | None:
+def _credential(user: User | None, key_id: str | None, expires_at: datetime | None,
+                priority_class: PriorityClass = PriorityClass.INTERACTIVE) -> Credential | None:
     if user is None:
         return None
     return Credential(user_id=user.id, username=user.username, role=user.role, key_id=key_id,
-                      expires_at=_aware(expires_at) if expires_at else None)
+                      expires_at=_aware(expires_at) if expires_at else None,
+                      priority_class=priority_class)
 
 
 def _aware(moment: datetime) -> datetime:

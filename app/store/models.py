@@ -38,6 +38,9 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     is_bootstrap: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # crud_users.PriorityClass: the engine priority its requests get unless they ask for less
+    priority_class: Mapped[str] = mapped_column(String(16), default="interactive",
+                                                server_default="interactive")
 
 
 class AuthSession(Base):
