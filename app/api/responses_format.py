@@ -1,0 +1,156 @@
+"""Engine outputs -> OpenAI Responses API objects: the response, and its typed stream events.
+
+A stream is the event sequence OpenAI sends for one text answer:
+
+    response.created, response.in_progress, response.output_item.added,
+    response.content_part.added, response.output_text.delta (one per engine step with new text),
+    response.output_text.done, response.content_part.done, response.output_item.done,
+    response.completed (or response.incomplete when max_output_tokens cut the answer)
+
+each as `event: <type>` + `data: <json>` with an increasing `sequence_number`, and no `[DONE]`.
+The responder (`app.api.openai_responder`) drives it like a chat stream: `chunk()` per delta,
+`usage_chunk()` once at the end (the format is used with include_usage on), `sse()` frames.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from app.serving.generation import ChoiceDelta
+from shared import RequestOutput
+
+
+@dataclass(slots=True)
+class ResponseEcho:
+    """What a response object carries besides its output: ids and the request's settings."""
+    id: str  # resp_...
+    message_id: str  # msg_...: the output message item's id (and the stored answer's)
+    model_id: str
+    conversation_id: str | None
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    previous_response_id: str | None = None
+    store: bool = True
+    text_format: dict = field(default_factory=lambda: {"type": "text"})
+    metadata: dict = field(default_factory=dict)
+    user: str | None = None
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+
+def response_usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict:
+    return {"input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
+            "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens}
+
+
+def response_object(echo: ResponseEcho, *, status: str, text: str | None,
+                    usage: dict | None) -> dict:
+    """A response object; `text` None: no output item yet (created / in progress)."""
+    output = [] if text is None else [_message_item(echo, text, _item_status(status))]
+    return {
+        "id": echo.id, "object": "response", "created_at": echo.created_at, "status": status,
+        "background": False, "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": echo.instructions, "max_output_tokens": echo.max_output_tokens,
+        "max_tool_calls": None, "model": echo.model_id, "output": output,
+        "parallel_tool_calls": True, "previous_response_id": echo.previous_response_id,
+        "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
+        "store": echo.store, "temperature": echo.temperature,
+        "text": {"format": echo.text_format}, "tool_choice": "auto", "tools": [],
+        "top_p": echo.top_p, "truncation": "disabled", "usage": usage, "user": echo.user,
+        "metadata": echo.metadata,
+        # Flywheel extras, as on chat completions
+        "conversation_id": echo.conversation_id, "model_version": echo.model_id,
+    }
+
+
+def status_of(finish_reason: str | None) -> str:
+    return "incomplete" if finish_reason == "length" else "completed"
+
+
+class ResponsesFormat:
+    stream_end = ""  # the Responses API ends with response.completed, not [DONE]
+
+    def __init__(self, echo: ResponseEcho) -> None:
+        self.echo = echo
+        self._sequence_number = 0
+        self._opened = False
+
+    # ---- non-streaming
+    def response(self, output: RequestOutput) -> dict:
+        answer = output.outputs[0]
+        return response_object(self.echo, status=status_of(answer.finish_reason),
+                               text=answer.text, usage=_usage(output))
+
+    # ---- streaming (lists of events, framed by `sse`)
+    def chunk(self, delta: ChoiceDelta, include_usage: bool) -> list[dict]:
+        events = self._opening()
+        if delta.text:
+            events.append({"type": "response.output_text.delta", **self._part_ref(),
+                           "delta": delta.text, "logprobs": []})
+        return events
+
+    def usage_chunk(self, output: RequestOutput) -> list[dict]:
+        answer = output.outputs[0]
+        status = status_of(answer.finish_reason)
+        part = _text_part(answer.text)
+        item = _message_item(self.echo, answer.text, _item_status(status))
+        return [*self._opening(),
+                {"type": "response.output_text.done", **self._part_ref(), "text": answer.text,
+                 "logprobs": []},
+                {"type": "response.content_part.done", **self._part_ref(), "part": part},
+                {"type": "response.output_item.done", "output_index": 0, "item": item},
+                {"type": f"response.{status}",
+                 "response": response_object(self.echo, status=status, text=answer.text,
+                                             usage=_usage(output))}]
+
+    def sse(self, events: list[dict] | dict) -> str:
+        if isinstance(events, dict):  # an error body from the responder
+            error = events.get("error", {})
+            events = [{"type": "error", "code": error.get("code"), "param": error.get("param"),
+                       "message": error.get("message", "")}]
+        framed = []
+        for event in events:
+            event["sequence_number"] = self._sequence_number
+            self._sequence_number += 1
+            body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+            framed.append(f"event: {event['type']}\ndata: {body}\n\n")
+        return "".join(framed)
+
+    def _opening(self) -> list[dict]:
+        if self._opened:
+            return []
+        self._opened = True
+        created = response_object(self.echo, status="in_progress", text=None, usage=None)
+        item = {**_message_item(self.echo, "", "in_progress"), "content": []}
+        return [{"type": "response.created", "response": created},
+                {"type": "response.in_progress", "response": created},
+                {"type": "response.output_item.added", "output_index": 0, "item": item},
+                {"type": "response.content_part.added", **self._part_ref(),
+                 "part": _text_part("")}]
+
+    def _part_ref(self) -> dict:
+        return {"item_id": self.echo.message_id, "output_index": 0, "content_index": 0}
+
+
+def _message_item(echo: ResponseEcho, text: str, status: str) -> dict:
+    return {"id": echo.message_id, "type": "message", "status": status, "role": "assistant",
+            "content": [_text_part(text)]}
+
+
+def _text_part(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _item_status(response_status: str) -> str:
+    return "incomplete" if response_status == "incomplete" else (
+        "in_progress" if response_status == "in_progress" else "completed")
+
+
+def _usage(output: RequestOutput) -> dict:
+    return response_usage(len(output.prompt_token_ids), len(output.outputs[0].token_ids),
+                          output.num_cached_tokens)
