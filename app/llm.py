@@ -24,10 +24,16 @@ class LLM:
     """An engine over one loaded model. Engine options are `EngineConfig` fields."""
 
     def __init__(self, model: str, *, dtype: str | None = None, seed: int = 0, device: str = "auto",
-                 device_profile: DeviceProfile | None = None, **engine_options):
+                 device_profile: DeviceProfile | None = None, tensor_parallel_size: int = 1,
+                 **engine_options):
+        """`tensor_parallel_size` > 1 splits the model over that many processes (one per GPU, or
+        CPU processes talking gloo); `shutdown()` stops them (they also end with this process)."""
         from model.loader import load_model
 
         config = _engine_config(engine_options, dtype=dtype or "auto", seed=seed, device=device)
+        if tensor_parallel_size != 1:
+            self._start_tensor_parallel(model, config, device_profile, tensor_parallel_size)
+            return
         dtype, device = None if config.dtype == "auto" else config.dtype, _device(config.device)
         loaded = load_model(model, dtype=dtype, device=device)
         spec = config.speculative_config  # vLLM's speculative_config={"model": DRAFT_DIR, ...}
@@ -52,6 +58,22 @@ class LLM:
         # With a profile the engine's stats carry MFU/MBU (e.g. chip.device.detect_profile()).
         self.engine = LLMEngine(model, tokenizer, config, device_profile, draft_model=draft_model)
         self._ids = itertools.count()
+
+    def _start_tensor_parallel(self, model_dir: str, config: EngineConfig,
+                               device_profile: DeviceProfile | None, size: int) -> None:
+        from app.serving.tensor_parallel import start_tensor_parallel
+
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"tensor_parallel_size must be a positive int, got {size!r}")
+        self._tensor_parallel = start_tensor_parallel(model_dir, config, size, device_profile)
+        self.engine = self._tensor_parallel.engine
+        self._ids = itertools.count()
+
+    def shutdown(self) -> None:
+        """Stop the tensor-parallel workers, if any (idempotent)."""
+        group = getattr(self, "_tensor_parallel", None)
+        if group is not None:
+            group.close()
 
     def get_tokenizer(self) -> TokenizerLike:
         return self.engine.tokenizer

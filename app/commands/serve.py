@@ -35,6 +35,9 @@ def command(
         help="Largest request body in bytes; larger ones get HTTP 413.")] = 8 * 1024 * 1024,
     max_num_seqs: Annotated[int, typer.Option(help="Sequences per engine step.")] = 256,
     num_threads: Annotated[Optional[int], typer.Option(help="CPU threads for the model.")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option(
+        help="Split the model over this many processes (GPUs; gloo on CPU). Under torchrun, "
+             "ranks other than 0 serve their shard and rank 0 serves HTTP.")] = 1,
     canary_fraction: Annotated[Optional[float], typer.Option(
         help="Share of conversations a canary version answers (default: "
              "$FLYWHEEL_CANARY_FRACTION or 0.1).")] = None,
@@ -53,8 +56,20 @@ def command(
     from app.serving.registry_watcher import version_to_serve
     from shared import EngineConfig
 
+    if tensor_parallel_size < 1:
+        raise typer.BadParameter(f"must be >= 1, got {tensor_parallel_size}",
+                                 param_hint="--tensor-parallel-size")
+    if tensor_parallel_size > 1 and _torchrun_worker():
+        from app.serving.tensor_parallel import run_torchrun_worker
+
+        run_torchrun_worker()  # this rank's shard, until rank 0 stops
+        return
     if not model.is_dir():
         raise FileNotFoundError(f"model directory not found: {model}")
+    if tensor_parallel_size > 1:
+        from app.serving.tensor_parallel import check_model_splits
+
+        check_model_splits(model, tensor_parallel_size)  # ValueError (exit 2) before serving
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {port}")
     settings_kwargs = {"api_keys": list(api_key or []), "database_url": database_url,
@@ -74,8 +89,14 @@ def command(
     version = version_to_serve(settings.data.registry_dir, model, served_id)
     load_dir, load_id = (version.path, version.id) if version is not None else (model, served_id)
     app = create_app(settings, public_name=served_id, models={
-        load_id: lambda: load_served_model(load_dir, engine_config, load_id)})
+        load_id: lambda: load_served_model(load_dir, engine_config, load_id, tensor_parallel_size)})
     run_server(app, host, port)
+
+
+def _torchrun_worker() -> bool:
+    import os
+
+    return "MASTER_ADDR" in os.environ and os.environ.get("RANK", "0") != "0"
 
 
 def run_server(app, host: str, port: int) -> None:

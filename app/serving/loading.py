@@ -16,8 +16,10 @@ def model_id_for(model_dir: str | Path) -> str:
 
 
 def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None = None,
-                      model_id: str | None = None) -> ServedModel:
-    """Blocking (seconds to minutes): run it in a worker thread."""
+                      model_id: str | None = None, tensor_parallel_size: int = 1) -> ServedModel:
+    """Blocking (seconds to minutes): run it in a worker thread. `tensor_parallel_size` > 1
+    splits the model over that many processes (`app.serving.tensor_parallel`); a lost rank then
+    fails the in-flight requests and stops the server (SIGTERM to this process)."""
     from chip.device import detect_profile
     from framework.engine.async_engine import AsyncEngine
     from framework.engine.llm_engine import LLMEngine
@@ -25,14 +27,22 @@ def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None 
 
     config = engine_config or EngineConfig()
     device = _device(config.device)
-    loaded = load_model(model_dir, dtype=None if config.dtype == "auto" else config.dtype,
-                        device=device)
     profile = detect_profile(device)  # measured once per machine, then read from the cache
-    engine = LLMEngine(loaded.model, loaded.tokenizer, config, device_profile=profile)
+    if tensor_parallel_size > 1:
+        from app.serving.tensor_parallel import start_tensor_parallel, stop_this_process
+
+        group = start_tensor_parallel(model_dir, config, tensor_parallel_size, profile,
+                                      on_failure=stop_this_process)
+        loaded, engine = group.loaded, group.engine
+    else:
+        loaded = load_model(model_dir, dtype=None if config.dtype == "auto" else config.dtype,
+                            device=device)
+        engine = LLMEngine(loaded.model, loaded.tokenizer, config, device_profile=profile)
     dtype = next(loaded.model.parameters()).dtype
     # The figures the report card turns each stored answer's timings into MFU / MBU with.
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     settings = {**dataclasses.asdict(config), "device": device,
+                "tensor_parallel_size": tensor_parallel_size,
                 "dtype": str(dtype).removeprefix("torch."), "device_name": profile.name,
                 "num_params": loaded.config.num_params, "weight_bytes": weight_bytes,
                 "peak_flops": profile.peak_flops_for(str(dtype).removeprefix("torch.")),
@@ -49,7 +59,7 @@ def load_like(model_dir: str | Path, model_id: str, template: ServedModel | None
     known = template.engine_settings if template is not None else {}
     config = EngineConfig(**{f.name: known[f.name] for f in dataclasses.fields(EngineConfig)
                              if f.name in known})
-    return load_served_model(model_dir, config, model_id)
+    return load_served_model(model_dir, config, model_id, known.get("tensor_parallel_size", 1))
 
 
 def _device(name: str) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from framework.distributed.communicator import (CollectiveError, TorchCommunicator,
@@ -71,12 +73,20 @@ def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
+def check_model_splits(model_dir: str | Path, tensor_parallel_size: int) -> None:
+    """ValueError when the model in `model_dir` cannot be split over that many ranks."""
+    check_tensor_parallel(load_model_config(model_dir), tensor_parallel_size)
+
+
 def start_tensor_parallel(model_dir: str | Path, config: EngineConfig, tensor_parallel_size: int,
                           device_profile: DeviceProfile | None = None,
                           on_failure=None) -> TensorParallelGroup:
     """Start (or, under torchrun, join) a group of `tensor_parallel_size` ranks serving
     `model_dir`. ValueError when the model cannot be split that way."""
-    check_tensor_parallel(load_model_config(model_dir), tensor_parallel_size)
+    check_model_splits(model_dir, tensor_parallel_size)
+    if dist.is_initialized():
+        raise ValueError("a tensor-parallel group already runs in this process: one model per "
+                         "process with tensor parallelism (no hot swap or canary version)")
     if getattr(config, "speculative_config", None) is not None or getattr(config, "enable_lora", False):
         raise ValueError("tensor parallelism does not combine with speculative decoding or LoRA yet")
     device = _device(config.device, int(os.environ.get("LOCAL_RANK", 0)))
@@ -109,6 +119,12 @@ def start_tensor_parallel(model_dir: str | Path, config: EngineConfig, tensor_pa
         raise
     logger.info("tensor parallelism: %d ranks on %s", tensor_parallel_size, device)
     return TensorParallelGroup(engine, loaded, processes)
+
+
+def stop_this_process(error: TensorParallelError) -> None:
+    """`on_failure` for a server: SIGTERM ourselves, so it fails what is in flight and exits."""
+    logger.critical("stopping: %s", error)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_torchrun_worker(device: str = "auto") -> None:
@@ -171,5 +187,5 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["TensorParallelError", "TensorParallelGroup", "launched_by_torchrun",
-           "run_torchrun_worker", "start_tensor_parallel"]
+__all__ = ["TensorParallelError", "TensorParallelGroup", "check_model_splits", "launched_by_torchrun",
+           "run_torchrun_worker", "start_tensor_parallel", "stop_this_process"]
