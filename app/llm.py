@@ -23,7 +23,7 @@ _ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineConfig)}
 class LLM:
     """An engine over one loaded model. Engine options are `EngineConfig` fields."""
 
-    def __init__(self, model: str, *, dtype: str | None = None, seed: int = 0, device: str = "auto",
+    def __init__(self, model: str, *, dtype: str | None = None, seed: int | None = None, device: str = "auto",
                  device_profile: DeviceProfile | None = None, tensor_parallel_size: int = 1,
                  **engine_options):
         """`tensor_parallel_size` > 1 splits the model over that many processes (one per GPU, or
@@ -42,7 +42,7 @@ class LLM:
         self._start(loaded.model, loaded.tokenizer, config, device_profile, draft)
 
     @classmethod
-    def from_loaded(cls, loaded_model, *, seed: int = 0, device_profile: DeviceProfile | None = None,
+    def from_loaded(cls, loaded_model, *, seed: int | None = None, device_profile: DeviceProfile | None = None,
                     draft_model=None, **engine_options) -> LLM:
         """Wrap a `model.loader.LoadedModel` (or anything with `.model` and `.tokenizer`);
         `draft_model`: a loaded model for speculative_config's draft_model method."""

@@ -22,7 +22,9 @@ class EngineConfig:
     num_threads: int | None = None  # CPU intra-op threads; None: torch's default
     priority_aging_steps: int = 64  # a waiting request gains one priority level per this many steps
     max_queue_len: int = 4096  # requests waiting before add_request refuses (HTTP 429)
-    seed: int = 0
+    # Where the seeds of requests that bring none come from. None (default): fresh entropy at each
+    # start, so unseeded requests differ across restarts too; an int replays one start's draws.
+    seed: int | None = None
     quantization: str | None = None  # "int8": weight-only int8 decoder linears (CPU decode speed)
     enable_lora: bool = False  # serve LoRA adapters per request (slots on q/k/v/o/gate/up/down)
     max_loras: int = 4  # adapters in one batch (device slots; the least recently used is evicted)
@@ -41,6 +43,8 @@ class EngineConfig:
             raise ValueError("EngineConfig.kv_cache_memory_fraction must be in (0, 0.95]")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"EngineConfig.dtype must be auto/float32/bfloat16/float16, got {self.dtype!r}")
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+            raise ValueError(f"EngineConfig.seed must be an int or None, got {self.seed!r}")
         if self.quantization not in (None, "int8"):
             raise ValueError(f"EngineConfig.quantization must be None or 'int8', got {self.quantization!r}")
         if self.max_loras < 1 or self.max_lora_rank < 1:

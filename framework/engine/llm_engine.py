@@ -52,7 +52,8 @@ class LLMEngine:
         self._max_threads = torch.get_num_threads()  # what big steps use
         self.config, self.device_profile = config, device_profile
         self.requests: dict[str, RequestState] = {}
-        self._rng = random.Random(config.seed)  # seeds for requests that bring none
+        # seeds for requests that bring none: fresh entropy per start unless config.seed is set
+        self._rng = random.Random(config.seed)
         self._pending_outputs: list[RequestOutput] = []  # aborted requests, reported next step
         # LoRA: the adapters' slots; requests wait in _lora_waiting while every slot is held
         self.lora = LoRAManager(config.max_loras, config.max_lora_rank) if config.enable_lora else None
