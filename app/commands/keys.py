@@ -1,5 +1,7 @@
 """`flywheel keys list|create|revoke`: API keys in the store, with last use and optional expiry.
 
+`--priority batch` makes a key's requests wait behind interactive ones (app/api/priority.py).
+
 A key is printed once, at creation (only its SHA-256 is stored). Revocation is immediate in the
 store; a running server that verified the key in the last minute keeps accepting it until its
 credential cache entry ages out (`auth_cache_ttl_s`, 60 s). Last-used times are written by the
@@ -48,18 +50,32 @@ def parse_expiry(expires_in: str | None, expires_at: str | None,
     return moment.astimezone(timezone.utc)
 
 
+def parse_priority_class(value: str):
+    from app.store.crud_users import PriorityClass
+
+    try:
+        return PriorityClass(value.strip().lower())
+    except ValueError as e:
+        raise ValueError(f"--priority must be one of "
+                         f"{', '.join(c.value for c in PriorityClass)}, got {value!r}") from e
+
+
 @group.command("create")
 def create_key(
     user: Annotated[str, typer.Option(help="Username that owns the key (must exist).")] = "admin",
     name: Annotated[Optional[str], typer.Option(help="A label to recognise the key by.")] = None,
     expires_in: Annotated[Optional[str], typer.Option(help="Lifetime, e.g. 30d, 12h, 90m.")] = None,
     expires_at: Annotated[Optional[str], typer.Option(help="Expiry date (ISO 8601, UTC).")] = None,
+    priority: Annotated[str, typer.Option(
+        help="Priority class: interactive (served first) or batch (waits behind interactive "
+             "requests; its requests cannot ask for more).")] = "interactive",
     database_url: DatabaseUrl = None, data_dir: DataDir = None,
 ) -> None:
     """Create a key for USER; prints the key (once) on stdout."""
     from app.commands.bootstrap import opened_store
     from app.store import crud_users
 
+    priority_class = parse_priority_class(priority)
     expiry = parse_expiry(expires_in, expires_at)
     if name is not None and len(name) > 128:
         raise ValueError("--name must be at most 128 characters")
@@ -68,25 +84,28 @@ def create_key(
         if owner is None:
             raise ValueError(f"no user named {user!r} (add one with `flywheel create-user`)")
         row, key = crud_users.create_api_key(session, user_id=owner.id, name=name,
-                                             expires_at=expiry)
+                                             expires_at=expiry, priority_class=priority_class)
     until = f", expires {expiry.isoformat(timespec='seconds')}" if expiry else ""
-    typer.echo(f"created {row.id} for {user}{until}; the key is shown only now:", err=True)
+    typer.echo(f"created {row.id} for {user} ({priority_class.value} priority){until}; the key "
+               f"is shown only now:", err=True)
     typer.echo(key)
 
 
 @group.command("list")
 def list_keys(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
-    """Every key: id, owner, name, status, bootstrap flag, created, last used, expires."""
+    """Every key: id, owner, name, status, bootstrap flag, created, last used, expires, priority
+    class."""
     from app.commands.bootstrap import opened_store
     from app.store import crud_users
 
     with opened_store(database_url, data_dir) as store, store.session_factory() as session:
         rows = [(key, username, crud_users.key_status(key)) for key, username
                 in crud_users.list_api_keys(session)]
-    header = ("ID", "USER", "NAME", "STATUS", "BOOTSTRAP", "CREATED", "LAST USED", "EXPIRES")
+    header = ("ID", "USER", "NAME", "STATUS", "BOOTSTRAP", "CREATED", "LAST USED", "EXPIRES",
+              "PRIORITY")
     lines = [header] + [(key.id, username, key.name or "-", status.value,
                          "yes" if key.is_bootstrap else "no", _when(key.created_at),
-                         _when(key.last_used_at), _when(key.expires_at))
+                         _when(key.last_used_at), _when(key.expires_at), key.priority_class)
                         for key, username, status in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:

@@ -76,3 +76,16 @@ def test_bad_input_exits_2_with_one_line_and_stores_nothing(data_dir, capsys):
         assert (code, out) == (2, ""), args
         assert len(err.strip().splitlines()) == 1 and message in err, err
     assert _flywheel(capsys, "keys", "list", "--data-dir", str(data_dir))[1] == before
+
+
+def test_a_key_created_with_a_priority_class_keeps_it(data_dir, capsys):
+    code, _key, err = _flywheel(capsys, "keys", "create", "--name", "nightly", "--priority", "batch",
+                                "--data-dir", str(data_dir))
+    assert code == 0 and "batch priority" in err
+    _code, listing, _ = _flywheel(capsys, "keys", "list", "--data-dir", str(data_dir))
+    header, *rows = listing.strip().splitlines()
+    assert header.split()[-1] == "PRIORITY"
+    assert next(r for r in rows if " nightly " in r).split()[-1] == "batch"
+    code, _out, err = _flywheel(capsys, "keys", "create", "--priority", "urgent",
+                                "--data-dir", str(data_dir))
+    assert code == 2 and "--priority must be one of interactive, batch" in err

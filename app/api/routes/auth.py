@@ -82,7 +82,8 @@ def create_api_key(body: ApiKeyCreate, session: SessionDep, admin: AdminUser) ->
             raise APIError(404, f"No user named {body.username!r}", param="username",
                            code="not_found")
         user_id = owner.id
-    row, key = crud_users.create_api_key(session, user_id=user_id, name=body.name)
+    row, key = crud_users.create_api_key(session, user_id=user_id, name=body.name,
+                                         priority_class=body.priority_class)
     return ApiKeyPublic(id=row.id, key=key, name=row.name, user_id=user_id)
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from app.store.crud_users import PriorityClass
+
 
 class _Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -113,6 +115,7 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=128)
     username: str | None = Field(default=None, max_length=128)  # None: the caller's own key
+    priority_class: PriorityClass = PriorityClass.INTERACTIVE  # app/api/priority.py
 
 
 class ApiKeyPublic(BaseModel):
