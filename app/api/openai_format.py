@@ -16,10 +16,17 @@ from shared import CompletionOutput, Logprob, RequestOutput
 @dataclass(slots=True)
 class ResponseMeta:
     id: str  # chatcmpl-... / cmpl-...
-    model_id: str
+    model_id: str  # the version that answers: the body's `model_version`, stored with the answer
     conversation_id: str | None = None
     message_ids: list[str] = field(default_factory=list)
     created: int = field(default_factory=lambda: int(time.time()))
+    model_name: str | None = None  # what the client asked for (None: model_id)
+
+    @property
+    def model(self) -> str:
+        """The body's `model`: the name the client asked for, as OpenAI clients expect (the
+        public name keeps answering whichever version is behind it)."""
+        return self.model_name or self.model_id
 
     def extras(self) -> dict:
         return {"conversation_id": self.conversation_id,
@@ -48,7 +55,7 @@ class ChatFormat:
                     "logprobs": self._logprobs(o.token_ids, o.logprobs),
                     "finish_reason": _finish_reason(o)} for o in _ordered(output)]
         return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
-                "model": self.meta.model_id, "choices": choices, "usage": usage(output),
+                "model": self.meta.model, "choices": choices, "usage": usage(output),
                 "system_fingerprint": None, **self.meta.extras()}
 
     def chunk(self, delta: ChoiceDelta, include_usage: bool) -> dict:
@@ -66,7 +73,7 @@ class ChatFormat:
 
     def _chunk(self, choices: list[dict], include_usage: bool) -> dict:
         body = {"id": self.meta.id, "object": "chat.completion.chunk", "created": self.meta.created,
-                "model": self.meta.model_id, "system_fingerprint": None, "choices": choices,
+                "model": self.meta.model, "system_fingerprint": None, "choices": choices,
                 **self.meta.extras()}
         if include_usage:
             body["usage"] = None
@@ -104,7 +111,7 @@ class CompletionFormat:
                     "logprobs": self._logprobs(o.index, o.token_ids, o.logprobs),
                     "finish_reason": _finish_reason(o)} for o in output.outputs]
         return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
-                "model": self.meta.model_id, "choices": choices,
+                "model": self.meta.model, "choices": choices,
                 "usage": completion_usage(output), "system_fingerprint": None,
                 **self.meta.extras()}
 
@@ -113,7 +120,7 @@ class CompletionFormat:
                   "logprobs": self._logprobs(delta.index, delta.token_ids, delta.logprobs),
                   "finish_reason": _finish_reason_of(delta.finish_reason)}
         body = {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
-                "model": self.meta.model_id, "system_fingerprint": None, "choices": [choice],
+                "model": self.meta.model, "system_fingerprint": None, "choices": [choice],
                 **self.meta.extras()}
         if include_usage:
             body["usage"] = None
@@ -121,7 +128,7 @@ class CompletionFormat:
 
     def usage_chunk(self, output: CompletionChoices) -> dict:
         return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
-                "model": self.meta.model_id, "system_fingerprint": None, "choices": [],
+                "model": self.meta.model, "system_fingerprint": None, "choices": [],
                 "usage": completion_usage(output), **self.meta.extras()}
 
     def _logprobs(self, index: int, token_ids: list[int],

@@ -39,7 +39,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     params = isolate_prefix_cache(params, user.id, state.settings.prefix_cache_isolation)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     run = GenerationRun(model.engine, model.id, prompt_ids, params, request_id, state.metrics)
-    meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids)
+    meta = ResponseMeta(request_id, model.id, plan.conversation_id, plan.message_ids,
+                        model_name=body.model)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await respond(
         request, run, ChatFormat(meta, model.tokenizer, body.num_logprobs), stream=bool(body.stream),

@@ -63,9 +63,10 @@ def _batch(state, user, model, body: CompletionRequest, prepared: list[PreparedP
         n=body.n or 1, mode=EchoMode(bool(body.echo), body.echo_only), request_id=request_id,
         model_id=model.id)
     if body.echo_only:  # nothing is stored, so there are no ids to point at
-        return batch, ResponseMeta(request_id, model.id)
+        return batch, ResponseMeta(request_id, model.id, model_name=body.model)
     return batch, ResponseMeta(request_id, model.id, plans[0].conversation_id,
-                               [m for plan in plans for m in plan.message_ids])
+                               [m for plan in plans for m in plan.message_ids],
+                               model_name=body.model)
 
 
 def _run(state, user, model, prompt: PreparedPrompt, request_id: str) -> GenerationRun:

@@ -135,7 +135,7 @@ def test_canary_share_is_sticky_per_conversation_and_recorded(rollout):
             for answer in firsts[:6]:  # a conversation's next turn stays on its version
                 again = _chat(client, answer["conversation_id"])
                 assert again["model_version"] == answer["model_version"]
-                assert again["model"] == answer["model_version"]
+                assert again["model"] == MODEL_ID  # the name asked for; the version is apart
         canary_answer = next(a for a in firsts if a["model_version"] == "mv-v2")
         feedback = client.post("/v1/feedback", json={"message_id": canary_answer["message_id"],
                                                      "thumbs": "up"})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import httpx
+import openai
 import pytest
 
 from app.flywheel.runs import RunStatus
@@ -72,6 +73,17 @@ def test_a_new_server_answers_as_the_registered_base_version_from_the_first_requ
             "model": server.model, "prompt": "Once", "max_tokens": 4, "temperature": 0})
         assert first.status_code == 200, first.text
         assert first.json()["model_version"] == BASE_VERSION_ID
+        assert first.json()["model"] == server.model  # OpenAI clients get the name they asked for
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.admin_key, max_retries=0)
+        chunks = list(client.chat.completions.create(
+            model=server.model, messages=[{"role": "user", "content": "Hi"}], max_tokens=3,
+            temperature=0, stream=True))
+        assert {c.model for c in chunks} == {server.model}
+        assert {c.model_extra["model_version"] for c in chunks} == {BASE_VERSION_ID}
+        (message,) = [m for m in httpx.get(
+            f"{server.url}/v1/conversations/{chunks[0].model_extra['conversation_id']}",
+            headers=headers).json()["messages"] if m["role"] == "assistant"]
+        assert message["model_version"] == BASE_VERSION_ID  # stored under the version id
         (base,) = httpx.get(f"{server.url}/v1/model-versions", headers=headers).json()["data"]
         assert base["id"] == BASE_VERSION_ID and base["status"] == VersionStatus.PRODUCTION
         assert base["path"] == str(TINY_MODEL.resolve()) and base["name"] == server.model
