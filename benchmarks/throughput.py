@@ -11,6 +11,7 @@ time (on a subset, as a rate) and in static batches of 16 with left padding; and
     python benchmarks/throughput.py --profile    # also print the top ops of a few engine steps
     python benchmarks/throughput.py --int8       # also the engine with weight-only int8 linears
     python benchmarks/throughput.py --json-schema  # also W with every request under a JSON schema
+    python benchmarks/throughput.py --tensor-parallel-size 2 --quick  # TP=2 vs TP=1 only
 
 int8 figures are reported on their own lines; every ratio against transformers is bf16 vs bf16.
 
@@ -156,6 +157,9 @@ def main() -> None:
                         help="also run the engine with EngineConfig.quantization='int8'")
     parser.add_argument("--json-schema", action="store_true",
                         help="also W with every request under a JSON schema vs free, same tokenizer")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1,
+                        help="only compare N tensor-parallel ranks with one process (see "
+                             "benchmarks/tensor_parallel.py); --quick: 8 requests, 32 tokens out")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.num_threads is None:
@@ -165,6 +169,13 @@ def main() -> None:
     torch.set_num_threads(args.num_threads)
     from chip.device import detect_profile
 
+    if args.tensor_parallel_size > 1:
+        from benchmarks.tensor_parallel import report_tensor_parallel
+
+        count, output_len = (8, 32) if args.quick else (NUM_REQUESTS, OUTPUT_LEN)
+        report_tensor_parallel(args.tensor_parallel_size, SMOLLM2_135M, workload()[:count],
+                               output_len, args.num_threads, IdTokenizer())
+        return
     profile = detect_profile("cpu")
     model, prompts = build_model(), workload()
     config = EngineConfig(max_num_seqs=NUM_REQUESTS, max_num_batched_tokens=args.max_num_batched_tokens,

@@ -28,7 +28,7 @@ from framework.distributed.worker import run_worker
 from model.hf_config import load_model_config
 from model.loader import LoadedModel, load_model
 from model.tensor_parallel import check_tensor_parallel
-from shared import DeviceProfile, EngineConfig
+from shared import DeviceProfile, EngineConfig, TokenizerLike
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +79,18 @@ def check_model_splits(model_dir: str | Path, tensor_parallel_size: int) -> None
 
 
 def start_tensor_parallel(model_dir: str | Path, config: EngineConfig, tensor_parallel_size: int,
-                          device_profile: DeviceProfile | None = None,
-                          on_failure=None) -> TensorParallelGroup:
+                          device_profile: DeviceProfile | None = None, on_failure=None,
+                          tokenizer: TokenizerLike | None = None) -> TensorParallelGroup:
     """Start (or, under torchrun, join) a group of `tensor_parallel_size` ranks serving
-    `model_dir`. ValueError when the model cannot be split that way."""
+    `model_dir`. ValueError when the model cannot be split that way. `tokenizer` replaces the
+    directory's on rank 0 (benchmarks over random ids)."""
     check_model_splits(model_dir, tensor_parallel_size)
     if dist.is_initialized():
         raise ValueError("a tensor-parallel group already runs in this process: one model per "
                          "process with tensor parallelism (no hot swap or canary version)")
-    if getattr(config, "speculative_config", None) is not None or getattr(config, "enable_lora", False):
-        raise ValueError("tensor parallelism does not combine with speculative decoding or LoRA yet")
+    if getattr(config, "speculative_config", None) or getattr(config, "enable_lora", False):
+        raise ValueError("tensor parallelism does not combine with speculative decoding or LoRA "
+                         "yet")
     device = _device(config.device, int(os.environ.get("LOCAL_RANK", 0)))
     num_threads = config.num_threads or max(1, (os.cpu_count() or 1) // tensor_parallel_size)
     processes = []
@@ -97,21 +99,23 @@ def start_tensor_parallel(model_dir: str | Path, config: EngineConfig, tensor_pa
         world_size = int(os.environ["WORLD_SIZE"])
         if world_size != tensor_parallel_size or int(os.environ["RANK"]) != 0:
             raise ValueError(f"torchrun started rank {os.environ['RANK']} of {world_size}; this "
-                             f"process must be rank 0 of tensor_parallel_size={tensor_parallel_size}")
+                             f"process must be rank 0 of tensor_parallel_size="
+                             f"{tensor_parallel_size}")
     else:
         init_method = f"tcp://127.0.0.1:{_free_port()}"
         processes = _spawn_workers(tensor_parallel_size, init_method, device)
     try:
         comm = init_communicator(0, tensor_parallel_size, init_method, device, COLLECTIVE_TIMEOUT_S)
-        comm.broadcast_object(LoadOrder(str(Path(model_dir).resolve()),
-                                        None if config.dtype == "auto" else config.dtype, num_threads))
+        dtype = None if config.dtype == "auto" else config.dtype
+        comm.broadcast_object(LoadOrder(str(Path(model_dir).resolve()), dtype, num_threads))
         if device == "cpu":
             torch.set_num_threads(num_threads)
         loaded = load_model(model_dir, dtype=None if config.dtype == "auto" else config.dtype,
                             device=device, comm=comm)
-        engine = TensorParallelEngine(TensorParallelModel(loaded.model, comm), loaded.tokenizer,
-                                      config, device_profile, dead_ranks=lambda: _describe_dead(processes),
-                                      on_failure=on_failure, heartbeat_s=HEARTBEAT_S)
+        engine = TensorParallelEngine(
+            TensorParallelModel(loaded.model, comm), tokenizer or loaded.tokenizer, config,
+            device_profile, dead_ranks=lambda: _describe_dead(processes), on_failure=on_failure,
+            heartbeat_s=HEARTBEAT_S)
     except BaseException:
         for process in processes:
             process.kill()
@@ -138,15 +142,16 @@ def _spawn_workers(world_size: int, init_method: str, device: str) -> list:
     processes = []
     for rank in range(1, world_size):
         worker_device = f"cuda:{rank}" if device.startswith("cuda") else device
-        process = context.Process(target=_worker_main, args=(rank, world_size, init_method, worker_device),
-                                  name=f"tp-rank-{rank}", daemon=True)
+        process = context.Process(target=_worker_main, name=f"tp-rank-{rank}", daemon=True,
+                                  args=(rank, world_size, init_method, worker_device))
         process.start()
         processes.append(process)
     return processes
 
 
 def _worker_main(rank: int, world_size: int, init_method: str, device: str) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s tp-rank-{rank} %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s tp-rank-{rank} %(levelname)s %(message)s")
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     comm: TorchCommunicator | None = None
@@ -187,5 +192,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["TensorParallelError", "TensorParallelGroup", "check_model_splits", "launched_by_torchrun",
-           "run_torchrun_worker", "start_tensor_parallel", "stop_this_process"]
+__all__ = ["TensorParallelError", "TensorParallelGroup", "check_model_splits",
+           "launched_by_torchrun", "run_torchrun_worker", "start_tensor_parallel",
+           "stop_this_process"]

@@ -32,7 +32,7 @@ class Communicator(Protocol):
         """Every rank's `tensor` (equal shapes) concatenated along `dim`, in rank order."""
 
     def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Rank 0's `tensor` copied into every rank's `tensor` (same shape and dtype); returns it."""
+        """Rank 0's `tensor` copied into every rank's `tensor` (same shape, dtype); returns it."""
 
     def broadcast_object(self, obj: Any) -> Any:
         """Rank 0's picklable `obj` on every rank (the others pass None)."""

@@ -87,7 +87,8 @@ class TensorParallelEngine(LLMEngine):
 
     def _ping_while_idle(self, interval_s: float) -> None:
         while not self._stopped.wait(interval_s / 2):
-            if time.monotonic() - self._last_call < interval_s or not self._lock.acquire(blocking=False):
+            idle = time.monotonic() - self._last_call >= interval_s
+            if not idle or not self._lock.acquire(blocking=False):
                 continue
             try:
                 if self.failure is None:

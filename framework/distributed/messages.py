@@ -50,7 +50,8 @@ class Shutdown:
     """Leave the worker loop; the process exits."""
 
 
-def metadata_to(meta: AttentionMetadata | None, device: torch.device | str) -> AttentionMetadata | None:
+def metadata_to(meta: AttentionMetadata | None, device: torch.device | str
+                ) -> AttentionMetadata | None:
     if meta is None:
         return None
     return AttentionMetadata(

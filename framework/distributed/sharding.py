@@ -32,7 +32,8 @@ class ShardSpec:
     def take(self, source) -> torch.Tensor:
         """This rank's part of `source` (a tensor, or a safetensors slice read lazily), padded
         with zeros to `size` along `dim`."""
-        index = (slice(self.start, self.stop),) if self.dim == 0 else (slice(None), slice(self.start, self.stop))
+        span = slice(self.start, self.stop)
+        index = (span,) if self.dim == 0 else (slice(None), span)
         part = source[index]
         if part.shape[self.dim] == self.size:
             return part.contiguous()

@@ -1,5 +1,5 @@
-"""`LLM(..., tensor_parallel_size=2)` on stories260K: 2 CPU processes over gloo generate exactly what
-one process generates (batched greedy, a forked n=2 request whose shared KV block is copied on
+"""`LLM(..., tensor_parallel_size=2)` on stories260K: 2 CPU processes over gloo generate exactly
+what one process generates (batched greedy, a forked n=2 request whose shared KV block is copied on
 write, prompt logprobs), rank 0 streams; and a worker that dies fails the requests with an error
 naming it instead of hanging.
 

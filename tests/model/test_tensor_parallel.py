@@ -24,7 +24,8 @@ WORLD_SIZE = 2
 CASES = {
     "llama-gqa": ("LlamaForCausalLM", {}),  # 2 KV heads: one per rank
     "llama-kv1-replicated": ("LlamaForCausalLM", {"num_key_value_heads": 1}),  # 1 KV head on both
-    "llama-tied-uneven-vocab": ("LlamaForCausalLM", {"tie_word_embeddings": True, "vocab_size": 515}),
+    "llama-tied-uneven-vocab": ("LlamaForCausalLM", {"tie_word_embeddings": True,
+                                                     "vocab_size": 515}),
     "qwen2-qkv-bias-tied": ("Qwen2ForCausalLM", {"tie_word_embeddings": True}),
     "mistral-head-dim": ("MistralForCausalLM", {"head_dim": 16, "sliding_window": None,
                                                 "vocab_size": 517}),
