@@ -103,7 +103,11 @@ class ApiClient:
 
     # -- chat ------------------------------------------------------------------------------------
     def models(self) -> list[str]:
-        return [m["id"] for m in self.request("GET", "/v1/models").get("data", [])]
+        return [m["id"] for m in self.model_cards()]
+
+    def model_cards(self) -> list[dict]:
+        """GET /v1/models entries: id, version, status (and canary on the public name)."""
+        return self.request("GET", "/v1/models").get("data", [])
 
     def conversations(self) -> list[dict]:
         return self.request("GET", "/v1/conversations").get("data", [])

@@ -5,14 +5,15 @@ from app.ui.chat_actions import run_pending, stream_answer
 from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
 from app.ui.client import ApiError
 from app.ui.conversation_tree import active_path
+from app.ui.model_picker import picker_labels
 from app.ui.safe_text import neutralize
 from app.ui.session import api, call, login_required, role, show_api_error, show_flash
 
 
-def sidebar(models: list[str]) -> tuple[str, dict]:
+def sidebar(labels: dict[str, str]) -> tuple[str, dict]:
     """Model picker, sampling controls and the conversation list."""
     with st.sidebar:
-        model = st.selectbox("Model version", models)
+        model = st.selectbox("Model version", list(labels), format_func=labels.get)
         with st.expander("Sampling"):
             sampling = {"temperature": st.slider("Temperature", 0.0, 2.0, 0.8, 0.05),
                         "top_p": st.slider("Top-p", 0.05, 1.0, 1.0, 0.05),
@@ -42,13 +43,13 @@ show_flash()
 if login_required() and not role():
     st.warning("Sign in to chat: use the Account page in the sidebar.")
     st.stop()
-models = call(api().models)
+models = call(api().model_cards)
 if models is None:  # the reason is already on screen
     st.stop()
 if not models:
     st.info("No model is ready yet: the server may still be loading it. Start one with `flywheel serve`.")
     st.stop()
-model, sampling = sidebar(models)
+model, sampling = sidebar(picker_labels(models))  # name · version · status
 conversation_id = st.session_state.get("conversation_id")
 conversation = call(api().conversation, conversation_id) if conversation_id else None
 if conversation_id and conversation is None:  # deleted or not ours: the next message starts a new one

@@ -4,6 +4,7 @@ import streamlit as st
 from app.ui.client import ApiError
 from app.ui.eval_set_widgets import eval_sets_section
 from app.ui.lineage import gate_comparison, gate_reasons, lineage_dot, run_rows, version_rows
+from app.ui.model_picker import picker_labels
 from app.ui.safe_text import neutralize
 from app.ui.session import api, call, role, show_api_error, show_flash
 
@@ -74,8 +75,8 @@ except ApiError as e:
         st.info("The model registry is not available on this server yet.")
     else:
         show_api_error(e)
-if reachable and (served := call(api().models)):
-    st.caption("Served now: " + neutralize(", ".join(served)))
+if reachable and (served := call(api().model_cards)):
+    st.caption("Served now: " + neutralize(", ".join(picker_labels(served).values())))
 if versions is not None and not versions:
     st.info("No model version is registered yet. The flywheel registers one after each fine-tune.")
 if versions:

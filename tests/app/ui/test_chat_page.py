@@ -45,7 +45,10 @@ def _send(at: AppTest, text: str) -> AppTest:
 
 def test_models_come_from_the_api_and_answers_stream_and_persist(api, chat):
     at, client = chat
-    assert at.sidebar.selectbox[0].options[0] == api.model  # the public name, then loaded versions
+    picker = at.sidebar.selectbox[0]  # the public name, then loaded versions: name · version · status
+    assert picker.value == api.model
+    assert picker.options[0] == f"{api.model} · {_production_version(api)} · production"
+    assert f"{_production_version(api)} · production" in picker.options
     _send(at, "Once upon a time")
     assert not at.exception and not at.error
     messages = _stored(client, at)
