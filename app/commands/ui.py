@@ -12,6 +12,9 @@ def command(
     host: Annotated[str, typer.Option("--host", help="Address the UI binds to.")] = "127.0.0.1",
     require_login: Annotated[bool, typer.Option(
         "--require-login", help="Chat only after signing in, even when the API is open.")] = False,
+    answer_links: Annotated[bool, typer.Option(
+        "--answer-links", help="Make web addresses in model answers clickable links (off: every "
+                               "address anyone typed or a model wrote shows as plain text).")] = False,
 ) -> None:
     """Run the chat, review console, models page and report card (Streamlit)."""
     import os
@@ -25,6 +28,7 @@ def command(
     entrypoint = Path(__file__).resolve().parents[1] / "ui" / "main.py"
     repo_root = str(entrypoint.parents[2])
     env = {**os.environ, "FLYWHEEL_API_URL": api_url.rstrip("/"), "FLYWHEEL_UI_REQUIRE_LOGIN": str(int(require_login)),
+           "FLYWHEEL_UI_ANSWER_LINKS": str(int(answer_links)),
            "PYTHONPATH": os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)}
     args = [sys.executable, "-m", "streamlit", "run", str(entrypoint), "--server.headless", "true",
             "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",

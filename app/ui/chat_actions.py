@@ -8,7 +8,7 @@ import streamlit as st
 from app.ui.client import ApiError, ChatIds
 from app.ui.conversation_tree import ROOT, parent_key
 from app.ui.safe_text import neutralize, neutralize_stream
-from app.ui.session import api, show_api_error
+from app.ui.session import answer_links, api, show_api_error
 
 
 def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict) -> str | None:
@@ -17,7 +17,8 @@ def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict) 
     with st.chat_message("assistant"):
         try:
             st.write_stream(neutralize_stream(api().stream_chat(history, ids, model=model,
-                                                                sampling=sampling, extra=extra)))
+                                                                sampling=sampling, extra=extra),
+                                              links=answer_links()))
         except ApiError as e:
             show_api_error(e)
             return None

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app.ui.client import ApiError
 from app.ui.conversation_tree import parent_key, sibling_position
-from app.ui.safe_text import neutralize
+from app.ui.safe_text import label, neutralize
 from app.ui.session import api
 
 REASON_TAGS = ["incorrect", "unhelpful", "incomplete", "too long", "off-topic", "unsafe", "well written"]
@@ -90,7 +90,7 @@ def answer_feedback(message: dict) -> None:
     """Facts, thumbs, stars, regenerate and a details form under one assistant answer."""
     mid = message["id"]
     if facts := answer_facts(message):
-        st.caption(neutralize(facts))
+        st.caption(label(facts))  # the model version is a name: hidden characters shown
     cols = st.columns([1, 2, 2, 5], vertical_alignment="center")
     with cols[0]:
         st.feedback("thumbs", key=f"thumbs_{mid}", on_change=_on_thumbs, args=(mid,))

@@ -101,6 +101,18 @@ class ApiClient:
     def login(self, username: str, password: str) -> dict:
         return self.request("POST", "/v1/auth/login", json={"username": username, "password": password})
 
+    def auth_status(self) -> dict | None:
+        """{"login_required", "needs_admin"} from the server; None when it cannot say (API down:
+        the pages report that, or a server without the route)."""
+        try:
+            return self.request("GET", "/v1/auth/status")
+        except ApiError:
+            return None
+
+    def setup_admin(self, username: str, password: str) -> dict:
+        """Create the first admin account (a new install) and sign it in: {"token", "role", ...}."""
+        return self.request("POST", "/v1/auth/setup", json={"username": username, "password": password})
+
     # -- chat ------------------------------------------------------------------------------------
     def models(self) -> list[str]:
         return [m["id"] for m in self.model_cards()]

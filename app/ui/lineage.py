@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from app.core.names import reveal_hidden
+
 TABLE_COLUMNS = ("name", "status", "id", "parent_id", "dataset_snapshot_id", "recipe", "metrics", "created_at")
 
 
@@ -13,21 +15,29 @@ def _quote(text: object) -> str:
 
 
 def lineage_dot(versions: list[dict]) -> str:
-    """parent -> child edges; each node labelled 'name (status)'."""
+    """parent -> child edges; each node labelled 'name (status)', hidden characters shown (an
+    unclosed right-to-left override in a name would reverse "(retired)")."""
     lines = ["digraph lineage {", "rankdir=LR;", "node [shape=box, style=rounded];"]
     known = {v["id"] for v in versions}
     for v in versions:
-        label = f"{v.get('name') or v['id']} ({v.get('status', '?')})"
+        label = reveal_hidden(f"{v.get('name') or v['id']} ({v.get('status', '?')})")
         lines.append(f"{_quote(v['id'])} [label={_quote(label)}];")
         if v.get("parent_id") in known:
             lines.append(f"{_quote(v['parent_id'])} -> {_quote(v['id'])};")
     return "\n".join(lines + ["}"])
 
 
+def version_label(version: dict) -> str:
+    """'name (status)' as plain text for a picker, hidden characters shown."""
+    return reveal_hidden(f"{version.get('name') or version['id']} ({version.get('status')})")
+
+
 def version_rows(versions: list[dict]) -> list[dict]:
-    """Flat rows for st.dataframe: nested recipe/metrics become compact JSON text."""
+    """Flat rows for st.dataframe: nested recipe/metrics become compact JSON text; invisible and
+    bidi control characters in any text are shown as [U+XXXX]."""
     def cell(value: object) -> object:
-        return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+        value = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+        return reveal_hidden(value) if isinstance(value, str) else value
     return [{column: cell(v.get(column)) for column in TABLE_COLUMNS} for v in versions]
 
 

@@ -22,6 +22,11 @@ def login_required() -> bool:
     return os.environ.get("FLYWHEEL_UI_REQUIRE_LOGIN", "0") not in ("", "0", "false")
 
 
+def answer_links() -> bool:
+    """The `flywheel ui --answer-links` setting: web addresses in model answers become links."""
+    return os.environ.get("FLYWHEEL_UI_ANSWER_LINKS", "0") not in ("", "0", "false")
+
+
 def role() -> str | None:
     return st.session_state.get("role")
 
