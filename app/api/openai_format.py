@@ -1,5 +1,8 @@
 """Engine outputs -> OpenAI JSON: chat and text completion objects, stream chunks, logprobs, usage.
 
+With tools, a chat answer's calls become `message.tool_calls` (finish_reason "tool_calls",
+content null when the answer is only calls) and stream as OpenAI's tool-call deltas.
+
 Every object also carries the Flywheel extras `conversation_id`, `message_id`, `message_ids` and
 `model_version` at its top level.
 """
@@ -10,6 +13,8 @@ from dataclasses import dataclass, field
 
 from app.api.completion_batch import CompletionChoices
 from app.serving.generation import ChoiceDelta
+from app.tool_calls import ToolCallStream
+from app.tool_calls.parsing import ToolParser, message_from
 from shared import CompletionOutput, Logprob, RequestOutput
 
 
@@ -45,28 +50,56 @@ def usage(output: RequestOutput) -> dict:
 class ChatFormat:
     object_name = "chat.completion"
 
-    def __init__(self, meta: ResponseMeta, tokenizer, num_top_logprobs: int | None) -> None:
+    def __init__(self, meta: ResponseMeta, tokenizer, num_top_logprobs: int | None,
+                 tool_parser: ToolParser | None = None) -> None:
         self.meta, self._tokenizer, self._num_top = meta, tokenizer, num_top_logprobs
         self._role_sent: set[int] = set()
+        # with tools, answers are read for calls (app/tool_calls); one stream reader per choice
+        self._tool_parser = tool_parser
+        self._tool_streams: dict[int, ToolCallStream] = {}
 
     def response(self, output: RequestOutput) -> dict:
-        choices = [{"index": o.index,
-                    "message": {"role": "assistant", "content": o.text, "refusal": None},
-                    "logprobs": self._logprobs(o.token_ids, o.logprobs),
-                    "finish_reason": _finish_reason(o)} for o in _ordered(output)]
+        choices = []
+        for o in _ordered(output):
+            message, has_calls = self._message(o.text)
+            choices.append({"index": o.index, "message": message,
+                            "logprobs": self._logprobs(o.token_ids, o.logprobs),
+                            "finish_reason": _with_calls(_finish_reason(o), has_calls)})
         return {"id": self.meta.id, "object": self.object_name, "created": self.meta.created,
                 "model": self.meta.model, "choices": choices, "usage": usage(output),
                 "system_fingerprint": None, **self.meta.extras()}
 
     def chunk(self, delta: ChoiceDelta, include_usage: bool) -> dict:
-        content = {"content": delta.text}
+        content, has_calls = self._delta(delta)
         if delta.index not in self._role_sent:
             self._role_sent.add(delta.index)
             content = {"role": "assistant", **content}
         choice = {"index": delta.index, "delta": content,
                   "logprobs": self._logprobs(delta.token_ids, delta.logprobs),
-                  "finish_reason": _finish_reason_of(delta.finish_reason)}
+                  "finish_reason": _with_calls(_finish_reason_of(delta.finish_reason), has_calls)}
         return self._chunk([choice], include_usage)
+
+    def _message(self, text: str) -> tuple[dict, bool]:
+        """A whole answer's message, and whether it calls tools."""
+        if self._tool_parser is None:
+            return {"role": "assistant", "content": text, "refusal": None}, False
+        parsed = message_from(self._tool_parser, text)
+        message = {"role": "assistant", "content": parsed.content, "refusal": None}
+        if parsed.tool_calls:
+            message["tool_calls"] = [call.to_openai() for call in parsed.tool_calls]
+        return message, bool(parsed.tool_calls)
+
+    def _delta(self, delta: ChoiceDelta) -> tuple[dict, bool]:
+        """A stream delta's body, and whether its choice has called tools so far. With tools,
+        text that may start a call is held back until it is clear what it is."""
+        if self._tool_parser is None:
+            return {"content": delta.text}, False
+        stream = self._tool_streams.setdefault(delta.index, ToolCallStream(self._tool_parser))
+        piece = stream.feed(delta.text, final=delta.finish_reason is not None)
+        body: dict = {"content": piece.content} if piece.content else {}
+        if piece.tool_calls:
+            body["tool_calls"] = piece.tool_calls
+        return body, stream.has_calls
 
     def usage_chunk(self, output: RequestOutput) -> dict:
         return {**self._chunk([], True), "usage": usage(output)}
@@ -172,6 +205,11 @@ def _ordered(output: RequestOutput) -> list[CompletionOutput]:
 
 def _finish_reason(output: CompletionOutput) -> str | None:
     return _finish_reason_of(output.finish_reason)
+
+
+def _with_calls(reason: str | None, has_calls: bool) -> str | None:
+    # OpenAI ends an answer that calls tools with "tool_calls" (a cut-off one stays "length")
+    return "tool_calls" if has_calls and reason == "stop" else reason
 
 
 def _finish_reason_of(reason: str | None) -> str | None:

@@ -1,9 +1,10 @@
 """OpenAI-compatible request bodies for /v1/chat/completions and /v1/completions.
 
 Unknown top-level fields are rejected with 400 (as OpenAI does). Fields OpenAI accepts but this
-server does not act on (tools, metadata, ...) are accepted and ignored, except
-where ignoring them would silently change the answer (non-empty tools, best_of > n, suffix), which
-are refused with 400. Completions take a list of prompts (strings or token-id lists, at most
+server does not act on (metadata, ...) are accepted and ignored, except where ignoring them would
+silently change the answer (best_of > n, suffix), which are refused with 400. Tools (`tools`,
+`tool_choice`, `parallel_tool_calls`) and vLLM's `chat_template_kwargs` are checked in
+`app/api/tools.py`. Completions take a list of prompts (strings or token-id lists, at most
 MAX_PROMPTS), `echo`, and `max_tokens: 0` with echo (score the prompt, generate nothing).
 Flywheel extras: conversation_id, parent_message_id, regenerate_of, and vLLM-style sampling
 extras (top_k, min_p, repetition_penalty, min_tokens, ignore_eos, stop_token_ids).
@@ -24,6 +25,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt,
                       field_validator, model_validator)
+
+from app.api.priority import MAX_PRIORITY
+from app.api.validation_messages import ParamError
 
 MAX_PROMPT_CHARS = 1_000_000  # a completions prompt, or all of a chat's message contents together
 MAX_STOP_CHARS = 1_000  # one stop string
@@ -73,8 +77,8 @@ class ChatMessage(BaseModel):
     def _content_required(self):
         # OpenAI allows a null content only on an assistant turn that carries tool calls
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError(f"content is required for a {self.role} message (null is allowed "
-                             f"only on an assistant message with tool_calls)")
+            raise ParamError("content", f"content is required for a {self.role} message (null is "
+                                        f"allowed only on an assistant message with tool_calls)")
         return self
 
     def text(self) -> str:
@@ -114,6 +118,9 @@ class _SamplingFields(BaseModel):
     # skip_prefix_cache neither reads nor publishes cached blocks
     cache_salt: str | None = Field(default=None, min_length=1, max_length=256)
     skip_prefix_cache: StrictBool | None = None
+    # vLLM's scheduling priority: lower is served first; at least the API key's class
+    # (app/api/priority.py)
+    priority: StrictInt | None = Field(default=None, ge=0, le=MAX_PRIORITY)
     # structured outputs under vLLM's names (app/api/structured.py makes them one constraint)
     guided_json: dict[str, Any] | str | None = None
     guided_regex: str | None = None
@@ -143,9 +150,11 @@ class ChatCompletionRequest(_SamplingFields):
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
     logprobs: StrictBool | None = False
     top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    # checked (400 naming the field) and acted on in app/api/tools.py
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
+    chat_template_kwargs: dict[str, Any] | None = None  # vLLM's extra template variables
     response_format: dict[str, Any] | None = None
     reasoning_effort: str | None = None
     modalities: list[str] | None = None
@@ -165,10 +174,8 @@ class ChatCompletionRequest(_SamplingFields):
 
     @model_validator(mode="after")
     def _check_chat(self):
-        if self.tools:
-            raise ValueError("tools are not supported by this server")
         if self.top_logprobs is not None and not self.logprobs:
-            raise ValueError("top_logprobs requires logprobs=true")
+            raise ParamError("top_logprobs", "top_logprobs requires logprobs=true")
         return self
 
     @property
@@ -209,11 +216,12 @@ class CompletionRequest(_SamplingFields):
     @model_validator(mode="after")
     def _check_completion(self):
         if self.max_tokens == 0 and not self.echo:
-            raise ValueError("max_tokens 0 generates nothing; it is only allowed with echo")
+            raise ParamError("max_tokens", "max_tokens 0 generates nothing; it is only allowed with "
+                                           "echo")
         if self.suffix:
-            raise ValueError("suffix is not supported by this server")
+            raise ParamError("suffix", "suffix is not supported by this server")
         if self.best_of is not None and self.best_of != (self.n or 1):
-            raise ValueError("best_of different from n is not supported by this server")
+            raise ParamError("best_of", "best_of different from n is not supported by this server")
         return self
 
     @property
