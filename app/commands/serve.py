@@ -91,6 +91,12 @@ def command(
     app = create_app(settings, public_name=served_id, models={
         load_id: lambda: load_served_model(load_dir, engine_config, load_id, tensor_parallel_size)})
     run_server(app, host, port)
+    if tensor_parallel_size > 1:
+        from app.serving.tensor_parallel import group_failure
+
+        if (failure := group_failure()) is not None:  # a lost rank stopped the server
+            typer.echo(f"error: {failure}", err=True)
+            raise typer.Exit(1)
 
 
 def _torchrun_worker() -> bool:

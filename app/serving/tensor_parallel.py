@@ -125,10 +125,20 @@ def start_tensor_parallel(model_dir: str | Path, config: EngineConfig, tensor_pa
     return TensorParallelGroup(engine, loaded, processes)
 
 
+_failures: list[TensorParallelError] = []  # what stopped this process's server, if anything
+
+
 def stop_this_process(error: TensorParallelError) -> None:
-    """`on_failure` for a server: SIGTERM ourselves, so it fails what is in flight and exits."""
+    """`on_failure` for a server: SIGTERM ourselves, so it fails what is in flight and exits
+    (with status 1: see `group_failure`)."""
     logger.critical("stopping: %s", error)
+    _failures.append(error)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def group_failure() -> TensorParallelError | None:
+    """The failure `stop_this_process` stopped the server for, or None."""
+    return _failures[0] if _failures else None
 
 
 def run_torchrun_worker(device: str = "auto") -> None:
@@ -193,5 +203,5 @@ def _free_port() -> int:
 
 
 __all__ = ["TensorParallelError", "TensorParallelGroup", "check_model_splits",
-           "launched_by_torchrun", "run_torchrun_worker", "start_tensor_parallel",
-           "stop_this_process"]
+           "group_failure", "launched_by_torchrun", "run_torchrun_worker",
+           "start_tensor_parallel", "stop_this_process"]
