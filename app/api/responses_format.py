@@ -26,7 +26,7 @@ class ResponseEcho:
     """What a response object carries besides its output: ids and the request's settings."""
     id: str  # resp_...
     message_id: str  # msg_...: the output message item's id (and the stored answer's)
-    model_id: str
+    model_id: str  # the version that answers: `model_version`, stored with the answer
     conversation_id: str | None
     instructions: str | None = None
     max_output_tokens: int | None = None
@@ -38,6 +38,7 @@ class ResponseEcho:
     metadata: dict = field(default_factory=dict)
     user: str | None = None
     created_at: int = field(default_factory=lambda: int(time.time()))
+    model_name: str | None = None  # what the client asked for (None: model_id), as on chat
 
 
 def response_usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict:
@@ -56,7 +57,7 @@ def response_object(echo: ResponseEcho, *, status: str, text: str | None,
         "background": False, "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": echo.instructions, "max_output_tokens": echo.max_output_tokens,
-        "max_tool_calls": None, "model": echo.model_id, "output": output,
+        "max_tool_calls": None, "model": echo.model_name or echo.model_id, "output": output,
         "parallel_tool_calls": True, "previous_response_id": echo.previous_response_id,
         "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
         "store": echo.store, "temperature": echo.temperature,

@@ -18,6 +18,7 @@ from app.api.deps import CurrentUser, StateDep, resolve_model
 from app.api.errors import APIError
 from app.api.openai_format import CompletionFormat, ResponseMeta
 from app.api.openai_responder import respond
+from app.api.priority import request_priority
 from app.api.sampling import (check_prompt_fits, isolate_prefix_cache, sampling_record,
                               to_sampling_params)
 from app.api.schemas.openai import CompletionRequest
@@ -45,7 +46,8 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
     if routed is not model:  # this completion's conversation falls in the canary share
         model = routed
         prepared = await asyncio.to_thread(_prepare, body, model)
-    batch, meta = _batch(state, user, model, body, prepared, plans)
+    priority = request_priority(body.priority, user)  # before any prompt is queued
+    batch, meta = _batch(state, user, model, body, prepared, plans, priority)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return await respond(
         request, batch, CompletionFormat(meta, model.tokenizer, body.num_logprobs),
@@ -55,10 +57,11 @@ async def create_completion(body: CompletionRequest, request: Request, state: St
 
 
 def _batch(state, user, model, body: CompletionRequest, prepared: list[PreparedPrompt],
-           plans: list[history.ExchangePlan]) -> tuple[CompletionBatch, ResponseMeta]:
+           plans: list[history.ExchangePlan],
+           priority: int) -> tuple[CompletionBatch, ResponseMeta]:
     request_id = f"cmpl-{uuid.uuid4().hex}"
     batch = CompletionBatch(
-        [PromptRun(_run(state, user, model, p, f"{request_id}-{i}"), p.text, plan)
+        [PromptRun(_run(state, user, model, p, f"{request_id}-{i}", priority), p.text, plan)
          for i, (p, plan) in enumerate(zip(prepared, plans))],
         n=body.n or 1, mode=EchoMode(bool(body.echo), body.echo_only), request_id=request_id,
         model_id=model.id)
@@ -69,10 +72,11 @@ def _batch(state, user, model, body: CompletionRequest, prepared: list[PreparedP
                                model_name=body.model)
 
 
-def _run(state, user, model, prompt: PreparedPrompt, request_id: str) -> GenerationRun:
+def _run(state, user, model, prompt: PreparedPrompt, request_id: str,
+         priority: int) -> GenerationRun:
     params = isolate_prefix_cache(prompt.params, user.id, state.settings.prefix_cache_isolation)
     return GenerationRun(model.engine, model.id, prompt.token_ids, params, request_id,
-                         state.metrics)
+                         state.metrics, priority=priority)
 
 
 async def _record(state, user, model, batch: CompletionBatch, echo_only: bool) -> None:

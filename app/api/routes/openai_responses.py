@@ -76,7 +76,7 @@ def _echo(body: ResponsesRequest, model_id: str, plan: history.ExchangePlan,
         instructions=body.instructions, max_output_tokens=body.max_output_tokens,
         temperature=body.temperature, top_p=body.top_p,
         previous_response_id=body.previous_response_id, store=stored, text_format=text_format,
-        metadata=body.metadata or {}, user=body.user)
+        metadata=body.metadata or {}, user=body.user, model_name=body.model)
 
 
 def _keeper(state, user, plan, run: GenerationRun, model, body: ResponsesRequest, params):
