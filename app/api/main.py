@@ -25,7 +25,9 @@ from app.api.routes import (auth, conversations, feedback, health, openai_chat,
                             openai_completions, openai_models)
 from app.api.routes import datasets, model_versions, report, review
 from app.api.routes import eval_sets
+from app.api.routes import openai_responses
 from app.api.routes import annotation
+from app.api.routes import lora_adapters
 from app.core.config import Settings
 from app.serving.loading import load_like
 from app.serving.model_host import ModelHost, ServedModel
@@ -92,6 +94,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(openai_models.router)
     app.include_router(openai_chat.router)
     app.include_router(openai_completions.router)
+    app.include_router(openai_responses.router)
     app.include_router(conversations.router)
     app.include_router(feedback.router)
     app.include_router(auth.router)
@@ -101,6 +104,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(model_versions.router)
     app.include_router(eval_sets.router)
     app.include_router(annotation.router)
+    app.include_router(lora_adapters.router)
     return app
 
 
