@@ -9,6 +9,7 @@ environment; ranks other than 0 call `run_torchrun_worker` instead of serving.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -122,7 +123,11 @@ def start_tensor_parallel(model_dir: str | Path, config: EngineConfig, tensor_pa
         close_communicator()
         raise
     logger.info("tensor parallelism: %d ranks on %s", tensor_parallel_size, device)
-    return TensorParallelGroup(engine, loaded, processes)
+    group = TensorParallelGroup(engine, loaded, processes)
+    # Workers leave cleanly when this process ends (a server's graceful stop, a script's end),
+    # rather than on a broken connection; under torchrun that makes every rank exit 0.
+    atexit.register(group.close)
+    return group
 
 
 _failures: list[TensorParallelError] = []  # what stopped this process's server, if anything
