@@ -107,19 +107,45 @@ class LLM:
              sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
              use_tqdm: bool = True,
              lora_request: LoRARequest | Sequence[LoRARequest | None] | None = None,
-             ) -> list[RequestOutput]:
+             *, tools: Sequence[Mapping] | None = None, tool_choice: str | Mapping | None = None,
+             parallel_tool_calls: bool | None = None,
+             chat_template_kwargs: Mapping | None = None) -> list[RequestOutput]:
         """Answer one conversation (a list of {"role", "content"} messages) or a list of them;
         returns one finished RequestOutput per conversation, in order, its `prompt` the rendered
-        text. Every conversation is rendered and validated before any is queued (ValueError)."""
+        text. Every conversation is rendered and validated before any is queued (ValueError).
+
+        `tools` (OpenAI function definitions) are rendered through the model's chat template
+        (or the Hermes layout); `tool_choice` "required" or {"type": "function", "function":
+        {"name": ...}} forces a call whose arguments fit the function's schema. The outputs are
+        raw text, as vLLM's: `parse_tool_calls` reads the calls out of one.
+        `chat_template_kwargs`: extra template variables."""
         from app.serving.chat_template import render_prompt_ids
+        from app.tool_calls import ToolPlan, parse_tool_request
 
         tokenizer = self.get_tokenizer()
-        rendered = [render_prompt_ids(tokenizer, conversation)
+        plan = ToolPlan.for_tokenizer(
+            tokenizer, parse_tool_request(tools, tool_choice, parallel_tool_calls))
+        template_kwargs = dict(chat_template_kwargs) if chat_template_kwargs else None
+        rendered = [render_prompt_ids(tokenizer, conversation, plan.rendered_tools,
+                                      template_kwargs)
                     for conversation in _as_conversations(messages)]
-        outputs = self.generate(rendered, sampling_params, use_tqdm, lora_request)
+        params = _with_constraint(_as_params_list(sampling_params, len(rendered)),
+                                  plan.constraint())
+        outputs = self.generate(rendered, params, use_tqdm, lora_request)
         for output in outputs:
             output.prompt = tokenizer.decode(output.prompt_token_ids, skip_special_tokens=False)
         return outputs
+
+    def parse_tool_calls(self, text: str):
+        """An answer's content and tool calls (`app.tool_calls.ParsedMessage`), read in this
+        model's tool-call format, as the server's `message.tool_calls`."""
+        from app.tool_calls import ToolFormat, template_tools
+        from app.tool_calls.formats import parser_for
+        from app.tool_calls.parsing import message_from
+
+        tool_format: ToolFormat = template_tools(
+            getattr(self.get_tokenizer(), "chat_template", None)).format
+        return message_from(parser_for(tool_format), text)
 
     def stream(self, prompt: str | Sequence[int], sampling_params: SamplingParams | None = None
                ) -> Iterator[RequestOutput]:
@@ -199,6 +225,8 @@ def _message(message, conversation: int, index: int) -> dict:
     role, content = message.get("role"), message.get("content")
     if not isinstance(role, str) or not role:
         raise ValueError(f"{where}: role must be a non-empty string, got {role!r}")
+    if content is None and message.get("tool_calls"):
+        content = ""  # an assistant turn that only calls tools
     if isinstance(content, list):
         if not all(isinstance(p, Mapping) and p.get("type") == "text"
                    and isinstance(p.get("text"), str) for p in content):
@@ -217,6 +245,16 @@ def _as_params_list(params, count: int) -> list[SamplingParams]:
     if len(params) != count:
         raise ValueError(f"got {len(params)} sampling params for {count} prompts")
     return params
+
+
+def _with_constraint(params: list[SamplingParams], constraint) -> list[SamplingParams]:
+    """The forced tool call's grammar on every request (ValueError when one has its own)."""
+    if constraint is None:
+        return params
+    if any(p.structured_outputs is not None for p in params):
+        raise ValueError("tool_choice forces a function call; sampling_params.structured_outputs "
+                         "constrains the output too; use one")
+    return [dataclasses.replace(p, structured_outputs=constraint) for p in params]
 
 
 def _as_lora_list(lora_request, count: int) -> list[LoRARequest | None]:
