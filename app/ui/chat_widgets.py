@@ -54,7 +54,9 @@ def _on_details(message_id: str) -> None:
     if _post_feedback(message_id, **fields):
         st.session_state[f"comment_{message_id}"] = ""
         st.session_state[f"correction_{message_id}"] = ""
-        st.session_state[f"more_{message_id}"] = False
+        # a panel under a new key is a new element, drawn closed (the browser keeps an open
+        # expander open whatever the server's state says)
+        st.session_state[f"sent_{message_id}"] = st.session_state.get(f"sent_{message_id}", 0) + 1
 
 
 def sibling_switcher(message: dict, messages: list[dict]) -> None:
@@ -100,8 +102,8 @@ def answer_feedback(message: dict) -> None:
         st.session_state["pending"] = {"kind": "regenerate", "message_id": mid}
     if message.get("feedback"):
         cols[3].caption("feedback saved")
-    # keyed with a rerun: 'Send feedback' closes it through session state
-    with st.expander("Tell us more / write the better answer", key=f"more_{mid}", on_change="rerun"):
+    sent = st.session_state.get(f"sent_{mid}", 0)  # 'Send feedback' closes the panel: see _on_details
+    with st.expander("Tell us more / write the better answer", key=f"more_{mid}_{sent}"):
         st.multiselect("Reasons", REASON_TAGS, key=f"tags_{mid}")
         st.text_input("Comment", key=f"comment_{mid}")
         st.text_area("Write the better answer", key=f"correction_{mid}")
