@@ -38,7 +38,10 @@ class ToolCallStream:
         """The delta for the next piece of the answer; `final`: it is the last piece."""
         self._text += text
         snapshot = self._parser.snapshot(self._text, final)
-        content = "" if self.has_calls else snapshot.content[self._content_sent:]
+        shown = snapshot.content
+        if final and not snapshot.valid and not self.has_calls:
+            shown = self._text  # no call after all (e.g. JSON that is not one): all of it is content
+        content = "" if self.has_calls else shown[self._content_sent:]
         self._content_sent += len(content)
         delta = StreamDelta(content)
         for index, call in enumerate(snapshot.calls):

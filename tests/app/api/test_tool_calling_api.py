@@ -131,8 +131,14 @@ def test_streaming_equals_non_streaming(client, model):
                 assert entry.function.name is None
             calls[entry.index]["arguments"] += entry.function.arguments or ""
     assert finish_reasons[-1] == "tool_calls" and set(finish_reasons[:-1]) == {None}
-    assert calls == [{"name": c.function.name, "arguments": c.function.arguments}
-                     for c in whole.tool_calls]
+    expected = [{"name": c.function.name, "arguments": c.function.arguments}
+                for c in whole.tool_calls]
+    assert calls == expected
+    with client.chat.completions.stream(**kwargs) as stream:  # the SDK's own accumulation
+        final = stream.get_final_completion().choices[0]
+    assert final.finish_reason == "tool_calls"
+    assert [{"name": c.function.name, "arguments": c.function.arguments}
+            for c in final.message.tool_calls] == expected
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

@@ -34,9 +34,10 @@ CASES = [
     (LLAMA3, '<|python_tag|>{"name": "f", "parameters": {}}; {"name": "g", "parameters": {"s": ";"}}',
      None, [("f", "{}"), ("g", '{"s": ";"}')]),
     (LLAMA3, "Paris is the capital {of France}.", "Paris is the capital {of France}.", []),
+    (LLAMA3, '{"answer": 42, "name": 7}', '{"answer": 42, "name": 7}', []),  # JSON, no call
 ]
 IDS = ["hermes-one", "hermes-text-then-two", "hermes-plain", "hermes-bad-arguments",
-       "hermes-cut-off", "llama3-one", "llama3-two", "llama3-plain"]
+       "hermes-cut-off", "llama3-one", "llama3-two", "llama3-plain", "llama3-json-answer"]
 
 
 @pytest.mark.parametrize(("parser", "text", "content", "calls"), CASES, ids=IDS)
