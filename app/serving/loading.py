@@ -37,7 +37,11 @@ def load_served_model(model_dir: str | Path, engine_config: EngineConfig | None 
     else:
         loaded = load_model(model_dir, dtype=None if config.dtype == "auto" else config.dtype,
                             device=device)
-        engine = LLMEngine(loaded.model, loaded.tokenizer, config, device_profile=profile)
+        spec = config.speculative_config  # a draft model is loaded like the target
+        draft = (load_model(spec.model, dtype=None if config.dtype == "auto" else config.dtype,
+                            device=device).model if spec is not None and spec.model else None)
+        engine = LLMEngine(loaded.model, loaded.tokenizer, config, device_profile=profile,
+                           draft_model=draft)
     dtype = next(loaded.model.parameters()).dtype
     # The figures the report card turns each stored answer's timings into MFU / MBU with.
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
