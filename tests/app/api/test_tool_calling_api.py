@@ -166,6 +166,22 @@ def test_auto_parses_a_call_the_model_writes(client, stream):
     assert (content, arguments, reasons[-1]) == ("Let me add.", '{"a": 2, "b": 3}', "tool_calls")
 
 
+def test_structural_tag_as_vllm_sends_it(client):
+    """vLLM's `structured_outputs.structural_tag`, the mechanism behind forced calls, taken from
+    a client as is: the answer is exactly the tagged segment, its content valid for the schema."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0,
+                                                     "maximum": 9}}, "required": ["n"]}
+    tag = {"type": "structural_tag", "format": {"type": "tag", "begin": "<n>", "end": "</n>",
+                                                "content": {"type": "json_schema",
+                                                            "json_schema": schema}}}
+    text = client.chat.completions.create(
+        model=RANDOM_HERMES, messages=QUESTION, max_tokens=40, temperature=0,
+        extra_body={"structured_outputs": {"structural_tag": json.dumps(tag)}},
+    ).choices[0].message.content
+    assert text.startswith("<n>") and text.endswith("</n>")
+    jsonschema.validate(json.loads(text[3:-4]), schema)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_history_with_tool_results_round_trips(client, model):
     first = client.chat.completions.create(model=model, messages=QUESTION, tools=[ADD],
@@ -248,6 +264,10 @@ def test_langchain_bind_tools_and_structured_output(server, model):
     ({"tools": TOOLS, "tool_choice": "required", "response_format": {"type": "json_object"}},
      "tool_choice"),
     ({"chat_template_kwargs": {"messages": []}}, "chat_template_kwargs"),
+    ({"structured_outputs": {"structural_tag": "{not json"}}, "structured_outputs"),
+    ({"structured_outputs": {"structural_tag": {"type": "structural_tag", "format": {
+        "type": "tag", "begin": "<a>", "end": "</a>", "content": {"type": "nope"}}}}},
+     "structured_outputs"),
     ({"messages": [*QUESTION, {"role": "assistant", "content": None,
                                "tool_calls": [{"id": "call_1", "type": "function",
                                                "function": {"arguments": "{}"}}]}]},
