@@ -68,5 +68,6 @@ def current_feedback(session: Session, *, user_id: str | None, message_id: str) 
 
 def feedback_changes(session: Session, *, feedback_id: str) -> list[FeedbackChange]:
     """The audit trail of one record, oldest first."""
-    return list(session.scalars(select(FeedbackChange).where(FeedbackChange.feedback_id == feedback_id)
-                                .order_by(FeedbackChange.changed_at, FeedbackChange.id)))
+    query = (select(FeedbackChange).where(FeedbackChange.feedback_id == feedback_id)
+             .order_by(FeedbackChange.changed_at, FeedbackChange.id))
+    return list(session.scalars(query))

@@ -43,13 +43,14 @@ def _on_details(message_id: str) -> None:
     empties the text boxes and closes the panel."""
     thumbs = st.session_state.get(f"thumbs_{message_id}")
     stars = st.session_state.get(f"stars_{message_id}")
+    text = {name: (st.session_state.get(f"{name}_{message_id}") or "").strip() or None
+            for name in ("comment", "correction")}
     fields = {"thumbs": THUMBS.get(thumbs), "rating": None if stars is None else stars + 1,
-              "tags": st.session_state.get(f"tags_{message_id}") or None,
-              "comment": (st.session_state.get(f"comment_{message_id}") or "").strip() or None,
-              "correction": (st.session_state.get(f"correction_{message_id}") or "").strip() or None}
+              "tags": st.session_state.get(f"tags_{message_id}") or None, **text}
     fields = {name: value for name, value in fields.items() if value is not None}  # absent: kept
     if not fields:
-        st.session_state["flash"] = ("error", "Pick a rating, a tag, or write a comment or a better answer.")
+        st.session_state["flash"] = ("error",
+                                     "Pick a rating, a tag, or write a comment or a better answer.")
         return
     if _post_feedback(message_id, **fields):
         st.session_state[f"comment_{message_id}"] = ""
@@ -102,7 +103,7 @@ def answer_feedback(message: dict) -> None:
         st.session_state["pending"] = {"kind": "regenerate", "message_id": mid}
     if message.get("feedback"):
         cols[3].caption("feedback saved")
-    sent = st.session_state.get(f"sent_{mid}", 0)  # 'Send feedback' closes the panel: see _on_details
+    sent = st.session_state.get(f"sent_{mid}", 0)  # 'Send feedback' closes the panel (_on_details)
     with st.expander("Tell us more / write the better answer", key=f"more_{mid}_{sent}"):
         st.multiselect("Reasons", REASON_TAGS, key=f"tags_{mid}")
         st.text_input("Comment", key=f"comment_{mid}")
