@@ -88,7 +88,8 @@ class Server:
 
 def create_key(url: str, priority_class: str) -> str:
     response = httpx.post(f"{url}/v1/api-keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                          json={"name": f"bench-{priority_class}", "priority_class": priority_class})
+                          json={"name": f"bench-{priority_class}",
+                                "priority_class": priority_class})
     response.raise_for_status()
     return response.json()["key"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from app.api.errors import APIError
 from app.api.history import ExchangePlan
 from app.api.responses_thread import Thread
+from app.api.responses_tools import stored_content
 from app.api.sampling import check_prompt_fits
 from app.api.schemas.responses import ResponsesRequest, TextFormat
 from app.api.structured import structured_outputs_from
@@ -35,12 +36,6 @@ class _FormatOnly:
     guided_choice: None = None
     guided_grammar: None = None
     structured_outputs: None = None
-
-
-def input_messages(body: ResponsesRequest) -> list[dict]:
-    """`input` as chat messages (developer is the system role, as on chat completions)."""
-    return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in body.messages()]
 
 
 def model_messages(body: ResponsesRequest, thread: Thread | None,
@@ -82,9 +77,9 @@ def sampling_params(body: ResponsesRequest, num_prompt_tokens: int, max_model_le
     return SamplingParams(max_tokens=limit, **{k: v for k, v in values.items() if v is not None})
 
 
-def prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
+def prompt_ids(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
     try:
-        return render_prompt_ids(tokenizer, messages)
+        return render_prompt_ids(tokenizer, messages, tools)
     except ValueError as e:
         raise APIError(400, str(e), param="input") from e
 
@@ -96,13 +91,14 @@ def plan_exchange(user_id: str, thread: Thread | None, inputs: list[dict]) -> Ex
     prior = []
     for message in inputs:
         prior.append(MessageRecord(id=new_id("msg"), role=message["role"],
-                                   content=message["content"], parent_id=parent_id))
+                                   content=stored_content(message), parent_id=parent_id))
         parent_id = prior[-1].id
     if thread is not None:
         return ExchangePlan(conversation_id=thread.conversation_id, owner_id=thread.owner_id,
                             create_conversation=False, title=None, prior=prior,
                             answer_parent_id=parent_id, message_ids=[new_id("msg")])
-    first_user = next((m["content"] for m in inputs if m["role"] == "user"), inputs[0]["content"])
+    first_user = next((m["content"] for m in inputs if m["role"] == "user"),
+                      stored_content(inputs[0]))
     title = (first_user.strip().splitlines() or ["New conversation"])[0][:_TITLE_CHARS]
     return ExchangePlan(conversation_id=new_id("conv"), owner_id=user_id,
                         create_conversation=True, title=title, prior=prior,

@@ -23,11 +23,14 @@ _TYPE_NAMES = {"string": "a string", "int": "an integer", "bool": "a boolean", "
                "float_parsing": "a number", "bool_parsing": "a boolean"}
 _CODES = {"missing": "missing_required_parameter", "extra_forbidden": "unknown_parameter",
           "value_error": "invalid_value", "literal_error": "invalid_value",
-          "enum": "invalid_value", **{t: "invalid_value" for t in (*_BOUNDS, *_LENGTHS)}}
+          "enum": "invalid_value", "union_tag_invalid": "invalid_value",
+          **{t: "invalid_value" for t in (*_BOUNDS, *_LENGTHS)}}
 # pydantic names the member of a union that failed ("str", "list[ContentPart]",
 # "function-after[...]"); the client's field path is the rest
 _UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "constrained-str", "constrained-int",
                "constrained-float", "constrained-list"}
+# the tags of a list's tagged union (a Responses API input item's "type") follow its index
+_ITEM_TAGS = {"message", "function_call", "function_call_output"}
 _MAX_SHOWN_CHARS = 40
 
 
@@ -55,6 +58,8 @@ def describe(errors: list[dict]) -> Refusal:
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, ParamError):
         path = [*path, cause.param]
+    if kind == "union_tag_invalid":  # the tag a tagged union reads is the item's "type"
+        path = [*path, "type"]
     param = ".".join(path) or "body"
     if kind == "extra_forbidden":
         return Refusal(f"Unrecognized request argument supplied: {param}", param,
@@ -80,6 +85,8 @@ def _sentence(error: dict, kind: str, param: str, errors: list[dict], path: list
         return f"{param} must have {bound} {count} {unit.removesuffix('s') if count == 1 else unit}"
     if kind in ("literal_error", "enum"):
         return f"{param} must be one of {ctx.get('expected')}{_got(error)}"
+    if kind == "union_tag_invalid":
+        return f"{param} must be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
     if kind == "string_unicode":
         return f"{param} must be valid Unicode text"
     if kind.endswith("_type") or kind in _TYPE_NAMES:
@@ -114,8 +121,10 @@ def _got(error: dict) -> str:
 
 
 def _field_path(error: dict) -> list[str]:
-    return [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
-            and not _is_union_tag(part)]
+    loc = error.get("loc", ())
+    return [str(part) for i, part in enumerate(loc) if part not in ("body", "query", "path")
+            and not _is_union_tag(part)
+            and not (part in _ITEM_TAGS and i and isinstance(loc[i - 1], int))]
 
 
 def _most_specific(errors: list[dict]) -> dict:

@@ -1,8 +1,9 @@
 """POST /v1/responses and GET /v1/responses/{response_id} (OpenAI's Responses API, text).
 
 A response runs through the same engine path as a chat completion (prompt rendered with the
-model's chat template, answer streamed by `app.api.openai_responder`) and is stored as a chat
-exchange unless `store` is false; its id names the stored answer (`app.api.responses_thread`).
+model's chat template, function tools as on chat, answer streamed by `app.api.openai_responder`)
+and is stored as a chat exchange unless `store` is false; its id names the stored answer
+(`app.api.responses_thread`).
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from app.api import history
 from app.api.deps import CurrentUser, StateDep, resolve_model
 from app.api.openai_responder import respond
 from app.api.priority import request_priority
-from app.api.responses_format import (ResponseEcho, ResponsesFormat, response_object,
-                                      response_usage, status_of)
-from app.api.responses_prepare import (input_messages, model_messages, plan_exchange,
-                                       prompt_ids, sampling_params, text_format_constraint)
+from app.api.responses_format import (ResponseEcho, ResponsesFormat, message_item,
+                                      response_object, response_usage, status_of)
+from app.api.responses_prepare import (model_messages, plan_exchange, prompt_ids,
+                                       sampling_params, text_format_constraint)
 from app.api.responses_thread import load_answer, load_thread, response_id_of
+from app.api.responses_tools import input_messages, tool_plan
+from app.api.tools import with_forced_calls
 from app.api.sampling import isolate_prefix_cache, sampling_record
 from app.api.schemas.responses import ResponsesRequest
 from app.serving.generation import GenerationRun
@@ -38,14 +41,17 @@ async def create_response(body: ResponsesRequest, request: Request, state: State
     inputs = input_messages(body)
     plan = plan_exchange(user.id, thread, inputs)
     model = resolve_model(state, body.model, route_key=plan.conversation_id)
+    tools = tool_plan(body, model.tokenizer)
     messages = model_messages(body, thread, inputs)
-    ids = await asyncio.to_thread(prompt_ids, model.tokenizer, messages)  # long inputs: off-loop
-    params = isolate_prefix_cache(sampling_params(body, len(ids), model.max_model_len, constraint),
-                                  user.id, state.settings.prefix_cache_isolation)
+    ids = await asyncio.to_thread(prompt_ids, model.tokenizer, messages,  # long inputs: off-loop
+                                  tools.rendered_tools)
+    params = with_forced_calls(sampling_params(body, len(ids), model.max_model_len, constraint),
+                               tools)
+    params = isolate_prefix_cache(params, user.id, state.settings.prefix_cache_isolation)
     echo = _echo(body, model.id, plan, stored=body.store is not False)
     run = GenerationRun(model.engine, model.id, ids, params, echo.id, state.metrics,
                         priority=priority)
-    return await respond(request, run, ResponsesFormat(echo), stream=bool(body.stream),
+    return await respond(request, run, ResponsesFormat(echo, tools), stream=bool(body.stream),
                          include_usage=True, metrics=state.metrics, endpoint="responses",
                          on_finished=_keeper(state, user, plan, run, model, body, params))
 
@@ -60,8 +66,9 @@ async def read_response(response_id: str, state: StateDep, user: CurrentUser) ->
                         temperature=record.get("temperature"), top_p=record.get("top_p"),
                         created_at=int(answer.created_at.timestamp()) if answer.created_at else 0)
     usage = response_usage(answer.prompt_tokens or 0, answer.completion_tokens or 0)
-    return response_object(echo, status=status_of(answer.finish_reason), text=answer.content,
-                           usage=usage)
+    status = status_of(answer.finish_reason)
+    item = message_item(echo, answer.content, status)  # "completed" or "incomplete", as the item
+    return response_object(echo, status=status, usage=usage, output=[item])
 
 
 def _echo(body: ResponsesRequest, model_id: str, plan: history.ExchangePlan,
@@ -76,7 +83,9 @@ def _echo(body: ResponsesRequest, model_id: str, plan: history.ExchangePlan,
         instructions=body.instructions, max_output_tokens=body.max_output_tokens,
         temperature=body.temperature, top_p=body.top_p,
         previous_response_id=body.previous_response_id, store=stored, text_format=text_format,
-        metadata=body.metadata or {}, user=body.user, model_name=body.model)
+        metadata=body.metadata or {}, user=body.user, model_name=body.model,
+        tools=body.tools or [], tool_choice=body.tool_choice or "auto",
+        parallel_tool_calls=body.parallel_tool_calls is not False)
 
 
 def _keeper(state, user, plan, run: GenerationRun, model, body: ResponsesRequest, params):

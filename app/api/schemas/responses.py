@@ -1,21 +1,24 @@
 """Request body of POST /v1/responses (OpenAI's Responses API), text in and text out.
 
-`input` is a string or a list of messages whose content is a string or text parts (`input_text`,
-and `output_text` for assistant turns a client replays). `instructions` is a system message for
-this call only (not carried over by `previous_response_id`, as OpenAI does). `text.format` asks for
-structured output (`json_object`, `json_schema`), enforced like chat's `response_format`.
+`input` is a string or a list of items: messages whose content is a string or text parts
+(`input_text`, and `output_text` for assistant turns a client replays), and the function calls a
+client replays (`function_call`) with their results (`function_call_output`). `instructions` is a
+system message for this call only (not carried over by `previous_response_id`, as OpenAI does).
+`text.format` asks for structured output (`json_object`, `json_schema`), enforced like chat's
+`response_format`. Function `tools` and `tool_choice` are checked in `app/api/responses_tools.py`.
 
 Refused with 400 naming the field, rather than ignored, where ignoring would change the answer:
-non-empty `tools`, `background: true`, and input that is not text (images, files, tool outputs).
+`background: true`, and input that is not text (images, files).
 OpenAI fields with no effect on a local model (metadata, user, service_tier, include, reasoning,
 truncation, ...) are accepted and ignored. Flywheel/vLLM extras: `priority` (app/api/priority.py),
 `seed`.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, Tag,
+                      model_validator)
 
 from app.api.priority import MAX_PRIORITY
 from app.api.schemas.openai import MAX_PROMPT_CHARS, Probability, Text
@@ -46,6 +49,39 @@ class InputMessage(BaseModel):
         return self.content
 
 
+class FunctionCallItem(BaseModel):
+    """A call the model made earlier, replayed by the client."""
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function_call"]
+    call_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=256)
+    arguments: LongText
+    id: str | None = None
+    status: str | None = None
+
+
+class FunctionCallOutputItem(BaseModel):
+    """The result of a call, for the model to read."""
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1, max_length=128)
+    output: LongText
+    id: str | None = None
+    status: str | None = None
+
+
+def _item_type(value: Any) -> str:
+    # a message may leave out "type" (OpenAI's EasyInputMessage); other items never do
+    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if isinstance(kind, str) else "message"
+
+
+InputItem = Annotated[Union[Annotated[InputMessage, Tag("message")],
+                            Annotated[FunctionCallItem, Tag("function_call")],
+                            Annotated[FunctionCallOutputItem, Tag("function_call_output")]],
+                      Discriminator(_item_type)]
+
+
 class TextFormat(BaseModel):
     """OpenAI's `text.format`: the json_schema variant is flat (name, schema, strict here, where
     chat nests them under `json_schema`)."""
@@ -73,7 +109,7 @@ class TextConfig(BaseModel):
 class ResponsesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=256)
-    input: LongText | Annotated[list[InputMessage], Field(min_length=1)]
+    input: LongText | Annotated[list[InputItem], Field(min_length=1)]
     instructions: LongText | None = None
     max_output_tokens: StrictInt | None = Field(default=None, ge=1)
     temperature: Probability | None = None
@@ -102,19 +138,17 @@ class ResponsesRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.tools:
-            raise ParamError("tools", "tools are not supported on /v1/responses by this server")
         if self.background:
             raise ParamError("background", "background responses are not supported by this "
                                            "server; send background: false")
-        total = len(self.instructions or "") + sum(len(m.text()) for m in self.messages())
+        total = len(self.instructions or "") + sum(map(_item_chars, self.items()))
         if total > MAX_PROMPT_CHARS:
             raise ParamError("input", f"the input and instructions total {total} characters; the "
                                       f"limit is {MAX_PROMPT_CHARS}")
         return self
 
-    def messages(self) -> list[InputMessage]:
-        """`input` as messages (a string is one user message)."""
+    def items(self) -> list[InputMessage | FunctionCallItem | FunctionCallOutputItem]:
+        """`input` as items (a string is one user message)."""
         if isinstance(self.input, str):
             return [InputMessage(role="user", content=self.input)]
         return list(self.input)
@@ -122,3 +156,9 @@ class ResponsesRequest(BaseModel):
     @property
     def format_type(self) -> str:
         return self.text.format.type if self.text and self.text.format else "text"
+
+
+def _item_chars(item: InputMessage | FunctionCallItem | FunctionCallOutputItem) -> int:
+    if isinstance(item, InputMessage):
+        return len(item.text())
+    return len(item.arguments if isinstance(item, FunctionCallItem) else item.output)

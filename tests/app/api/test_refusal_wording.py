@@ -17,7 +17,8 @@ BAD_COMPLETION_BODIES = [
     ({"model": MODEL_ID, "prompt": "hi", "max_tokens": 0}, "max_tokens", "only allowed with echo"),
     ({"model": MODEL_ID, "prompt": "hi", "suffix": "x"}, "suffix", "suffix is not supported"),
     ({"model": MODEL_ID, "prompt": "hi", "best_of": 2}, "best_of", None),
-    ({"model": MODEL_ID, "prompt": "hi", "logprobs": 9}, "logprobs", "logprobs must be <= 5, got 9"),
+    ({"model": MODEL_ID, "prompt": "hi", "logprobs": 9}, "logprobs",
+     "logprobs must be <= 5, got 9"),
     ({"model": MODEL_ID, "prompt": "hi", "echo": "yes"}, "echo", "echo must be a boolean"),
     ({"model": MODEL_ID}, "prompt", "prompt is required"),
 ]

@@ -129,12 +129,17 @@ def test_text_format_json_object_gives_an_object(client):
 
 
 @pytest.mark.parametrize(("body", "param"), [
-    ({"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+    ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {"type": 3}}]},
+     "tools[0].parameters"),
+    ({"input": "hi", "tool_choice": "required"}, "tool_choice"),
+    ({"input": [{"type": "reasoning", "summary": []}]}, "input.0.type"),
     ({"input": "hi", "background": True}, "background"),
     ({"input": []}, "input"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
      "input.0.content"),
-    ({"input": "hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
+    ({"input": "hi", "text": {"format": {"type": "json_schema", "name": "x"}}},
+     "text.format.schema"),
     ({"input": "hi", "text": {"format": {"type": "json_schema", "name": "x",
                                          "schema": {"type": "object", "properties": 3}}}},
      "text.format.schema"),
@@ -149,6 +154,59 @@ def test_bad_requests_are_400_naming_the_param(http, body, param):
     error = response.json()["error"]
     assert error["param"].startswith(param), error
     assert "Input should" not in error["message"] and "Value error" not in error["message"]
+
+
+ADD = {"type": "function", "name": "add", "description": "Add two integers.",
+       "parameters": {"type": "object",
+                      "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 99},
+                                     "b": {"type": "integer", "minimum": 0, "maximum": 99}},
+                      "required": ["a", "b"], "additionalProperties": False}}
+CHAT_ADD = {"type": "function", "function": {k: v for k, v in ADD.items() if k != "type"}}
+
+
+@pytest.mark.parametrize(("choice", "chat_choice"), [
+    ("required", "required"),
+    ({"type": "function", "name": "add"}, {"type": "function", "function": {"name": "add"}}),
+])
+def test_a_forced_function_call_is_a_function_call_item_like_chats(client, choice, chat_choice):
+    """stories260K never calls tools by itself; the forced choice's grammar makes it, with
+    arguments that validate, and the call is the one chat makes for the same conversation."""
+    response = client.responses.create(model=MODEL_ID, input="What is 2 plus 3?", tools=[ADD],
+                                       tool_choice=choice, max_output_tokens=120, temperature=0)
+    (call,) = [item for item in response.output if item.type == "function_call"]
+    jsonschema.validate(json.loads(call.arguments), ADD["parameters"])
+    chat = client.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": "What is 2 plus 3?"}],
+        tools=[CHAT_ADD], tool_choice=chat_choice, max_tokens=120, temperature=0)
+    (chat_call,) = chat.choices[0].message.tool_calls
+    assert (call.name, call.arguments) == (chat_call.function.name, chat_call.function.arguments)
+    assert call.call_id.startswith("call_") and response.tools[0].name == "add"
+    events = list(client.responses.create(model=MODEL_ID, input="What is 2 plus 3?", tools=[ADD],
+                                          tool_choice=choice, max_output_tokens=120,
+                                          temperature=0, stream=True))
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert [e.arguments for e in done] == [call.arguments]
+    assert events[-1].type == "response.completed"
+    assert [i.type for i in events[-1].response.output] == [i.type for i in response.output]
+
+
+def test_function_call_output_continues_after_the_call(client):
+    first = client.responses.create(model=MODEL_ID, input="What is 2 plus 3?", tools=[ADD],
+                                    tool_choice="required", max_output_tokens=120, temperature=0)
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": "5"}
+    # stories260K's context is 512 tokens; the tool section alone takes ~300, so the follow-ups
+    # leave tools out (the history still holds the call and its result)
+    followed = client.responses.create(model=MODEL_ID, previous_response_id=first.id,
+                                       input=[result], max_output_tokens=8, temperature=0)
+    replayed = client.responses.create(
+        model=MODEL_ID, max_output_tokens=8, temperature=0,
+        input=[{"role": "user", "content": "What is 2 plus 3?"},
+               {"type": "function_call", "call_id": call.call_id, "name": call.name,
+                "arguments": call.arguments}, result])
+    assert followed.status in ("completed", "incomplete") and followed.output
+    assert replayed.status in ("completed", "incomplete") and replayed.output
+    assert followed.model_extra["conversation_id"] == first.model_extra["conversation_id"]
 
 
 def test_langchain_use_responses_api_invokes_and_streams(live_server, client):
