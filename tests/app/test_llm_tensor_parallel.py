@@ -76,20 +76,23 @@ def test_rank0_streams(single, parallel):
         single.generate(["Once upon a time"], GREEDY, use_tqdm=False))[0][0]
 
 
-def test_a_dead_worker_fails_the_requests_with_a_clear_error(parallel):
-    worker = parallel._tensor_parallel.processes[0]
-    worker.kill()
-    worker.join(10)
+def test_a_worker_dying_mid_generation_fails_the_requests_with_a_clear_error(parallel):
     outcome: dict = {}
+    long = SamplingParams(temperature=0.0, max_tokens=400, ignore_eos=True)
 
     def generate() -> None:
         try:
-            parallel.generate(PROMPTS, GREEDY, use_tqdm=False)
+            parallel.generate(PROMPTS, long, use_tqdm=False)
         except Exception as e:  # noqa: BLE001 - inspected below
             outcome["error"] = e
 
+    steps_before = parallel.engine.stats.num_steps
     thread = threading.Thread(target=generate, daemon=True)
     thread.start()
+    while parallel.engine.stats.num_steps < steps_before + 3 and thread.is_alive():
+        thread.join(0.05)  # until decoding is under way: the requests are in flight
+    worker = parallel._tensor_parallel.processes[0]
+    worker.kill()
     thread.join(HANG_GUARD_S)
     assert not thread.is_alive(), f"generate still blocked {HANG_GUARD_S} s after the worker died"
     error = outcome.get("error")

@@ -6,6 +6,7 @@ explicit head_dim, a vocabulary that does not split evenly) and on stories260K.
 One pair of spawned processes checks every checkpoint (spawning costs seconds on 2 cores)."""
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -17,6 +18,7 @@ from model.loader import load_model
 from model.tensor_parallel import check_tensor_parallel
 from tests.model.factories import STORIES_HF, save_tiny_hf_model
 from tests.model.test_hf_parity import PROMPT
+from tests.shared_data import REPO_ROOT
 
 ATOL = RTOL = 1e-5  # float32; a row-parallel layer sums its partial products in another order
 WORLD_SIZE = 2
@@ -128,3 +130,10 @@ def test_unsplittable_models_are_refused():
     check_tensor_parallel(config, 4)
     with pytest.raises(ValueError, match="num_attention_heads=8 is not divisible"):
         check_tensor_parallel(config, 3)
+
+
+def test_model_files_never_import_torch_distributed():
+    # Collectives reach the model only through framework.distributed's Communicator.
+    imports = re.compile(r"^\s*(import|from)\s+torch\.distributed", re.MULTILINE)
+    for path in sorted((REPO_ROOT / "model").glob("*.py")):
+        assert not imports.search(path.read_text(encoding="utf-8")), path
