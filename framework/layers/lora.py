@@ -28,7 +28,9 @@ from framework.layers.linear import Linear
 class LoRABatch:
     indices: torch.Tensor  # (T,) int64: each token's slot, -1 for the base model
     scalings: torch.Tensor  # (num_slots,) float32: alpha / rank of the adapter in each slot
-    row_scales: torch.Tensor  # (T, num_slots * max_rank): chip.ops.lora.lora_row_scales, built once
+    # (T, num_slots * max_rank): chip.ops.lora.lora_row_scales, built once per step in the dtype
+    # the adapters are computed in (float32 for steps of a few tokens, see LoRASlots)
+    row_scales: torch.Tensor
     num_slots: int  # slots up to the highest one this batch uses (only these are computed)
 
 
@@ -63,6 +65,11 @@ class LoRASlots(nn.Module):
         # B stored (n, r, out) so the first m slots flatten to (m*r, out) for free (chip.ops.lora)
         self.register_buffer("lora_b", torch.zeros(max_loras, max_rank, out_features, dtype=dtype,
                                                    device=device), persistent=False)
+        # float32 copies for steps of a few tokens, where float32 matmuls beat bf16 ones on CPU
+        # (chip.ops.lora.add_lora_dense); the same tensors when the model is float32 already.
+        wide = torch.float32
+        self.lora_a32 = self.lora_a if dtype == wide else self.lora_a.to(wide)
+        self.lora_b32 = self.lora_b if dtype == wide else self.lora_b.to(wide)
 
     def load(self, slot: int, lora_a: torch.Tensor, lora_b: torch.Tensor) -> None:
         """Put an adapter's A (r, in) and B (out, r) in `slot`; ranks below max_rank zero-pad."""
@@ -73,13 +80,14 @@ class LoRASlots(nn.Module):
         assert rank <= self.max_rank, f"rank {rank} exceeds the slots' {self.max_rank}"
         with torch.no_grad():
             self.clear(slot)
-            self.lora_a[slot, :rank].copy_(lora_a)
-            self.lora_b[slot, :rank].copy_(lora_b.t())
+            for a, b in ((self.lora_a, self.lora_b), (self.lora_a32, self.lora_b32)):
+                a[slot, :rank].copy_(lora_a)
+                b[slot, :rank].copy_(lora_b.t())
 
     def clear(self, slot: int) -> None:
         with torch.no_grad():
-            self.lora_a[slot].zero_()
-            self.lora_b[slot].zero_()
+            for slots in (self.lora_a, self.lora_b, self.lora_a32, self.lora_b32):
+                slots[slot].zero_()
 
     def add_to(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """y (..., out) += this step's per-token adapter products of x (..., in); returns y."""
@@ -87,10 +95,12 @@ class LoRASlots(nn.Module):
         if batch is None or batch.num_slots == 0:
             return y
         m = batch.num_slots
+        wide = batch.row_scales.dtype != self.lora_a.dtype
+        lora_a, lora_b = (self.lora_a32, self.lora_b32) if wide else (self.lora_a, self.lora_b)
         flat_y = y if y.dim() == 2 else y.view(-1, y.shape[-1])  # (T, out); may be a column slice
         dispatch("add_lora", y.device.type)(
-            flat_y, x.reshape(-1, x.shape[-1]), batch.indices, self.lora_a[:m],
-            self.lora_b[:m].transpose(1, 2), batch.scalings[:m], batch.row_scales)
+            flat_y, x.reshape(-1, x.shape[-1]), batch.indices, lora_a[:m],
+            lora_b[:m].transpose(1, 2), batch.scalings[:m], batch.row_scales)
         return y
 
 

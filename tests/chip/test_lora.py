@@ -83,3 +83,17 @@ def test_dispatch_picks_the_dense_fast_path_on_cpu():
     assert dispatch("add_lora", "cpu") is add_lora_dense
     from chip.dispatch import implementations
     assert implementations("add_lora")["reference"] is add_lora
+
+
+def test_dense_computes_in_the_slots_dtype_for_bf16_activations():
+    # bf16 x and y with float32 slots: the small-step path of framework.layers.lora
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 96, generator=gen).bfloat16()
+    y = torch.randn(5, 80, generator=gen).bfloat16()
+    lora_a, lora_b = _slots(2, 8, 96, 80, torch.float32, gen)
+    scalings = torch.tensor([0.5, 2.0])
+    indices = torch.tensor([1, -1, 0, 1, 0])
+    expected = _expected(y, x, indices, lora_a, lora_b, scalings)
+    out = add_lora_dense(y.clone(), x, indices, lora_a, lora_b, scalings)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), expected, atol=0.1, rtol=0.01)

@@ -2,6 +2,8 @@
 its adapter merged into the weights (the reference), whatever else shares the step."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -143,3 +145,33 @@ def test_bad_adapters_are_refused_at_admission(base, adapters, tmp_path):
     assert not engine.has_unfinished_requests()
     with pytest.raises(ValueError, match="lora_int_id must be an int >= 1"):
         LoRARequest("zero", 0, "/x")
+
+
+def test_bf16_model_is_as_close_to_the_exact_merged_model_as_bf16_merging_is(tmp_path):
+    # A 40-token prompt runs the adapters in bf16 (big steps), decode steps in float32 (small
+    # steps). The exact reference is the merged model in float32; serving the adapter in bf16
+    # must be about as close to it as the merged bf16 checkpoint is (bf16 rounding of weights).
+    model = create_model(seed=5, dtype=torch.bfloat16)
+    weights = write_random_adapter(model, tmp_path / "a", 8, 16.0, seed=4)
+    lora = LoRARequest("a", 1, str(tmp_path / "a"))
+    prompt = _prompts(1, 40, seed=6)[0]
+    params = SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True, logprobs=1,
+                            prompt_logprobs=1)
+    engine = create_engine(model, enable_lora=True, max_loras=2, max_lora_rank=8)
+    served = _serve(engine, {"a": (prompt, lora)}, params)["a"]
+    exact = merged_copy(model.float(), weights)  # .float() / .bfloat16() convert in place
+    merged_bf16 = copy.deepcopy(exact).bfloat16()
+    model.bfloat16()
+    runs = {name: _serve(create_engine(m), {name: (prompt, None)}, params)[name]
+            for name, m in (("exact", exact), ("merged_bf16", merged_bf16), ("base", model))}
+
+    def prompt_logprobs(output) -> torch.Tensor:
+        return torch.tensor([entry[token].logprob for entry, token
+                             in zip(output.prompt_logprobs[1:], prompt[1:])])
+
+    def gap(output) -> float:
+        return float((prompt_logprobs(output) - prompt_logprobs(runs["exact"])).abs().max())
+
+    assert gap(served) <= 2 * gap(runs["merged_bf16"]) + 0.02
+    assert gap(runs["base"]) > 10 * gap(served)  # the adapter changes the model far more
+    assert served.outputs[0].token_ids[:2] == runs["exact"].outputs[0].token_ids[:2]
