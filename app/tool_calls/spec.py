@@ -38,6 +38,9 @@ class ToolChoiceMode(enum.Enum):
     NAMED = "named"  # exactly the named function, enforced by the grammar
 
 
+_CHOICE_WORDS = ("auto", "none", "required")
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionTool:
     name: str
@@ -166,15 +169,11 @@ def _tool_choice(choice: Any, names: list[str]) -> tuple[ToolChoiceMode, str | N
     if choice is None:
         return ToolChoiceMode.AUTO, None
     if isinstance(choice, str):
-        try:
-            mode = ToolChoiceMode(choice)
-        except ValueError:
-            mode = ToolChoiceMode.NAMED
-        if mode is ToolChoiceMode.NAMED:
+        if choice not in _CHOICE_WORDS:
             raise ToolSpecError(f"tool_choice must be 'auto', 'none', 'required' or "
                                 f"{{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, "
                                 f"got {choice!r}", "tool_choice")
-        return mode, None
+        return ToolChoiceMode(choice), None
     function = choice.get("function") if isinstance(choice, Mapping) else None
     if not isinstance(function, Mapping) or choice.get("type") != "function":
         raise ToolSpecError("tool_choice as an object must be {\"type\": \"function\", "
