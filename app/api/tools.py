@@ -10,6 +10,7 @@ import dataclasses
 from app.api.errors import APIError
 from app.api.schemas.openai import ChatCompletionRequest
 from app.tool_calls import ToolPlan, ToolSpecError, check_history_tool_calls, parse_tool_request
+from app.tool_calls.prompt import with_calls_as_text
 from shared import SamplingParams
 
 
@@ -38,6 +39,12 @@ def template_messages(body: ChatCompletionRequest) -> list[dict]:
                         if v is not None}
         messages.append(message)
     return messages
+
+
+def stored_messages(messages: list[dict]) -> list[dict]:
+    """The conversation as the store keeps it (role and content): an assistant turn's calls
+    written into its content as Hermes `<tool_call>` blocks, so a stored history keeps them."""
+    return [with_calls_as_text(m) if m.get("tool_calls") else m for m in messages]
 
 
 def with_forced_calls(params: SamplingParams, plan: ToolPlan) -> SamplingParams:

@@ -58,7 +58,7 @@ def fallback_messages(messages: Sequence[dict], tools: list[dict] | None) -> lis
             else:
                 result.append({"role": "user", "content": block, "tool_results": True})
         elif role == "assistant" and message.get("tool_calls"):
-            result.append(_with_calls_as_text(message))
+            result.append(with_calls_as_text(message))
         else:
             result.append(dict(message))
     for message in result:
@@ -81,7 +81,8 @@ def call_text(name: str, arguments: Any) -> str:
     return f"{OPEN}\n{body}\n{CLOSE}"
 
 
-def _with_calls_as_text(message: dict) -> dict:
+def with_calls_as_text(message: dict) -> dict:
+    """An assistant message with its `tool_calls` written into its content (Hermes blocks)."""
     calls = [call_text(c["function"]["name"], c["function"].get("arguments", {}))
              for c in message["tool_calls"]]
     content = message.get("content") or ""

@@ -14,7 +14,7 @@ from app.api.openai_responder import respond
 from app.api.priority import request_priority
 from app.api.sampling import isolate_prefix_cache, sampling_record, to_sampling_params
 from app.api.schemas.openai import ChatCompletionRequest
-from app.api.tools import template_messages, tool_plan, with_forced_calls
+from app.api.tools import stored_messages, template_messages, tool_plan, with_forced_calls
 from app.serving.chat_template import render_prompt_ids
 from app.serving.generation import GenerationRun
 from model.chat_template import TemplateKwargsError
@@ -30,7 +30,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     # rendering + tokenizing a long input takes long: off the event loop, so /health and
     # running streams keep going meanwhile
     prompt_ids, params, tools = await asyncio.to_thread(_prepare, body, model, messages)
-    plan = await history.plan_chat(state, user, messages=messages, n=params.n,
+    plan = await history.plan_chat(state, user, messages=stored_messages(messages), n=params.n,
                                    conversation_id=body.conversation_id,
                                    parent_message_id=body.parent_message_id,
                                    regenerate_of=body.regenerate_of)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import jsonschema
 import openai
 import pydantic
@@ -183,7 +184,7 @@ def test_structural_tag_as_vllm_sends_it(client):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_history_with_tool_results_round_trips(client, model):
+def test_history_with_tool_results_round_trips(client, server, model):
     first = client.chat.completions.create(model=model, messages=QUESTION, tools=[ADD],
                                            tool_choice={"type": "function",
                                                         "function": {"name": "add"}},
@@ -198,6 +199,14 @@ def test_history_with_tool_results_round_trips(client, model):
     # the call and its result are in the prompt: it grew by at least the call's text
     assert (second.usage.prompt_tokens
             >= first.usage.prompt_tokens + first.usage.completion_tokens)
+    # the stored conversation keeps the call (as a Hermes block) and the result
+    stored = httpx.get(f"{server}/v1/conversations/{second.model_extra['conversation_id']}",
+                       timeout=30).json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant", "tool", "assistant"]
+    call = json.loads(stored[1]["content"].removeprefix("<tool_call>\n").removesuffix(
+        "\n</tool_call>"))
+    assert call == {"name": name, "arguments": arguments}
+    assert stored[2]["content"] == history[2]["content"]
     none = client.chat.completions.create(model=model, messages=history, tools=[ADD],
                                           tool_choice="none", max_tokens=10, temperature=0)
     assert not none.choices[0].message.tool_calls
