@@ -94,7 +94,8 @@ def _build(config: ModelConfig, dtype: torch.dtype, device: str, comm: Communica
     finally:
         torch.set_default_dtype(previous)
     shards = apply_tensor_parallel(model, comm) if comm is not None else None
-    model.to_empty(device=device)
+    # model.to_empty(device) without its torch.empty_like, whose Python meta path imports sympy
+    model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=device))
     _compute_buffers(model, config, device)
     return model, shards
 

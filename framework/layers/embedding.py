@@ -12,7 +12,8 @@ class Embedding(nn.Module):
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
-        nn.init.normal_(self.weight, std=0.02)
+        if not self.weight.is_meta:  # the loader builds on meta: there, init imports torch._dynamo
+            nn.init.normal_(self.weight, std=0.02)
         self._packed = PackedWeightCache()
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:

@@ -69,7 +69,8 @@ class Linear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        nn.init.normal_(self.weight, std=0.02)
+        if not self.weight.is_meta:  # the loader builds on meta: there, init imports torch._dynamo
+            nn.init.normal_(self.weight, std=0.02)
         self._packed = PackedWeightCache()
         self._int8 = PackedWeightCache(quantize_int8)
         self.quantization: str | None = None  # "int8": inference uses a weight-only int8 copy
