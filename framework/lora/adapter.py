@@ -4,8 +4,8 @@ A directory holds `adapter_config.json` (`r`, `lora_alpha`, `target_modules`, op
 `use_rslora`) and `adapter_model.safetensors` with, per adapted layer,
 `base_model.model.<layer>.lora_A.weight` (r, in) and `...lora_B.weight` (out, r), `<layer>` being
 the layer's name in the model (`model.layers.0.self_attn.q_proj`). That is what `peft`'s
-`save_pretrained` writes and what `framework.train.lora.save_lora_adapter` writes, so adapters
-from either serve alike. The effective scaling is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).
+`save_pretrained` writes and what `save_lora_adapter` writes from the trainer's
+`TrainResult.lora`, so adapters from either serve alike. The effective scaling is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).
 """
 from __future__ import annotations
 
@@ -63,8 +63,10 @@ def _pair_up(tensors: dict[str, torch.Tensor], rank: int,
     return layers
 
 
-def save_lora_adapter(path: str | Path, weights: LoRAWeights, alpha: float) -> Path:
-    """Write `weights` as a PEFT adapter directory (`alpha` is stored as lora_alpha)."""
+def save_lora_adapter(path: str | Path, weights: LoRAWeights, alpha: float | None = None) -> Path:
+    """Write `weights` as a PEFT adapter directory; lora_alpha is `alpha`, by default the one
+    that gives back `weights.scaling` (scaling * rank)."""
+    alpha = weights.scaling * weights.rank if alpha is None else alpha
     from safetensors.torch import save_file
 
     directory = Path(path)

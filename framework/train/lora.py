@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from framework.layers import Linear
+from framework.lora.adapter import LoRAWeights
 
 
 class LoRALinear(nn.Module):
@@ -51,6 +52,21 @@ def apply_lora(model: nn.Module, rank: int, alpha: float, targets: tuple[str, ..
     if wrapped == 0:
         raise ValueError(f"no Linear layer named any of {targets} to put LoRA on")
     return wrapped
+
+
+def lora_weights(model: nn.Module) -> LoRAWeights:
+    """A copy of every adapter's A and B by its layer's name (before `merge_lora`), for serving
+    the adapter instead of a merged copy of the model."""
+    layers, scales = {}, set()
+    for name, module in model.named_modules():
+        if isinstance(module, LoRALinear):
+            layers[name] = (module.lora_a.detach().clone(), module.lora_b.detach().clone())
+            scales.add(module.scale)
+    if not layers:
+        raise ValueError("the model has no LoRA adapters (apply_lora first)")
+    assert len(scales) == 1, "apply_lora gives every layer one rank and alpha"
+    rank = next(iter(layers.values()))[0].shape[0]
+    return LoRAWeights(rank, scales.pop(), layers)
 
 
 def merge_lora(model: nn.Module) -> int:

@@ -19,7 +19,8 @@ from framework.train import losses
 from framework.train.config import TrainConfig
 from framework.train.data import KTOExample, PreferenceExample, SFTExample, completion_sequence, pack
 from framework.train.distributed import DistContext
-from framework.train.lora import apply_lora, merge_lora
+from framework.lora.adapter import LoRAWeights
+from framework.train.lora import apply_lora, lora_weights, merge_lora
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ class TrainResult:
     step_metrics: list[dict] = field(default_factory=list)  # DPO margin/accuracy, KTO reward
     num_tokens: int = 0  # tokens processed by this rank
     seconds: float = 0.0
+    # LoRA runs: the trained adapter as it was before merging (framework.lora.save_lora_adapter
+    # writes it in PEFT's layout; served with enable_lora it answers like the merged model)
+    lora: LoRAWeights | None = None
 
     @property
     def num_steps(self) -> int:
@@ -58,6 +62,7 @@ def train(model: nn.Module, examples: list[Example], config: TrainConfig,
     steps = _plan_steps(len(examples), config, dist)
     result = _loop(model, examples, ref_logps, steps, optimizer, params, config, dist)
     if config.lora_rank:
+        result.lora = lora_weights(model)
         merge_lora(model)
     return result
 
