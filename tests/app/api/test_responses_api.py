@@ -220,3 +220,17 @@ def test_langchain_use_responses_api_invokes_and_streams(live_server, client):
     assert reply.text == expected
     assert reply.usage_metadata["output_tokens"] >= 1
     assert "".join(chunk.text for chunk in llm.stream(STORY)) == expected
+
+
+def test_langchain_responses_api_bind_tools_gets_the_forced_call(live_server, client):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    llm = langchain_openai.ChatOpenAI(model=MODEL_ID, base_url=f"{live_server.url}/v1",
+                                      api_key="unused", use_responses_api=True, temperature=0,
+                                      max_tokens=120, max_retries=0)
+    reply = llm.bind_tools([ADD], tool_choice="add").invoke("What is 2 plus 3?")
+    (call,) = reply.tool_calls
+    expected = client.responses.create(model=MODEL_ID, input="What is 2 plus 3?", tools=[ADD],
+                                       tool_choice={"type": "function", "name": "add"},
+                                       max_output_tokens=120, temperature=0)
+    (expected_call,) = [item for item in expected.output if item.type == "function_call"]
+    assert call["name"] == "add" and call["args"] == json.loads(expected_call.arguments)
