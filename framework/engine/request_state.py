@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from xgrammar import CompiledGrammar
+from typing import TYPE_CHECKING
 
 from framework.engine.detokenizer import Detokenizer
 from framework.engine.prompt_logprobs import PromptLogprobsChunk
 from framework.engine.sequence import Sequence
 from shared import CompletionOutput, Logprob, LoRARequest, RequestOutput, SamplingParams
+
+if TYPE_CHECKING:
+    from xgrammar import CompiledGrammar  # imported lazily by framework.engine.structured
 
 
 @dataclass(slots=True)

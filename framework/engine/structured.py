@@ -18,13 +18,25 @@ import json
 import re
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 import torch
-import xgrammar as xgr
 
 from chip import dispatch
 from framework.engine.sequence import Sequence
 from shared import StructuredOutputKind, StructuredOutputsParams, TokenizerLike
+
+if TYPE_CHECKING:
+    import xgrammar as xgr
+
+
+def _xgr():
+    """xgrammar, imported on the first structured request: importing it pulls in transformers,
+    seconds that every server start would otherwise pay before it answers anything."""
+    import xgrammar
+
+    return xgrammar
+
 
 _LABELS = {StructuredOutputKind.JSON: "JSON schema",
            StructuredOutputKind.JSON_OBJECT: "JSON format",
@@ -74,9 +86,9 @@ def _shared_compiler(tokenizer: TokenizerLike, vocab_size: int,
         if entry is not None and entry[0]() is tokenizer:
             return entry[1]
         vocab = token_bytes(tokenizer, vocab_size)
-        info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=vocab_size,
+        info = _xgr().TokenizerInfo(vocab, _xgr().VocabType.RAW, vocab_size=vocab_size,
                                  stop_token_ids=list(eos_token_ids))
-        compiler = xgr.GrammarCompiler(info, max_threads=1)
+        compiler = _xgr().GrammarCompiler(info, max_threads=1)
         _COMPILERS[key] = (weakref.ref(tokenizer, lambda _: _COMPILERS.pop(key, None)), compiler)
         return compiler
 
@@ -86,7 +98,7 @@ class GrammarState:
 
     def __init__(self, compiled: xgr.CompiledGrammar):
         self._compiled = compiled
-        self._matcher = xgr.GrammarMatcher(compiled)
+        self._matcher = _xgr().GrammarMatcher(compiled)
 
     def fill_bitmask(self, bitmask: torch.Tensor, row: int) -> None:
         self._matcher.fill_next_token_bitmask(bitmask, row)
@@ -157,18 +169,18 @@ def _grammar(spec: StructuredOutputsParams) -> xgr.Grammar:
     kind = spec.kind
     if kind in (StructuredOutputKind.JSON, StructuredOutputKind.JSON_OBJECT):
         schema = spec.schema_text() if kind is StructuredOutputKind.JSON else '{"type": "object"}'
-        grammar = xgr.Grammar.from_json_schema(schema, **_json_options(spec))
-        return xgr.Grammar.from_ebnf(repair_json_grammar(str(grammar)))
+        grammar = _xgr().Grammar.from_json_schema(schema, **_json_options(spec))
+        return _xgr().Grammar.from_ebnf(repair_json_grammar(str(grammar)))
     if kind is StructuredOutputKind.REGEX:
-        return xgr.Grammar.from_regex(spec.regex)
+        return _xgr().Grammar.from_regex(spec.regex)
     if kind is StructuredOutputKind.CHOICE:
         alternatives = " | ".join(json.dumps(c, ensure_ascii=False) for c in spec.choice)
-        return xgr.Grammar.from_ebnf(f"root ::= {alternatives}")
+        return _xgr().Grammar.from_ebnf(f"root ::= {alternatives}")
     if kind is StructuredOutputKind.STRUCTURAL_TAG:
         tag = spec.structural_tag
         tag = json.loads(tag) if isinstance(tag, str) else tag
-        return xgr.Grammar.from_structural_tag(json.dumps(_compact_json_contents(tag)))
-    return xgr.Grammar.from_ebnf(spec.grammar)
+        return _xgr().Grammar.from_structural_tag(json.dumps(_compact_json_contents(tag)))
+    return _xgr().Grammar.from_ebnf(spec.grammar)
 
 
 def _compact_json_contents(node):
@@ -181,7 +193,7 @@ def _compact_json_contents(node):
         return node
     if node.get("type") == "json_schema" and node.get("style", "json") == "json":
         schema = json.dumps(node.get("json_schema", True))
-        grammar = xgr.Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True)
+        grammar = _xgr().Grammar.from_json_schema(schema, any_whitespace=False, strict_mode=True)
         return {"type": "grammar", "grammar": repair_json_grammar(str(grammar))}
     return {key: _compact_json_contents(value) for key, value in node.items()}
 
