@@ -1,19 +1,22 @@
 """Chat page: streaming answers, conversations kept by the API, regenerate, edit, feedback."""
 import streamlit as st
 
+from app.core.names import reveal_hidden
 from app.ui.chat_actions import run_pending, stream_answer
 from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
 from app.ui.client import ApiError
 from app.ui.conversation_tree import active_path
 from app.ui.model_picker import picker_labels
 from app.ui.safe_text import neutralize
-from app.ui.session import api, call, login_required, role, show_api_error, show_flash
+from app.ui.session import (answer_links, api, call, login_required, role, show_api_error,
+                            show_flash)
 
 
 def sidebar(labels: dict[str, str]) -> tuple[str, dict]:
     """Model picker, sampling controls and the conversation list."""
     with st.sidebar:
-        model = st.selectbox("Model version", list(labels), format_func=labels.get)
+        model = st.selectbox("Model version", list(labels),
+                             format_func=lambda m: reveal_hidden(labels[m]))
         with st.expander("Sampling"):
             sampling = {"temperature": st.slider("Temperature", 0.0, 2.0, 0.8, 0.05),
                         "top_p": st.slider("Top-p", 0.05, 1.0, 1.0, 0.05),
@@ -56,11 +59,18 @@ if conversation_id and conversation is None:  # deleted or not ours: the next me
     st.session_state["conversation_id"] = conversation_id = None
 messages = (conversation or {}).get("messages", [])
 path = active_path(messages, st.session_state.get("branch_choices", {}))
+# Bubbles keep their places across the rerun after an answer: the hint has a slot of its own, and
+# the message being regenerated or edited (and what follows it) is not drawn, so the streamed
+# bubble sits where the stored one will. Else the new answer shows twice while the page redraws.
+hint = st.empty()
 if not path:
-    st.caption("Ask anything to start a conversation. Your conversations are listed in the sidebar.")
-for message in path:
+    hint.caption("Ask anything to start a conversation. Your conversations are listed in the sidebar.")
+pending_id = (st.session_state.get("pending") or {}).get("message_id")
+shown = next((i for i, m in enumerate(path) if m["id"] == pending_id), len(path))
+for message in path[:shown]:
     with st.chat_message(message["role"]):
-        st.markdown(neutralize(message["content"]))
+        links = message["role"] == "assistant" and answer_links()  # only if the operator asked
+        st.markdown(neutralize(message["content"], links=links))
         sibling_switcher(message, messages)
         if message["role"] == "assistant":
             answer_feedback(message)

@@ -3,7 +3,8 @@ import streamlit as st
 
 from app.ui.client import ApiError
 from app.ui.eval_set_widgets import eval_sets_section
-from app.ui.lineage import gate_comparison, gate_reasons, lineage_dot, run_rows, version_rows
+from app.ui.lineage import (gate_comparison, gate_reasons, lineage_dot, run_rows, version_label,
+                            version_rows)
 from app.ui.model_picker import picker_labels
 from app.ui.safe_text import neutralize
 from app.ui.session import api, call, role, show_api_error, show_flash
@@ -13,7 +14,7 @@ def admin_actions(versions: list[dict]) -> None:
     st.subheader("Promote or roll back")
     by_id = {v["id"]: v for v in versions}  # ids as options: the choice survives a status change
     chosen = by_id[st.selectbox("Version", list(by_id), key="version_choice",
-                                format_func=lambda i: f"{by_id[i].get('name') or i} ({by_id[i].get('status')})")]
+                                format_func=lambda i: version_label(by_id[i]))]
     promote, rollback, _ = st.columns([1, 1, 4])
     for column, action, label in ((promote, api().promote, "Promote"), (rollback, api().rollback, "Roll back")):
         if column.button(label, key=f"{label}_{chosen['id']}"):
@@ -33,7 +34,7 @@ def gate_details(versions: list[dict]) -> None:
     st.subheader("Promotion gate")
     by_id = {v["id"]: v for v in judged}
     chosen = by_id[st.selectbox("Version", list(by_id), key="gate_version",
-                                format_func=lambda i: f"{by_id[i].get('name') or i} ({by_id[i].get('status')})")]
+                                format_func=lambda i: version_label(by_id[i]))]
     for reason in gate_reasons(chosen):
         st.markdown("- " + neutralize(reason))
     if rows := gate_comparison(chosen):
