@@ -19,6 +19,7 @@ BENCHMARKS = {
     "chip-ops": "chip_ops.py",  # CPU kernels against the torch paths they replace
     "flywheel": "flywheel.py",  # one feedback -> fine-tune -> promote iteration, before and after
     "reliability": "reliability.py",  # chaos: kill -9, store outages, abort storms, soak
+    "speculative": "speculative.py",  # speculative decoding against plain decoding
 }
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
