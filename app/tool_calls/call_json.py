@@ -18,6 +18,8 @@ from dataclasses import dataclass
 _NAME_PREFIX = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _ARGS_KEY = re.compile(r'\s*,\s*"(arguments|parameters)"\s*:\s*')
 _CLOSE = re.compile(r"\s*\}")
+_OUTSIDE_STRING = re.compile(r'[{}\[\]"]')
+_IN_STRING = re.compile(r'["\\]')
 
 
 @dataclass(slots=True)
@@ -37,30 +39,43 @@ def read_call(text: str) -> tuple[PartialCall, int | None]:
         key = _ARGS_KEY.match(text, head.end())
         if name is not None and key is not None and text[key.end():key.end() + 1] in ("{", ""):
             return _read_in_order(text, name, key.end())
+        if name is not None and key is None and _may_become_key(text[head.end():]):
+            return PartialCall(name, "", complete=False), None  # the name can be announced
     return _read_whole(text)
 
 
 def object_end(text: str, start: int) -> int | None:
-    """Index just past the JSON object opening at text[start] ("{"), or None while it is open."""
-    depth, in_string, escaped = 0, False, False
-    for i in range(start, len(text)):
-        char = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
+    """Index just past the JSON object opening at text[start] ("{"), or None while it is open.
+    Jumps from one structural character to the next (a stream re-reads the answer each delta)."""
+    depth, pos = 0, start
+    while True:
+        found = _OUTSIDE_STRING.search(text, pos)
+        if found is None:
+            return None
+        char, pos = found.group(), found.end()
+        if char == '"':
+            pos = _string_end(text, pos)
+            if pos is None:
+                return None
         elif char in "{[":
             depth += 1
-        elif char in "}]":
+        else:
             depth -= 1
             if depth == 0:
-                return i + 1
-    return None
+                return pos
+
+
+def _string_end(text: str, pos: int) -> int | None:
+    """Index just past the closing quote of the string whose body starts at `pos`."""
+    while True:
+        found = _IN_STRING.search(text, pos)
+        if found is None:
+            return None
+        if found.group() == '"':
+            return found.end()
+        pos = found.end() + 1  # a backslash escapes the next character
+        if pos > len(text):
+            return None
 
 
 def _read_in_order(text: str, name: str, args_start: int) -> tuple[PartialCall, int | None]:
@@ -89,6 +104,12 @@ def _read_whole(text: str) -> tuple[PartialCall, int | None]:
     if not isinstance(name, str) or not isinstance(arguments, dict):
         return PartialCall(None, "", complete=True, valid=False), end
     return PartialCall(name, json.dumps(arguments, ensure_ascii=False), complete=True), end
+
+
+def _may_become_key(rest: str) -> bool:
+    """`rest` (after the name) may still grow into `, "arguments": ` (or "parameters")."""
+    compact = re.sub(r"\s+", "", rest)
+    return any(f',"{key}":'.startswith(compact) for key in ("arguments", "parameters"))
 
 
 def _json_string(body: str) -> str | None:

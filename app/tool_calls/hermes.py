@@ -8,39 +8,47 @@ content.
 from __future__ import annotations
 
 from app.tool_calls.call_json import read_call
-from app.tool_calls.parsing import Snapshot
+from app.tool_calls.parsing import Resume, Snapshot
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
 
 class HermesParser:
-    def snapshot(self, text: str, final: bool) -> Snapshot:
-        start = text.find(OPEN)
-        if start < 0:
-            return Snapshot(text if final else _shown(text))
-        snapshot = Snapshot(text[:start].rstrip())
-        pos = start
-        while pos < len(text):
+    def snapshot(self, text: str, final: bool, resume: Resume | None = None) -> Snapshot:
+        if resume is not None:
+            snapshot, pos = resume.snapshot(), resume.pos
+        else:
+            start = text.find(OPEN)
+            if start < 0:
+                return Snapshot(text if final else _shown(text))
+            snapshot, pos = Snapshot(text[:start].rstrip()), start
+        while True:  # other text after the calls is dropped (as vLLM's Hermes parser does)
+            pos += len(text) - pos - len(text[pos:].lstrip())
             if not text.startswith(OPEN, pos):
-                break  # other text after the calls is dropped, as vLLM's Hermes parser does
+                return snapshot
             body_start = pos + len(OPEN)
-            end = text.find(CLOSE, body_start)
-            call, object_end = read_call(text[body_start:] if end < 0 else text[body_start:end])
+            call, object_end = read_call(text[body_start:])
             snapshot.calls.append(call)
-            if not call.valid or (end >= 0 and not _only_the_call(text[body_start:end],
-                                                                  object_end)):
+            if not call.valid:
                 snapshot.valid = False
-                break
-            if end < 0:
-                break
-            pos = end + len(CLOSE)
-            pos += len(text[pos:]) - len(text[pos:].lstrip())
-        return snapshot
+                return snapshot
+            if object_end is None:
+                return snapshot  # still open (or cut off by max_tokens)
+            pos = _after_close(text, body_start + object_end)
+            if pos < 0:
+                snapshot.valid = pos == -1
+                return snapshot
+            snapshot.resume = Resume(pos, snapshot.content, tuple(snapshot.calls))
 
 
-def _only_the_call(body: str, object_end: int | None) -> bool:
-    """A closed block holds one call's object and nothing else."""
-    return object_end is not None and not body[object_end:].strip()
+def _after_close(text: str, pos: int) -> int:
+    """Index just past the close tag that follows the call object ending at `pos`; -1 when the
+    text ends in (part of) the tag (still coming, or cut off by max_tokens), -2 when something
+    else follows."""
+    rest = text[pos:].lstrip()
+    if rest.startswith(CLOSE):
+        return len(text) - len(rest) + len(CLOSE)
+    return -1 if CLOSE.startswith(rest) else -2
 
 
 def _shown(text: str) -> str:

@@ -20,11 +20,26 @@ class Snapshot:
     # False: the answer tried a call that is not one (bad JSON, text between calls); the whole
     # text is then the answer's content
     valid: bool = True
+    resume: Resume | None = None  # what is settled: later text cannot change it
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A snapshot's settled part: the content and complete calls before `pos`. Text only grows,
+    so the next snapshot of the same answer starts reading at `pos` (a stream does not re-read
+    every finished call on every delta)."""
+    pos: int
+    content: str
+    calls: tuple[PartialCall, ...]
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.content, list(self.calls), resume=self)
 
 
 class ToolParser(Protocol):
-    def snapshot(self, text: str, final: bool) -> Snapshot:
-        """The calls in `text`; `final`: the answer is complete (nothing held back)."""
+    def snapshot(self, text: str, final: bool, resume: Resume | None = None) -> Snapshot:
+        """The calls in `text`; `final`: the answer is complete (nothing held back); `resume`:
+        the settled part of an earlier snapshot of a prefix of `text`."""
 
 
 @dataclass(slots=True)

@@ -2,16 +2,17 @@
 index, id, type and function name (arguments ""), later ones only argument fragments; content
 before the calls streams as content.
 
-Each new piece of text re-reads the whole answer so far (answers are short next to the cost of a
-step) and sends what is new since the last delta; the parsers only ever extend what they report,
-so the fragments join to the non-streamed answer. A call is announced once its name is complete.
+Each new piece of text re-reads the answer from its first unfinished call (finished ones are
+settled) and sends what is new since the last delta; the parsers only ever extend what they
+report, so the fragments join to the non-streamed answer. A call is announced once its name is
+complete.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.tool_calls.parsing import ToolParser
+from app.tool_calls.parsing import Resume, ToolParser
 from app.tool_calls.spec import new_call_id
 
 
@@ -29,6 +30,7 @@ class ToolCallStream:
         self._text = ""
         self._content_sent = 0  # characters of content sent
         self._arguments_sent: list[int] = []  # per announced call, characters of arguments sent
+        self._resume: Resume | None = None  # the settled part of the last snapshot
 
     @property
     def has_calls(self) -> bool:
@@ -37,10 +39,11 @@ class ToolCallStream:
     def feed(self, text: str, final: bool) -> StreamDelta:
         """The delta for the next piece of the answer; `final`: it is the last piece."""
         self._text += text
-        snapshot = self._parser.snapshot(self._text, final)
+        snapshot = self._parser.snapshot(self._text, final, self._resume)
+        self._resume = snapshot.resume
         shown = snapshot.content
         if final and not snapshot.valid and not self.has_calls:
-            shown = self._text  # no call after all (e.g. JSON that is not one): all of it is content
+            shown = self._text  # no call after all (JSON that is not one): all of it is content
         content = "" if self.has_calls else shown[self._content_sent:]
         self._content_sent += len(content)
         delta = StreamDelta(content)
