@@ -86,7 +86,13 @@ def test_forced_calls_parse_and_validate(client, model, choice):
         reply = client.chat.completions.create(model=model, messages=QUESTION, tools=TOOLS,
                                                tool_choice=tool_choice, **extra)
         for choice_ in reply.choices:
-            assert choice_.finish_reason == "tool_calls"
+            if choice_.finish_reason == "length" and choice == "required":
+                # parallel calls: a random-weight model chains some (4 at most here, in 350
+                # tokens); one that chained past the context has only its last call cut short
+                assert len(choice_.message.tool_calls) > 1
+                choice_.message.tool_calls.pop()
+            else:
+                assert choice_.finish_reason == "tool_calls"
             calls = _assert_valid_calls(choice_.message, allowed)
             if choice == "named":
                 assert len(calls) == 1
@@ -116,7 +122,8 @@ def test_parallel_tool_calls_false_gives_one_call(client, model):
 def test_streaming_equals_non_streaming(client, model):
     kwargs = {"model": model, "messages": QUESTION, "tools": TOOLS, "tool_choice": "required",
               "temperature": 0}
-    whole = client.chat.completions.create(**kwargs).choices[0].message
+    whole_choice = client.chat.completions.create(**kwargs).choices[0]
+    whole, whole_reason = whole_choice.message, whole_choice.finish_reason
     calls: list[dict] = []
     finish_reasons = []
     for chunk in client.chat.completions.create(stream=True, **kwargs):
@@ -131,13 +138,14 @@ def test_streaming_equals_non_streaming(client, model):
             else:
                 assert entry.function.name is None
             calls[entry.index]["arguments"] += entry.function.arguments or ""
-    assert finish_reasons[-1] == "tool_calls" and set(finish_reasons[:-1]) == {None}
+    assert finish_reasons[-1] == whole_reason and set(finish_reasons[:-1]) == {None}
+    assert whole_reason in ("tool_calls", "length")  # length: see test_forced_calls_...
     expected = [{"name": c.function.name, "arguments": c.function.arguments}
                 for c in whole.tool_calls]
     assert calls == expected
     with client.chat.completions.stream(**kwargs) as stream:  # the SDK's own accumulation
         final = stream.get_final_completion().choices[0]
-    assert final.finish_reason == "tool_calls"
+    assert final.finish_reason == whole_reason
     assert [{"name": c.function.name, "arguments": c.function.arguments}
             for c in final.message.tool_calls] == expected
 
