@@ -15,7 +15,9 @@ from app.api.schemas.store import (ConversationDetail, ConversationPublic, Feedb
                                    MessagePublic)
 from app.store import crud_chat, crud_feedback
 from app.store.feedback_change import CurrentFeedback, FeedbackRecord, fold_all
-from app.store.pending import PendingMessage
+from app.store.pending import PendingConversation, PendingMessage
+
+_RENAME_WAIT_S = 5.0  # how long a rename waits for the store writer to write the conversation
 
 
 def read_conversation(state: AppState, conversation_id: str,
@@ -42,18 +44,43 @@ def read_conversation(state: AppState, conversation_id: str,
     return _with_pending(detail, pending_messages, pending_feedback)
 
 
-def list_conversations(state: AppState, user: Principal,
-                       limit: int = 100) -> list[ConversationPublic]:
+def list_conversations(state: AppState, user: Principal, limit: int = 100,
+                       search: str | None = None) -> list[ConversationPublic]:
+    """The user's conversations, newest first; with `search`, those whose title or a message
+    contains it, ignoring case (in the store and in what the outbox still holds)."""
     index = state.outbox.index
-    created = index.conversations_of(user.id)
+    created = [c for c in index.conversations_of(user.id) if _matches(c, search)]
     with state.store.session_factory() as session:
         rows = [ConversationPublic.model_validate(r)
-                for r in crud_chat.list_conversations(session, user_id=user.id, limit=limit)]
+                for r in crud_chat.list_conversations(session, user_id=user.id, limit=limit,
+                                                      search=search)]
     stored_ids = {r.id for r in rows}
     rows += [ConversationPublic(id=c.id, title=c.title, model=c.model, created_at=c.created_at,
                                 updated_at=c.updated_at) for c in created if c.id not in stored_ids]
     rows = [r for r in rows if not index.is_deleted(r.id)]
     return sorted(rows, key=lambda r: _aware(r.updated_at), reverse=True)[:limit]
+
+
+def _matches(conversation: PendingConversation, search: str | None) -> bool:
+    if not search:
+        return True
+    needle = search.casefold()
+    texts = [conversation.title or "", *(m.record.content for m in conversation.messages)]
+    return any(needle in text.casefold() for text in texts)
+
+
+def rename_conversation(state: AppState, conversation_id: str, user: Principal,
+                        title: str) -> ConversationPublic | None:
+    """Retitle the user's conversation in the store; None when it is not theirs. A conversation
+    the outbox has not written yet is waited for first (a rename has no outbox record of its
+    own); TimeoutError when the writer is too far behind."""
+    if state.outbox.index.conversation(conversation_id) is not None:
+        if not state.outbox.wait_drained(state.outbox.last_seq, _RENAME_WAIT_S):
+            raise TimeoutError(f"conversation {conversation_id} is not in the store yet")
+    with state.store.session_factory.begin() as session:
+        row = crud_chat.rename_conversation(session, conversation_id=conversation_id,
+                                            user_id=user.id, title=title)
+        return None if row is None else ConversationPublic.model_validate(row)
 
 
 def feedback_target(state: AppState, message_id: str) -> MessageRef | None:

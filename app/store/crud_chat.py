@@ -107,10 +107,33 @@ def create_conversation(session: Session, *, user_id: str, title: str | None) ->
     return row
 
 
-def list_conversations(session: Session, *, user_id: str, limit: int = 100) -> list[Conversation]:
-    query = (select(Conversation).where(Conversation.user_id == user_id)
-             .order_by(Conversation.updated_at.desc()).limit(limit))
-    return list(session.scalars(query))
+def list_conversations(session: Session, *, user_id: str, limit: int = 100,
+                       search: str | None = None) -> list[Conversation]:
+    """The user's conversations, newest first; with `search`, those whose title or any message
+    contains it (case-insensitive, the text taken literally: `%` and `_` are not wildcards)."""
+    query = select(Conversation).where(Conversation.user_id == user_id)
+    if search:
+        pattern = f"%{like_escape(search)}%"
+        in_messages = (select(Message.id).where(Message.conversation_id == Conversation.id,
+                                                Message.content.ilike(pattern, escape="\\"))
+                       .exists())
+        query = query.where(Conversation.title.ilike(pattern, escape="\\") | in_messages)
+    return list(session.scalars(query.order_by(Conversation.updated_at.desc()).limit(limit)))
+
+
+def like_escape(text: str) -> str:
+    """`text` for a LIKE pattern with backslash as the escape character."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def rename_conversation(session: Session, *, conversation_id: str, user_id: str,
+                        title: str) -> Conversation | None:
+    """Set the title of the user's conversation; None when it is not in the store or not theirs."""
+    row = get_conversation(session, conversation_id=conversation_id, user_id=user_id)
+    if row is not None:
+        row.title = title
+        session.flush()
+    return row
 
 
 def get_conversation(session: Session, *, conversation_id: str, user_id: str | None,

@@ -1,11 +1,13 @@
 """Request and response shapes for conversations, feedback, users, API keys and login."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from app.core.names import BIDI_CONTROLS
 from app.store.crud_users import PriorityClass
 
 
@@ -16,6 +18,23 @@ class _Public(BaseModel):
 class ConversationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(default=None, max_length=256)
+
+
+class ConversationRename(BaseModel):
+    """PATCH /v1/conversations/{id}: a new title, shown in every conversation list."""
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(max_length=256)
+
+    @field_validator("title")
+    @classmethod
+    def _readable(cls, title: str) -> str:
+        title = title.strip()
+        if not title:
+            raise ValueError("title must not be empty")
+        if any(unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS for c in title):
+            raise ValueError("title must not contain control characters (line breaks, tabs, "
+                             "bidirectional overrides)")
+        return title
 
 
 class ConversationPublic(_Public):
