@@ -26,7 +26,7 @@ def start_serve(env: dict, model_dir: str, log_path: Path, model_name: str = "fl
 
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--model", str(model_dir), "--port", "0",
-         "--model-name", model_name, "--num-threads", "1"],
+         "--model-name", model_name, "--num-threads", "1", "--no-auth"],  # one local user
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=open(log_path, "w"), text=True)
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import openai
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
@@ -133,6 +132,8 @@ class ApiClient:
     def stream_chat(self, messages: list[dict], ids: ChatIds, *, model: str, sampling: dict,
                     extra: dict) -> Iterator[str]:
         """Yield answer text as it streams; fills `ids` from the chunks' extra fields."""
+        import openai  # here, not at the top: it adds seconds to the UI's first paint
+
         # Without a token no Authorization header is sent (an open server acts as its local user).
         client = openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=self.token or "unused",
                                timeout=self.timeout_s, max_retries=0)

@@ -1,5 +1,6 @@
 """`flywheel up` starts the API (and UI) as subprocesses, prints their URLs, and stops them all."""
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -36,27 +37,33 @@ def _wait_ready(port: int, timeout_s: float = 120) -> dict:
             time.sleep(0.5)
 
 
-def test_up_serves_the_api_and_stops_its_children(tmp_path):
+def _post(url: str, body: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers)
+    return json.load(urllib.request.urlopen(request, timeout=60))
+
+
+def test_up_serves_the_api_behind_a_sign_in_and_stops_its_children(tmp_path):
     port = _free_port()
+    preset = "preset-admin-pw-123"  # unattended installs; never printed
     up = subprocess.Popen([*FLYWHEEL, "up", "--model", str(STORIES), "--no-ui", "--no-worker",
                            "--port", str(port), "--data-dir", str(tmp_path)],
-                          cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                          cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "FLYWHEEL_ADMIN_PASSWORD": preset})
     try:
         api_line = up.stdout.readline()
         assert api_line.startswith(f"API   http://127.0.0.1:{port}/v1"), api_line
-        admin_line = up.stdout.readline()
-        assert admin_line.startswith("Sign in as admin / ")
-        password = admin_line.split("/ ")[1].split()[0]
         health = _wait_ready(port)
         assert health["models"] == {"mv-base": "ready"}  # the served model, registered as the base
-        body = json.dumps({"username": "admin", "password": password}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/auth/login", body,
-                                         {"Content-Type": "application/json"})
-        login = json.load(urllib.request.urlopen(request, timeout=30))
+        with pytest.raises(urllib.error.HTTPError) as refused:  # login required by default
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30)
+        assert refused.value.code == 401
+        login = _post(f"http://127.0.0.1:{port}/v1/auth/login", {"username": "admin", "password": preset})
         assert login["role"] == "admin" and login["token"]
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0
+    assert preset not in up.stdout.read()
     with pytest.raises(OSError):  # the API child is gone with its parent
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
 
@@ -77,6 +84,8 @@ def test_create_user_refuses_duplicates_and_short_passwords(tmp_path):
     assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
     short = run("bob", pw="short")
     assert short.returncode == 2 and "at least 8" in short.stderr
+    lookalike = run("\u0430nn", pw="long-enough-pw")  # Cyrillic a
+    assert lookalike.returncode == 2 and "confused with the existing user 'ann'" in lookalike.stderr
     bad_role = run("carol", "--role", "king", pw="long-enough-pw")
     assert bad_role.returncode == 2 and "role must be one of" in bad_role.stderr
 
@@ -84,10 +93,12 @@ def test_create_user_refuses_duplicates_and_short_passwords(tmp_path):
 def test_up_on_the_embedded_default_runs_api_ui_and_worker(tmp_path):
     api_port, ui_port = _free_port(), _free_port()
     up = subprocess.Popen([*FLYWHEEL, "up", "--port", str(api_port), "--ui-port", str(ui_port),
-                           "--data-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                           "--data-dir", str(tmp_path), "--no-auth"],
+                          cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         lines = [up.stdout.readline() for _ in range(4)]
         assert lines[1].startswith(f"UI    http://127.0.0.1:{ui_port}") and "Worker" in lines[2], lines
+        assert lines[3].startswith("No sign-in (--no-auth)"), lines
         assert _wait_ready(api_port)["models"] == {"mv-base": "ready"}  # answers as "flywheel-demo"
         request = urllib.request.Request(
             f"http://127.0.0.1:{api_port}/v1/chat/completions",

@@ -28,7 +28,7 @@ class Server:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--model", str(MODEL_DIR), "--port", "0",
-             "--data-dir", str(data_dir), *extra],
+             "--data-dir", str(data_dir), "--no-auth", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.url = self.process.stdout.readline().strip()
         assert self.url.startswith("http://127.0.0.1:"), "server did not start"

@@ -102,7 +102,7 @@ def test_the_limit_comes_from_settings(tmp_path):
 def test_serve_takes_max_body_bytes(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--model", str(MODEL_DIR), "--port", "0",
-         "--data-dir", str(tmp_path), "--max-body-bytes", "2048"],
+         "--data-dir", str(tmp_path), "--max-body-bytes", "2048", "--no-auth"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().strip()

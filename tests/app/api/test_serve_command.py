@@ -18,7 +18,7 @@ from tests.app.api.conftest import MODEL_DIR, MODEL_ID
 def _start(tmp_path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--model", str(MODEL_DIR), "--port", "0",
-         "--data-dir", str(tmp_path), *extra],
+         "--data-dir", str(tmp_path), "--no-auth", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

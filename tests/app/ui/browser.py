@@ -53,7 +53,9 @@ class Violation:
 
 
 def axe_violations(page, source: str) -> list[Violation]:
-    """Serious and critical violations axe-core finds in the page as it is now."""
+    """Serious and critical violations axe-core finds in the page once its script run is over
+    (during a rerun Streamlit fades the previous run's elements: a transient state, not judged)."""
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=source)
     found = page.evaluate("async () => (await axe.run(document)).violations")

@@ -64,11 +64,14 @@ def _wait_until(check, timeout_s: float, what: str, process: subprocess.Popen) -
 
 
 @contextlib.contextmanager
-def live_api(data_dir: Path, require_key: bool = True) -> Iterator[LiveApi]:
-    """`flywheel serve` (API keys required unless `require_key` is False); yields once the model answers."""
+def live_api(data_dir: Path, require_key: bool = True, first_run: bool = False) -> Iterator[LiveApi]:
+    """`flywheel serve` with the admin API key and USERS created (`require_key`), open to anyone
+    (--no-auth), or as a new install (`first_run`: sign-in required, no account, no key);
+    yields once the model answers."""
     port = free_port()
+    auth = ["--api-key", ADMIN_KEY] if require_key and not first_run else [] if first_run else ["--no-auth"]
     args = [sys.executable, "-m", "app.cli", "serve", "--model", str(TINY_MODEL.resolve()), "--port", str(port),
-            "--data-dir", str(data_dir), "--num-threads", "1"] + (["--api-key", ADMIN_KEY] if require_key else [])
+            "--data-dir", str(data_dir), "--num-threads", "1", *auth]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=open(data_dir / "serve.log", "w"))
@@ -76,15 +79,15 @@ def live_api(data_dir: Path, require_key: bool = True) -> Iterator[LiveApi]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     try:
         try:
-            _wait_until(lambda: httpx.get(f"{url}/v1/models", headers=headers).json().get("data"), 180,
-                        "flywheel serve", process)
+            _wait_until(lambda: httpx.get(f"{url}/health").status_code == 200, 180, "flywheel serve", process)
         except (RuntimeError, TimeoutError) as e:
             log_tail = (data_dir / "serve.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{e}; server log ends with:\n{log_tail}") from e
-        for username, role in USERS.items():
-            httpx.post(f"{url}/v1/users", headers=headers,
-                       json={"username": username, "password": PASSWORD, "role": role}).raise_for_status()
-        model = httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
+        model = "" if first_run else httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
+        if not first_run:
+            for username, role in USERS.items():
+                httpx.post(f"{url}/v1/users", headers=headers,
+                           json={"username": username, "password": PASSWORD, "role": role}).raise_for_status()
         yield LiveApi(url=url, admin_key=ADMIN_KEY, model=model, data_dir=data_dir)
     finally:
         _stop(process)
