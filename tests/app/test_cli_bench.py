@@ -32,7 +32,8 @@ def test_bench_rejects_an_unknown_benchmark_with_exit_code_2():
     result = run_cli("bench", "nope")
     assert result.returncode == 2
     assert result.stderr.strip() == ("flywheel: error: unknown benchmark 'nope'; choose one of: "
-                                     "throughput, serving, chip-ops, flywheel, reliability")
+                                     "throughput, serving, chip-ops, flywheel, reliability, "
+                                     "speculative, peers")
     assert result.stdout == ""
 
 
