@@ -64,6 +64,7 @@ def to_sampling_params(body: ChatCompletionRequest | CompletionRequest, num_prom
         "min_tokens": body.min_tokens, "ignore_eos": body.ignore_eos,
         "stop_token_ids": body.stop_token_ids, "logprobs": body.num_logprobs,
         "cache_salt": body.cache_salt, "skip_prefix_cache": body.skip_prefix_cache,
+        "speculative": body.speculative,
         "logit_bias": body.token_logit_bias(),
         "structured_outputs": structured_outputs_from(body),
     }

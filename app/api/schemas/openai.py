@@ -118,6 +118,8 @@ class _SamplingFields(BaseModel):
     # skip_prefix_cache neither reads nor publishes cached blocks
     cache_salt: str | None = Field(default=None, min_length=1, max_length=256)
     skip_prefix_cache: StrictBool | None = None
+    # speculative decoding for this request (engine default when absent; see README)
+    speculative: StrictBool | None = None
     # vLLM's scheduling priority: lower is served first; at least the API key's class
     # (app/api/priority.py)
     priority: StrictInt | None = Field(default=None, ge=0, le=MAX_PRIORITY)
