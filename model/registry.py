@@ -1,79 +1,58 @@
-"""Model versions with lineage and a lifecycle, stored as one JSON file under the data dir.
+"""Model versions with lineage and a lifecycle, kept by a `RegistryStore`.
 
 Every version records its parent, the dataset snapshot and recipe that made it, its evaluation
-metrics and a status: candidate -> canary -> production -> retired. Each change is a
-read-modify-write under an exclusive file lock, written to a temporary file and `os.replace`d, so
-readers never see a torn file, concurrent processes (API server, worker) never lose an update, and
-the registry survives restarts. It knows nothing about serving: callers act on the status.
+metrics, a content hash of its weights and a status: candidate -> canary -> production -> retired.
+Each change runs in one store transaction: the JSON file store (model/registry_file.py, the
+default) serializes them under a file lock; the database store (app/store/registry_store.py,
+several machines) applies them only if nothing they read changed meanwhile, so of two promotes at
+once exactly one wins and the other raises `RegistryConflict`. It knows nothing about serving:
+callers act on the status.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from enum import StrEnum
+import functools
+from collections.abc import Hashable
 from pathlib import Path
 
+from model.registry_file import REGISTRY_FILE, JsonFileRegistryStore
+from model.registry_types import (TRANSITIONS, ModelVersion, RegistryConflict, RegistryStore,
+                                  TransitionError, VersionStatus, now_iso)
 
-class VersionStatus(StrEnum):
-    """Where a version is in its lifecycle. A `str` enum: the registry file and API responses
-    carry the plain value ("production"), and comparing with that text still works."""
-    CANDIDATE = "candidate"  # registered, not serving
-    CANARY = "canary"  # serving a share of conversations
-    PRODUCTION = "production"  # serving the public model name
-    RETIRED = "retired"  # rejected, replaced or rolled back
+__all__ = ["BASE_VERSION_ID", "REGISTRY_FILE", "TRANSITIONS", "ModelRegistry", "ModelVersion",
+           "RegistryConflict", "RegistryStore", "TransitionError", "VersionStatus"]
 
-
-# allowed status changes; retired -> production is a rollback restoring an earlier version
-TRANSITIONS: dict[VersionStatus, frozenset[VersionStatus]] = {
-    VersionStatus.CANDIDATE: frozenset({VersionStatus.CANARY, VersionStatus.PRODUCTION,
-                                        VersionStatus.RETIRED}),
-    VersionStatus.CANARY: frozenset({VersionStatus.PRODUCTION, VersionStatus.RETIRED}),
-    VersionStatus.PRODUCTION: frozenset({VersionStatus.RETIRED}),
-    VersionStatus.RETIRED: frozenset({VersionStatus.PRODUCTION}),
-}
-REGISTRY_FILE = "registry.json"
 # The id of the model a registry starts from (the served or base model, before any fine-tune).
 BASE_VERSION_ID = "mv-base"
+_now = now_iso
+_ATTEMPTS = 5
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass(slots=True)
-class ModelVersion:
-    id: str
-    name: str
-    path: str  # Hugging Face model directory
-    parent_id: str | None = None
-    dataset_snapshot_id: str | None = None
-    recipe: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    status: VersionStatus = VersionStatus.CANDIDATE
-    created_at: str = field(default_factory=_now)
-    history: list[dict] = field(default_factory=list)  # [{status, at, reason, seq}] in order
-
-    def __post_init__(self) -> None:
-        self.status = VersionStatus(self.status)  # the file holds the plain value
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class TransitionError(ValueError):
-    """A status change the lifecycle does not allow (e.g. promoting a retired candidate twice)."""
+def _retry_on_conflict(method):
+    """For changes that decide nothing from what they read (add a version unless it is there,
+    merge metrics): a concurrent change they lost to is simply read again. Status transitions
+    (promote, canary, reject, rollback) are not retried: their caller decided on a state that is
+    gone, so it gets the RegistryConflict."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        for attempt in range(_ATTEMPTS):
+            try:
+                return method(*args, **kwargs)
+            except RegistryConflict:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+    return wrapper
 
 
 class ModelRegistry:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, store: RegistryStore | None = None):
+        """`root`: the registry directory (its registry.json is the store unless `store`)."""
         self.root = Path(root)
         self.path = self.root / REGISTRY_FILE
+        self.store = store if store is not None else JsonFileRegistryStore(self.root)
+
+    def revision(self) -> Hashable | None:
+        """Changes whenever a version is added or changes status: pollers compare it."""
+        return self.store.revision()
 
     # ---- reads -------------------------------------------------------------------------------
     def list(self) -> list[ModelVersion]:
@@ -100,10 +79,11 @@ class ModelRegistry:
         return live[-1] if live else None
 
     # ---- writes ------------------------------------------------------------------------------
+    @_retry_on_conflict
     def register(self, name: str, path: str | Path, *, parent_id: str | None = None,
                  dataset_snapshot_id: str | None = None, recipe: dict | None = None,
                  metrics: dict | None = None, status: VersionStatus = VersionStatus.CANDIDATE,
-                 version_id: str | None = None) -> ModelVersion:
+                 version_id: str | None = None, content_hash: str | None = None) -> ModelVersion:
         """Add a version (a candidate unless told otherwise). Re-registering `version_id` returns
         the existing version unchanged, so a retried task does not duplicate it."""
         try:
@@ -122,12 +102,14 @@ class ModelRegistry:
             new_id = version_id or f"mv-{len(versions) + 1:04d}"
             version = ModelVersion(id=new_id, name=name, path=str(path), parent_id=parent_id,
                                    dataset_snapshot_id=dataset_snapshot_id, recipe=recipe or {},
-                                   metrics=metrics or {}, status=status)
+                                   metrics=metrics or {}, status=status,
+                                   content_hash=content_hash)
             version.history.append({"status": status, "at": version.created_at,
                                     "reason": "registered", "seq": self._next_seq(versions)})
             versions[new_id] = version
             return version
 
+    @_retry_on_conflict
     def ensure_production(self, path: str | Path, *, name: str = "base",
                           version_id: str = BASE_VERSION_ID) -> ModelVersion:
         """The production version; a registry without one gets `path` (the base model) registered
@@ -149,6 +131,7 @@ class ModelRegistry:
             versions[version_id] = version
             return version
 
+    @_retry_on_conflict
     def update_metrics(self, version_id: str, metrics: dict) -> ModelVersion:
         with self._transaction() as versions:
             version = self._require(versions, version_id)
@@ -247,31 +230,7 @@ class ModelRegistry:
         return version
 
     def _read(self) -> dict[str, ModelVersion]:
-        if not self.path.is_file():
-            return {}
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return {item["id"]: ModelVersion(**item) for item in raw["versions"]}
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{self.path}: corrupt model registry ({e!r})") from e
+        return self.store.read()
 
-    def _write(self, versions: dict[str, ModelVersion]) -> None:
-        data = {"versions": [v.to_dict() for v in versions.values()]}
-        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=self.root)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[dict[str, ModelVersion]]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".registry.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                versions = self._read()
-                yield versions
-                self._write(versions)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _transaction(self):
+        return self.store.transaction()
