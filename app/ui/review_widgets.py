@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.ui.client import ApiError
 from app.ui.review_queue import feedback_summary, latest_correction
-from app.ui.safe_text import neutralize
+from app.ui.safe_text import label, neutralize
 from app.ui.session import api, call
 
 
@@ -37,7 +37,7 @@ def siblings_side_by_side(item: dict) -> None:
             st.markdown(neutralize(sibling.get("content", "")))
             preferred_is_item = sibling["id"] == item["message_id"]
             which = "this answer" if preferred_is_item else "sibling answer"
-            st.caption(neutralize(f"{which} · model {sibling.get('model_version') or '?'}"))
+            st.caption(label(f"{which} · model {sibling.get('model_version') or '?'}"))
             st.button("Prefer this", key=f"prefer_{item['message_id']}_{sibling['id']}", on_click=_label,
                       args=(item["message_id"], "accept" if preferred_is_item else "reject", None, sibling["id"]))
 
@@ -46,19 +46,19 @@ def review_item(card: dict) -> None:
     """One answer with all its feedback (see `review_queue.group_by_answer`)."""
     key = card["message_id"]
     with st.container(border=True):
-        st.caption(neutralize(f"model {card.get('model_version') or '?'} · {len(card['feedback'])} feedback item(s)"))
+        st.caption(label(f"model {card.get('model_version') or '?'} · {len(card['feedback'])} feedback item(s)"))
         st.markdown("**Prompt**")
         st.markdown(neutralize(card["prompt"]))
         st.markdown("**Answer**")
         st.markdown(neutralize(card["answer"]))
         for entry in card["feedback"]:
-            st.caption(neutralize(feedback_summary(entry)))
+            st.caption(label(feedback_summary(entry)))  # tags are names: hidden characters shown
             if entry.get("comment"):
                 st.markdown("**Comment:** " + neutralize(entry["comment"]))
             if entry.get("correction"):
                 st.markdown("**User's better answer:** " + neutralize(entry["correction"]))
-        for label in card.get("labels", []):
-            st.caption(neutralize(f"label by {label.get('annotator')}: {label.get('verdict')}"))
+        for given in card.get("labels", []):
+            st.caption(label(f"label by {given.get('annotator')}: {given.get('verdict')}"))
         accept, reject, _ = st.columns([1, 1, 6])
         accept.button("Accept", key=f"accept_{key}", on_click=_label, args=(key, "accept"))
         reject.button("Reject", key=f"reject_{key}", on_click=_label, args=(key, "reject"))
