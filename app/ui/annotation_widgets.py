@@ -48,12 +48,17 @@ def question_input(question: dict, record: dict):
 
 def _send(dataset: dict, record: dict, status: str) -> None:
     """Button callback: reads the widgets' current values from session state (the arguments of a
-    callback are from the run before, which may predate the last edit of a text box)."""
+    callback are from the run before, which may predate the last edit of a text box). A record
+    answered in this session is not answered again by a stale button (a key pressed mid-rerun)."""
+    done = st.session_state.setdefault("ann_done", set())
+    if record["id"] in done:
+        return
     widgets = {q["name"]: st.session_state.get(shortcuts.widget_key(record["id"], q["name"]))
                for q in dataset["questions"]}
     values = response_values(dataset["questions"], widgets, record) if status == "submitted" else {}
     try:
         client().respond(dataset["name"], record["id"], values, status=status)
+        done.add(record["id"])
         st.session_state["flash"] = ("success", "Submitted." if status == "submitted" else "Skipped.")
     except ApiError as e:
         st.session_state["flash"] = ("error", f"Not saved: {e}")
@@ -62,7 +67,7 @@ def _send(dataset: dict, record: dict, status: str) -> None:
 def annotate(dataset: dict, record: dict) -> None:
     """The item and its questions, Submit and Skip; number keys, Enter and S work too."""
     answered = {q["name"]: question_input(q, record) for q in dataset["questions"]}
-    submit, skip, _ = st.columns([1, 1, 4])
+    submit, skip, _ = st.columns([1, 1, 2])
     submit.button("Submit", type="primary", key=shortcuts.SUBMIT_KEY, on_click=_send,
                   args=(dataset, record, "submitted"))
     skip.button("Skip", key=shortcuts.SKIP_KEY, on_click=_send, args=(dataset, record, "discarded"))

@@ -44,8 +44,8 @@ def shortcut_map(questions: list[dict], answered: dict[str, Any], record_id: str
         return shortcuts
     options = (list(range(1, question["scale"] + 1)) if question["kind"] == "rating"
                else list(question["options"]))
-    # the option labels only: the widget's own title is a <label> too
-    selector = f".st-key-{widget_key(record_id, question['name'])} label[data-baseweb=\"radio\"]"
+    # the option labels only (the widget's own title is a <label> too, outside the group)
+    selector = f".st-key-{widget_key(record_id, question['name'])} [role=radiogroup] label"
     for index, option in enumerate(options[:MAX_NUMBER_KEYS]):
         key = str((index + 1) % 10)
         shortcuts.append(Shortcut(key, selector, index, f"{question['name']} = {option}"))
@@ -57,7 +57,8 @@ def help_line(shortcuts: list[Shortcut]) -> str:
     return "Keys: " + " · ".join(f"{s.key} {s.action}" for s in shortcuts)
 
 
-# Reads window.__flywheelShortcuts on every key press, so one listener serves every rerun.
+# Reads window.__flywheelShortcuts on every key press, so one listener serves every rerun. It
+# listens in the capture phase: a focused radio button otherwise swallows Enter.
 _LISTENER = """
 <script>
 window.__flywheelShortcuts = %s;
@@ -71,10 +72,10 @@ if (!window.__flywheelShortcutsBound) {
     const shortcut = (window.__flywheelShortcuts || []).find((s) => s.key === event.key);
     if (!shortcut) return;
     const element = document.querySelectorAll(shortcut.selector)[shortcut.index];
-    if (!element) return;
+    if (!element || element.offsetParent === null) return;  // absent, or on a hidden tab
     event.preventDefault();
     element.click();
-  });
+  }, true);
 }
 </script>
 """

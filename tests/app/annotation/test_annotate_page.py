@@ -82,7 +82,7 @@ QUESTIONS = [{"name": "quality", "kind": "rating", "scale": 5, "required": True}
 def test_shortcut_map_targets_the_first_unanswered_choice_question():
     keys = {s.key: s for s in shortcut_map(QUESTIONS, {}, "rec_1")}
     assert set(keys) == {"Enter", "s", "1", "2", "3", "4", "5"}
-    assert keys["3"].selector == f".st-key-{widget_key('rec_1', 'quality')} label[data-baseweb=\"radio\"]"
+    assert keys["3"].selector == f".st-key-{widget_key('rec_1', 'quality')} [role=radiogroup] label"
     assert keys["3"].index == 2 and keys["3"].action == "quality = 3"
     assert keys["Enter"].selector == ".st-key-ann_submit button" and keys["s"].selector == ".st-key-ann_skip button"
     keys = {s.key: s for s in shortcut_map(QUESTIONS, {"quality": 4}, "rec_1")}
