@@ -4,6 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.core.names import reveal_hidden
 from app.ui.session import api, call
 
 CHARTS = [
@@ -20,8 +21,13 @@ SUMMARY_COLUMNS = ["model_version", "device", "requests", "tokens_per_s", "ttft_
                    "tpot_ms_p50", "tpot_ms_p99", "mfu", "mbu", "thumbs_up_rate", "feedback_count"]
 
 
+def _shown(value: object) -> object:
+    """Version and device names with their invisible and bidi characters made visible."""
+    return reveal_hidden(value) if isinstance(value, str) else value
+
+
 def frame(report: dict) -> pd.DataFrame:
-    rows = [{"series": f"{s['model_version']} @ {s['device']}", **point}
+    rows = [{"series": reveal_hidden(f"{s['model_version']} @ {s['device']}"), **point}
             for s in report.get("series", []) for point in s.get("points", [])]
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -54,7 +60,7 @@ middle.metric("Requests", report.get("totals", {}).get("requests", 0))
 right.metric("Feedback items", report.get("totals", {}).get("feedback", 0))
 if summary := report.get("summary"):
     st.subheader("Per model version and device")
-    st.dataframe([{k: row.get(k) for k in SUMMARY_COLUMNS} for row in summary], hide_index=True)
+    st.dataframe([{k: _shown(row.get(k)) for k in SUMMARY_COLUMNS} for row in summary], hide_index=True)
 table = frame(report)
 if table.empty:
     st.info("No traffic in this period yet. Chat with a model and the report fills in.")
