@@ -176,7 +176,9 @@ def main() -> None:
         report_tensor_parallel(args.tensor_parallel_size, SMOLLM2_135M, workload()[:count],
                                output_len, args.num_threads, IdTokenizer())
         return
-    profile = detect_profile("cpu")
+    # verify: a quick probe re-measures a cached profile that was taken under load (or a day ago)
+    profile = detect_profile("cpu", verify=True)
+    log_profile(profile)
     model, prompts = build_model(), workload()
     config = EngineConfig(max_num_seqs=NUM_REQUESTS, max_num_batched_tokens=args.max_num_batched_tokens,
                           max_model_len=1024, num_threads=args.num_threads)
@@ -221,6 +223,15 @@ def main() -> None:
                 len(static_sets), static_rate, ours["req_s"] / static_rate)
     logger.info("transformers batch-1: %.1f tok/s (best of 2) -> engine is %.2fx", hf_b1, ours_b1 / hf_b1)
     report_ceilings(model, prompts, profile, ours["req_s"], ours_b1)
+
+
+def log_profile(profile) -> None:
+    """The roof every MFU/MBU and ceiling below is measured against, and when it was measured."""
+    when = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(profile.measured_at))
+            if profile.measured_at else "unknown time")
+    logger.info("device profile (roof for MFU/MBU and ceilings): %s, %.0f GFLOP/s bf16, %.1f GB/s, "
+                "measured %s (best of several short runs)", profile.name,
+                profile.peak_flops_for("bfloat16") / 1e9, profile.memory_bandwidth / 1e9, when)
 
 
 def report_json_schema_cost(model, prompts: list[list[int]], config: EngineConfig, profile) -> None:

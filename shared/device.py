@@ -14,6 +14,7 @@ class DeviceProfile:
     peak_flops: dict[str, float] = field(default_factory=dict)  # dtype name -> FLOP/s
     isa_flags: list[str] = field(default_factory=list)  # e.g. avx2, avx512f, amx_bf16
     measured: bool = False  # True when the figures come from a microbenchmark
+    measured_at: float | None = None  # Unix time of that measurement (a cached one goes stale)
 
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "cuda"):

@@ -61,5 +61,6 @@ def measure_gemm_flops(dtype: torch.dtype, budget_s: float = GEMM_SECONDS_PER_DT
     return 2 * n**3 / seconds
 
 
-def measure_peak_flops(dtypes: tuple[str, ...] = GEMM_DTYPES) -> dict[str, float]:
-    return {name: measure_gemm_flops(getattr(torch, name)) for name in dtypes}
+def measure_peak_flops(dtypes: tuple[str, ...] = GEMM_DTYPES,
+                       budget_s: float = GEMM_SECONDS_PER_DTYPE) -> dict[str, float]:
+    return {name: measure_gemm_flops(getattr(torch, name), budget_s) for name in dtypes}
