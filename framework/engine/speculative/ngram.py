@@ -27,12 +27,17 @@ class NgramProposer:
 def lookup(token_ids: list[int], k: int, n_min: int, n_max: int) -> list[int]:
     """Up to k tokens following the most recent earlier match of the longest suffix n-gram."""
     tokens = np.asarray(token_ids, dtype=np.int64)
-    for n in range(min(n_max, len(tokens) - 1), n_min - 1, -1):
-        suffix = tokens[-n:]
-        # windows[i] = tokens[i:i+n] for every start before the suffix itself
-        windows = np.lib.stride_tricks.sliding_window_view(tokens[:-1], n)
-        starts = np.flatnonzero((windows == suffix).all(axis=1))
-        if len(starts):
-            follow = int(starts[-1]) + n
+    last = len(tokens) - 1
+    # where an earlier match could end: the last token again, before the end (one pass over the
+    # tokens; longer n-grams only check these candidates backwards)
+    ends = np.flatnonzero(tokens[:-1] == tokens[-1])
+    for n in range(min(n_max, last), n_min - 1, -1):
+        candidates = ends[ends >= n - 1]
+        same = np.ones(len(candidates), dtype=bool)
+        for back in range(1, n):
+            same &= tokens[candidates - back] == tokens[last - back]
+        matches = candidates[same]
+        if len(matches):
+            follow = int(matches[-1]) + 1
             return tokens[follow:follow + k].tolist()
     return []

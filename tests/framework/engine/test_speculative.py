@@ -209,3 +209,13 @@ def _joint_distribution(model, prompt: list[int], num_tokens: int, top_k: int) -
         joint = {key + (t,): p * q for key, p in joint.items()
                  for t, q in top(prompt + list(key)).items()}
     return joint
+
+
+def test_prompt_lookup_takes_the_latest_longest_match():
+    from framework.engine.speculative.ngram import lookup
+
+    tokens = [1, 2, 3, 9, 8, 2, 3, 5, 1, 2, 3, 7, 4, 2, 3]
+    assert lookup(tokens, 2, 1, 3) == [7, 4]  # [2, 3] last seen before 7 (no earlier [4, 2, 3])
+    assert lookup(tokens + [7], 3, 3, 3) == [4, 2, 3]  # [2, 3, 7] once before
+    assert lookup(tokens + [6], 2, 1, 3) == []  # 6 never seen before
+    assert lookup([5, 5, 5], 4, 1, 2) == [5]  # overlapping match: only what follows it exists
