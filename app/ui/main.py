@@ -28,6 +28,7 @@ else:
     pages = [st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True)]
     if role() in REVIEWER_ROLES:
         pages.append(st.Page("pages/review.py", title="Review", icon=":material/rate_review:"))
+        pages.append(st.Page("pages/annotate.py", title="Annotate", icon=":material/label:"))
     pages += [
         st.Page("pages/models.py", title="Models", icon=":material/account_tree:"),
         st.Page("pages/report.py", title="Report card", icon=":material/monitoring:"),

@@ -73,6 +73,15 @@ def test_plain_users_are_turned_away(server):
     assert any("for annotators and admins" in w.value for w in at.warning)
 
 
+def test_annotate_is_in_the_navigation_for_annotators(server):
+    at = AppTest.from_file(PAGE.replace("pages/annotate.py", "main.py"), default_timeout=60)
+    for key, value in {"api_url": server.url, "token": server.tokens["ann2"], "role": "annotator",
+                       "username": "ann2"}.items():
+        at.session_state[key] = value
+    at.run().switch_page("pages/annotate.py").run()
+    assert not at.exception and at.title[0].value == "Annotate"
+
+
 QUESTIONS = [{"name": "quality", "kind": "rating", "scale": 5, "required": True},
              {"name": "topic", "kind": "label", "options": ["math", "story"], "required": True},
              {"name": "rewrite", "kind": "text", "required": False},
