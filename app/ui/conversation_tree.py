@@ -8,7 +8,9 @@ no Streamlit.
 from __future__ import annotations
 
 ROOT = "__root__"
-VISIBLE_ROLES = ("user", "assistant")
+# A tool result sits between the answer that called the tool and the answer that read the
+# result: hiding it would cut that branch in two.
+VISIBLE_ROLES = ("user", "assistant", "tool")
 
 
 def children_by_parent(messages: list[dict]) -> dict[str, list[dict]]:

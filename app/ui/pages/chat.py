@@ -2,9 +2,11 @@
 import streamlit as st
 
 from app.core.names import reveal_hidden
-from app.ui.chat_actions import run_pending, stream_answer
+from app.ui.chat_actions import run_pending, settle_stopped_answer, stream_answer
 from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
+from app.ui.chat_render import render_message
 from app.ui.client import ApiError
+from app.ui.conversation_list import conversation_list, conversation_tools
 from app.ui.conversation_tree import active_path
 from app.ui.model_picker import picker_labels
 from app.ui.safe_text import neutralize
@@ -33,11 +35,7 @@ def sidebar(labels: dict[str, str]) -> tuple[str, dict]:
                 st.session_state.update(conversation_id=None, branch_choices={})
             except ApiError as e:
                 show_api_error(e)
-        for conv in call(api().conversations) or []:
-            label = neutralize(conv.get("title") or "Untitled")
-            if st.button(label, key=f"conv_{conv['id']}", width="stretch",
-                         type="primary" if conv["id"] == st.session_state.get("conversation_id") else "secondary"):
-                st.session_state.update(conversation_id=conv["id"], branch_choices={})
+        conversation_list()  # search box and the list; rename and export below the page's load
     return model, sampling
 
 
@@ -53,10 +51,14 @@ if not models:
     st.info("No model is ready yet: the server may still be loading it. Start one with `flywheel serve`.")
     st.stop()
 model, sampling = sidebar(picker_labels(models))  # name · version · status
+settle_stopped_answer()  # after Stop: the partial answer is stored before the page reads it
 conversation_id = st.session_state.get("conversation_id")
 conversation = call(api().conversation, conversation_id) if conversation_id else None
 if conversation_id and conversation is None:  # deleted or not ours: the next message starts a new one
     st.session_state["conversation_id"] = conversation_id = None
+if conversation:
+    with st.sidebar:
+        conversation_tools(conversation)
 messages = (conversation or {}).get("messages", [])
 path = active_path(messages, st.session_state.get("branch_choices", {}))
 # Bubbles keep their places across the rerun after an answer: the hint has a slot of its own, and
@@ -70,11 +72,11 @@ shown = next((i for i, m in enumerate(path) if m["id"] == pending_id), len(path)
 for message in path[:shown]:
     with st.chat_message(message["role"]):
         links = message["role"] == "assistant" and answer_links()  # only if the operator asked
-        st.markdown(neutralize(message["content"], links=links))
+        render_message(message, links=links)  # answers: safe markdown, code, tool calls
         sibling_switcher(message, messages)
         if message["role"] == "assistant":
             answer_feedback(message)
-        else:
+        elif message["role"] == "user":
             edit_box(message)
 if st.session_state.get("pending"):
     if run_pending(path, messages, model, sampling):
