@@ -102,7 +102,10 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
 
 def _add_lora(y: torch.Tensor, x: torch.Tensor, layers: tuple[Linear, ...]) -> torch.Tensor:
     # LoRA slots (framework.layers.lora) hang on the layers as `.lora`; the fused matmul skipped
-    # their forward hooks, so each adds its adapters to its own column slice of y here.
+    # their forward hooks, so the group adds all its adapters at once (or each layer its slice).
+    group = getattr(layers[0], "lora_group", None)
+    if group is not None and group.serves(layers):
+        return group.add_to(y, x)
     offset = 0
     for layer in layers:
         slots = getattr(layer, "lora", None)
