@@ -12,6 +12,8 @@ class LoRARequest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.lora_name, str) or not self.lora_name:
-            raise ValueError(f"LoRARequest.lora_name must be a non-empty string, got {self.lora_name!r}")
+            raise ValueError(f"LoRARequest.lora_name must be a non-empty string, "
+                             f"got {self.lora_name!r}")
         if not isinstance(self.lora_int_id, int) or self.lora_int_id < 1:
-            raise ValueError(f"LoRARequest.lora_int_id must be an int >= 1, got {self.lora_int_id!r}")
+            raise ValueError(f"LoRARequest.lora_int_id must be an int >= 1, "
+                             f"got {self.lora_int_id!r}")

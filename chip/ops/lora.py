@@ -9,7 +9,8 @@ Three implementations, same contract:
   for tests).
 - `add_lora_segments`: rows grouped by adapter (argsort), two small matmuls per adapter present,
   scattered back with index_add_.
-- `add_lora_dense` (the fast path): every slot's shrink in one matmul, x (T, in) @ A_all^T (in, n*r),
+- `add_lora_dense` (the fast path): every slot's shrink in one matmul, x (T, in) @ A_all^T
+  (in, n*r),
   a per-row mask that keeps only the row's own adapter's r columns times its scaling, then one
   addmm with B_all (n*r, out). No sort, no per-adapter loop: 3 ops whatever the mix. It computes
   n*r columns for every row, which is cheap while n*r (4 x 16 = 64) is small next to `in` and

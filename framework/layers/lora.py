@@ -81,7 +81,8 @@ class LoRASlots(nn.Module):
     def load(self, slot: int, lora_a: torch.Tensor, lora_b: torch.Tensor) -> None:
         """Put an adapter's A (r, in) and B (out, r) in `slot`; ranks below max_rank zero-pad."""
         rank = lora_a.shape[0]
-        assert lora_a.shape == (rank, self.in_features) and lora_b.shape == (self.out_features, rank), \
+        assert (lora_a.shape == (rank, self.in_features)
+                and lora_b.shape == (self.out_features, rank)), \
             f"A {tuple(lora_a.shape)} / B {tuple(lora_b.shape)} do not fit a " \
             f"{self.in_features}->{self.out_features} layer"
         assert rank <= self.max_rank, f"rank {rank} exceeds the slots' {self.max_rank}"

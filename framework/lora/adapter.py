@@ -5,7 +5,8 @@ A directory holds `adapter_config.json` (`r`, `lora_alpha`, `target_modules`, op
 `base_model.model.<layer>.lora_A.weight` (r, in) and `...lora_B.weight` (out, r), `<layer>` being
 the layer's name in the model (`model.layers.0.self_attn.q_proj`). That is what `peft`'s
 `save_pretrained` writes and what `save_lora_adapter` writes from the trainer's
-`TrainResult.lora`, so adapters from either serve alike. The effective scaling is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).
+`TrainResult.lora`, so adapters from either serve alike. The effective scaling is lora_alpha / r
+(lora_alpha / sqrt(r) with rsLoRA).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ class LoRAManager:
         self.max_loras, self.max_rank = max_loras, max_rank
         self.slot_adapter: list[int | None] = [None] * max_loras  # lora_int_id in each slot
         self.scalings = torch.zeros(max_loras)  # alpha / r of the adapter in each slot
-        self._slot_of: OrderedDict[int, int] = OrderedDict()  # loaded ids, least recently used first
+        self._slot_of: OrderedDict[int, int] = OrderedDict()  # loaded ids, least recent first
         self._holders: dict[str, int] = {}  # request id -> the lora_int_id it holds a slot for
         self._known: dict[int, LoRARequest] = {}  # lora_int_id -> the request that named it
         self._host: dict[int, LoRAWeights] = {}  # weights read from disk, by lora_int_id
@@ -58,8 +58,8 @@ class LoRAManager:
             known = self._known.get(request.lora_int_id)
             if known is not None and (known.lora_name, known.lora_path) != (
                     request.lora_name, request.lora_path):
-                raise ValueError(f"lora_int_id {request.lora_int_id} is already {known.lora_name!r} "
-                                 f"at {known.lora_path}")
+                raise ValueError(f"lora_int_id {request.lora_int_id} is already "
+                                 f"{known.lora_name!r} at {known.lora_path}")
             if request.lora_int_id in self._host:
                 return
         weights = load_lora_adapter(request.lora_path)

@@ -12,7 +12,7 @@ from framework.lora import LORA_TARGETS, LoRAWeights, save_lora_adapter
 
 def write_random_adapter(model: nn.Module, path: Path, rank: int, alpha: float, seed: int,
                          targets: tuple[str, ...] = LORA_TARGETS, std: float = 0.1) -> LoRAWeights:
-    """A random adapter on every `targets` layer of `model`, saved at `path`; returns its weights."""
+    """A random adapter on every `targets` layer of `model`, saved at `path`; returns it."""
     gen = torch.Generator().manual_seed(seed)
     layers = {}
     for name, module in model.named_modules():
