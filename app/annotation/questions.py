@@ -90,8 +90,8 @@ def _parse_question(item: Any, where: str) -> Question:
         raise AnnotationInputError("Each question is an object.", where)
     unknown = set(item) - {"name", "title", "kind", "required", "scale", "options", "description"}
     if unknown:
-        raise AnnotationInputError(f"Unknown question field {sorted(unknown)[0]!r}.",
-                                   f"{where}.{sorted(unknown)[0]}")
+        first = min(unknown)
+        raise AnnotationInputError(f"Unknown question field {first!r}.", f"{where}.{first}")
     name = item.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise AnnotationInputError("A question name is 1-40 lowercase letters, digits or '_', "

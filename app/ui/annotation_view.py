@@ -3,6 +3,7 @@ dicts for the API, a record's widget values -> the response's values, and the pr
 tables."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 KINDS = ("rating", "label", "multi_label", "ranking", "text")
@@ -29,7 +30,8 @@ def questions_from_rows(rows: list[dict]) -> list[dict]:
                                     "required": bool(row.get("required", True))}
         if question["kind"] == "rating":
             scale = row.get("scale")
-            question["scale"] = int(scale) if scale not in (None, "") and scale == scale else 5  # NaN
+            # an empty cell of the builder table is None, "" or NaN: the default scale then
+            question["scale"] = 5 if scale in (None, "") or math.isnan(float(scale)) else int(scale)
         if question["kind"] in ("label", "multi_label"):
             question["options"] = [o.strip() for o in str(row.get("options") or "").split(",") if o.strip()]
         questions.append(question)

@@ -151,7 +151,7 @@ def _reference_alpha(question: str, level: str) -> float:
     units = sorted({answer for plan in PLAN.values() for answer in plan})
     index = {"quality": 0, "topic": 1}[question]
     codes = {"math": 0, "story": 1}
-    data = [[np.nan if u not in PLAN[c] else (lambda v: codes.get(v, v))(PLAN[c][u][index]) for u in units]
+    data = [[codes.get(PLAN[c][u][index], PLAN[c][u][index]) if u in PLAN[c] else np.nan for u in units]
             for c in coders]
     return krippendorff.alpha(reliability_data=np.array(data, dtype=float), level_of_measurement=level)
 

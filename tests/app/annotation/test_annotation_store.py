@@ -22,7 +22,7 @@ def _chat(session, conversation_id: str, user_id: str, prefix: str, answers: lis
 
 
 @pytest.fixture
-def seeded(store):  # noqa: F811
+def seeded(store):  # noqa: F811 - the imported fixture
     with store.transaction() as session:
         users = {name: ensure_user(session, username=name, role=role).id for name, role in
                  {"alice": "user", "ann1": "annotator", "ann2": "annotator", "ann3": "annotator"}.items()}

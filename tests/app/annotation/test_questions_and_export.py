@@ -83,7 +83,7 @@ def exported(tmp_path_factory):
 
 
 def test_parquet_loads_with_the_datasets_schema(exported):
-    folder, export_rows = exported
+    folder, _ = exported
     loaded = datasets.load_dataset("parquet", data_files=str(folder / "d.parquet"), split="train")
     assert loaded.features == datasets.Features.from_dict(features(parse_questions(SCHEMA)))
     topic = loaded.features["topic.responses"].feature
