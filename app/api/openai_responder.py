@@ -27,7 +27,7 @@ from app.api import history
 from app.api.deps import get_state
 from app.api.errors import APIError, error_body
 from app.api.metrics import ServingMetrics
-from app.serving.engine_client import EngineBusyError
+from app.serving.engine_client import EngineBusyError, EngineUnavailableError
 from app.serving.generation import ChoiceDelta, GenerationRun
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ async def _first_batch(deltas: AsyncIterator[list[ChoiceDelta]]) -> list[ChoiceD
     except EngineBusyError as e:
         raise APIError(429, f"The server is overloaded: {e}", code="queue_full",
                        headers={"Retry-After": "1"}) from e
+    except EngineUnavailableError as e:
+        raise _unavailable(e) from e
     except ValueError as e:  # the engine refused the request before queueing it
         raise APIError(400, str(e), code="invalid_request") from e
     except StopAsyncIteration:
@@ -75,8 +77,17 @@ async def _first_batch(deltas: AsyncIterator[list[ChoiceDelta]]) -> list[ChoiceD
 
 
 async def _drain(deltas: AsyncIterator[list[ChoiceDelta]]) -> None:
-    async for _ in deltas:
-        pass
+    try:
+        async for _ in deltas:
+            pass
+    except EngineUnavailableError as e:
+        raise _unavailable(e) from e
+
+
+def _unavailable(e: EngineUnavailableError) -> APIError:
+    """A replica died under the request: nothing was acknowledged, the client may retry."""
+    return APIError(503, f"The engine serving this request went away: {e}",
+                    code="engine_unavailable", headers={"Retry-After": "1"})
 
 
 async def _until_disconnect(request: Request, work, deltas, metrics: ServingMetrics, model_id: str):
@@ -119,7 +130,9 @@ async def _sse(run: GenerationRun, fmt, first: list[ChoiceDelta], deltas, includ
     except Exception as e:  # noqa: BLE001 - headers are sent; report in-band, as OpenAI does
         ended = True
         logger.exception("generation %s failed mid-stream", run.request_id)
-        yield _frame(fmt, error_body(500, f"generation failed: {type(e).__name__}"))
+        failure = _unavailable(e) if isinstance(e, EngineUnavailableError) else None
+        yield _frame(fmt, error_body(503, failure.message, code=failure.code) if failure else
+                     error_body(500, f"generation failed: {type(e).__name__}"))
     finally:
         with anyio.CancelScope(shield=True):  # the abort must reach the engine even when cancelled
             await deltas.aclose()

@@ -19,6 +19,11 @@ class EngineBusyError(Exception):
     """The engine's waiting queue is full; the client should retry later."""
 
 
+class EngineUnavailableError(Exception):
+    """The engine serving the request went away (a replica that crashed; Ray restarts it): the
+    request failed and is safe to retry (HTTP 503 with Retry-After)."""
+
+
 class EngineClient(Protocol):
     def generate(self, prompt_token_ids: list[int], params: SamplingParams,
                  request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:

@@ -63,6 +63,10 @@ def load_like(model_dir: str | Path, model_id: str, template: ServedModel | None
     known = template.engine_settings if template is not None else {}
     config = EngineConfig(**{f.name: known[f.name] for f in dataclasses.fields(EngineConfig)
                              if f.name in known})
+    if (replicas := known.get("replica_config")) is not None:  # N Ray Serve replicas
+        from app.serving.ray_replicas.deploy import ReplicaConfig, deploy_replicated_model
+
+        return deploy_replicated_model(model_dir, config, model_id, ReplicaConfig(**replicas))
     return load_served_model(model_dir, config, model_id, known.get("tensor_parallel_size", 1))
 
 

@@ -1,0 +1,98 @@
+"""`EngineClient` over a Ray Serve deployment of engine replicas.
+
+Routes see the same surface as one local engine: cumulative outputs per request (closing the
+iterator cancels the replica's generator, which aborts the request there), stats and shutdown.
+A replica that dies under a request turns into `EngineUnavailableError` (HTTP 503, retryable)
+for that request; Ray Serve starts a replacement, and the front keeps every answer it
+acknowledged because the outbox lives here, not in a replica.
+
+Stats: each request's last item carries its replica's stats, so the client knows every replica
+that answered recently (`replicas`); `stats` sums them, with running/waiting counted here from
+the requests this process has open (exact, and what draining a retired version waits for).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+
+from app.serving.engine_client import EngineBusyError, EngineUnavailableError
+from app.serving.ray_replicas.messages import ReplicaOutput, ReplicaRequest, ReplicaStats
+from shared import EngineStats, RequestOutput, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_SUMMED = [f.name for f in dataclasses.fields(EngineStats)
+           if f.name.startswith("num_") and f.name not in ("num_running", "num_waiting")]
+
+
+@dataclasses.dataclass(slots=True)
+class ReplicaView:
+    stats: ReplicaStats  # as of the replica's last finished request
+    num_in_flight: int = 0  # requests of this process it is answering now
+    last_seen_s: float = 0.0  # time.time() of that last report
+
+
+class ReplicaEngineClient:
+    def __init__(self, handle, app_name: str) -> None:
+        self._handle, self.app_name = handle, app_name
+        self._in_flight: dict[str, str | None] = {}  # request id -> replica id (None: routing)
+        self.replicas: dict[str, ReplicaView] = {}
+
+    async def generate(self, prompt_token_ids: list[int], params: SamplingParams,
+                       request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:
+        import ray.exceptions as rex
+
+        request = ReplicaRequest(list(prompt_token_ids), params, request_id, priority)
+        stream = self._handle.options(stream=True).generate.remote(request)
+        self._in_flight[request_id] = None
+        finished = False
+        try:
+            async for item in stream:
+                self._seen(request_id, item)
+                finished = item.output.finished
+                yield item.output
+        except (rex.RayActorError, rex.ActorUnavailableError) as e:
+            raise EngineUnavailableError(
+                f"replica {self._in_flight.get(request_id) or '?'} of {self.app_name} died "
+                f"under the request; retry") from e
+        except EngineBusyError:
+            raise
+        finally:
+            self._in_flight.pop(request_id, None)
+            if not finished:  # client gone or failure: stop the replica's generator
+                with anyio.CancelScope(shield=True):
+                    stream.cancel()
+
+    def _seen(self, request_id: str, item: ReplicaOutput) -> None:
+        self._in_flight[request_id] = item.replica_id
+        if item.stats is not None:
+            view = self.replicas.setdefault(item.replica_id, ReplicaView(item.stats))
+            view.stats, view.last_seen_s = item.stats, time.time()
+
+    def replica_views(self) -> dict[str, ReplicaView]:
+        """Each replica known to have answered, with its requests open from here."""
+        counts: dict[str, int] = {}
+        for replica_id in self._in_flight.values():
+            if replica_id is not None:
+                counts[replica_id] = counts.get(replica_id, 0) + 1
+        for replica_id, view in self.replicas.items():
+            view.num_in_flight = counts.get(replica_id, 0)
+        return dict(self.replicas)
+
+    @property
+    def stats(self) -> EngineStats:
+        total = EngineStats(num_running=len(self._in_flight))
+        for view in self.replicas.values():
+            for name in _SUMMED:
+                setattr(total, name, getattr(total, name) + getattr(view.stats.engine, name))
+        return total
+
+    async def shutdown(self) -> None:
+        from ray import serve
+
+        await anyio.to_thread.run_sync(serve.delete, self.app_name)
+        logger.info("deleted Ray Serve application %s", self.app_name)
