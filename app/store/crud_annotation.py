@@ -5,6 +5,8 @@ Task distribution: a record is offered to an annotator while it has fewer than t
 `min_submitted` submitted responses, the annotator has not answered or skipped it, and the record
 does not come from the annotator's own chat. Among those, the record closest to done comes first
 (then the oldest), so the overlap agreement needs builds up before new records are opened.
+Nothing is reserved: two annotators asking at the same moment may both get a record that needs
+one more response, and both responses count (a record can end with more than `min_submitted`).
 Keyword-only, no HTTP knowledge; schemas arrive parsed (`app.annotation.questions`).
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Keyboard shortcuts in a real browser: headless Chromium on the Annotate page (served by
 Streamlit, signed in as an annotator) against the real API. 4 rates, 1 labels, Enter submits,
-S skips; what reached the server is read back through the API."""
+S skips; what reached the server is read back through the API. axe-core finds no serious or
+critical violation on the page."""
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.app.ui.browser import axe_source, axe_violations
 from tests.app.ui.live_servers import REPO_ROOT, _stop, _wait_until, free_port
 
 pytestmark = pytest.mark.browser
@@ -67,6 +69,8 @@ def test_number_keys_enter_and_s(server, page_url):
         page.get_by_text("Keys:").wait_for()
         page.get_by_text("What is 2 plus 3?").wait_for()
         page.get_by_role("radio", name="math").wait_for(state="attached")  # the widgets are drawn
+        violations = axe_violations(page, axe_source())
+        assert not violations, "; ".join(map(str, violations))
         page.get_by_text("Press keys.").click()  # focus on the page, not in a text box
         # each rerun installs the keys of what is on screen: press only once they are in place
         _wait_for_keys(page, "_quality")
