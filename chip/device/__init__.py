@@ -68,7 +68,7 @@ def cache_path(cache_dir: Path, key: dict[str, object]) -> Path:
 def _cached_cpu_profile(cache_dir: Path, refresh: bool, verify: bool = False) -> DeviceProfile:
     key = cpu_cache_key()
     path = cache_path(cache_dir, key)
-    probe = None
+    probe = cached = None
     if not refresh:
         cached = _read_cache(path, key)
         if cached is not None:
@@ -82,6 +82,7 @@ def _cached_cpu_profile(cache_dir: Path, refresh: bool, verify: bool = False) ->
     profile = measure_cpu_profile()
     if probe is not None:  # the probe ran on a quieter moment than every full run: keep its best
         profile = freshness.best_of([profile, probe])
+    profile = freshness.settle(cached, profile)  # never lowered by a busy moment
     _write_cache(path, key, profile)
     return profile
 

@@ -6,7 +6,8 @@ reused forever, it stays wrong. So a cached profile is re-measured when it is ol
 when it records no measurement time (caches written before this rule), or when a quick probe now
 beats it by more than 30% -- proof it was measured under load. A probe that falls short of it by
 as much says the machine is busy now; re-measuring then would only lower the roof, so the cache
-stays (and the caller hears why its figures may run below it).
+stays (and the caller hears why its figures may run below it). For the same reason a
+re-measurement that falls that far short of the cache keeps the better of each figure (`settle`).
 """
 from __future__ import annotations
 
@@ -56,6 +57,20 @@ def judge(cached: DeviceProfile, now: float, probe: DeviceProfile | None = None,
                               + ", ".join(slower) + "): the machine is busy now; keeping the "
                               "cached roof")
     return Verdict(False, "")
+
+
+def settle(cached: DeviceProfile | None, measured: DeviceProfile,
+           tolerance: float = TOLERANCE) -> DeviceProfile:
+    """What to cache after re-measuring: the new figures, unless some fall short of the old ones
+    by more than `tolerance` -- other load now, not a slower machine (the key holds the CPU model)
+    -- in which case each figure keeps the better of the two. A re-measurement under load must not
+    lower the roof it was meant to correct."""
+    if cached is None:
+        return measured
+    old, new = figures(cached), figures(measured)
+    if any(new.get(name, 0.0) < value * (1 - tolerance) for name, value in old.items()):
+        return dataclasses.replace(best_of([cached, measured]), measured_at=measured.measured_at)
+    return measured
 
 
 def best_of(profiles: list[DeviceProfile]) -> DeviceProfile:

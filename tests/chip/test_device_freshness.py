@@ -11,7 +11,7 @@ import pytest
 
 import chip.device as device
 from chip.device import detect_profile
-from chip.device.freshness import best_of, judge
+from chip.device.freshness import best_of, judge, settle
 from shared import DeviceProfile
 
 NOW = 1_800_000_000.0
@@ -55,6 +55,17 @@ def test_best_of_takes_each_figure_from_the_least_disturbed_run():
                     profile(bandwidth=25e9, bf16=100e9, at=NOW - 1)])
     assert (best.memory_bandwidth, best.peak_flops) == (25e9, {"bfloat16": 300e9, "float32": 50e9})
     assert best.measured_at == NOW - 1
+
+
+def test_a_remeasurement_under_load_does_not_lower_the_roof():
+    cached = profile(bandwidth=30e9, bf16=405e9, float32=91e9, at=NOW - 30 * HOUR)
+    busy = profile(bandwidth=16e9, bf16=58e9, float32=80e9, at=NOW)
+    kept = settle(cached, busy)
+    assert (kept.memory_bandwidth, kept.peak_flops) == (30e9, {"bfloat16": 405e9, "float32": 91e9})
+    assert kept.measured_at == NOW  # measured again now: not stale tomorrow morning
+    close = profile(bandwidth=27e9, bf16=380e9, float32=85e9, at=NOW)
+    assert settle(cached, close) == close  # within 30%: the new figures stand
+    assert settle(None, busy) == busy
 
 
 @pytest.fixture
