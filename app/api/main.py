@@ -31,6 +31,7 @@ from app.api.routes import lora_adapters
 from app.core.config import Settings
 from app.serving.loading import load_like
 from app.serving.model_host import ModelHost, ServedModel
+from app.core.registry import open_registry
 from app.serving.registry_watcher import RegistryWatcher, VersionLoader
 from app.serving.rollout import Rollout
 from app.store import crud_users
@@ -72,8 +73,9 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
         app.state.flywheel.outbox = outbox
         for model_id, load in (models or {}).items():
             host.start_loading(model_id, load)
-        watcher = RegistryWatcher(settings.data.registry_dir, rollout, host, load_version,
-                                  settings.registry_poll_s)
+        registry = await asyncio.to_thread(open_registry, settings.data.registry_dir,
+                                           settings.database_url, engine=store.engine)
+        watcher = RegistryWatcher(registry, rollout, host, load_version, settings.registry_poll_s)
         watching = asyncio.get_running_loop().create_task(watcher.run())
         try:
             yield

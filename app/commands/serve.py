@@ -54,6 +54,7 @@ def command(
     from app.core.config import Settings
     from app.serving.loading import load_served_model, model_id_for
     from app.serving.registry_watcher import version_to_serve
+    from app.core.registry import open_registry
     from shared import EngineConfig
 
     if tensor_parallel_size < 1:
@@ -86,7 +87,8 @@ def command(
     served_id = model_name or model_id_for(model)
     # The public name answers with a registry version from the first request: `mv-base` (this
     # model) in a new data dir, else the production version a flywheel iteration promoted.
-    version = version_to_serve(settings.data.registry_dir, model, served_id)
+    version = version_to_serve(open_registry(settings.data.registry_dir, settings.database_url,
+                                             schema=settings.database_schema), model, served_id)
     load_dir, load_id = (version.path, version.id) if version is not None else (model, served_id)
     app = create_app(settings, public_name=served_id, models={
         load_id: lambda: load_served_model(load_dir, engine_config, load_id, tensor_parallel_size)})

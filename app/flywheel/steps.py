@@ -31,7 +31,9 @@ def new_payload(settings: FlywheelSettings, run_id: str | None = None) -> RunPay
 
 
 def _registry(settings: FlywheelSettings) -> ModelRegistry:
-    return ModelRegistry(settings.registry_dir)
+    from app.core.registry import open_registry
+
+    return open_registry(settings.registry_dir, settings.database_url)
 
 
 def ensure_base_version(settings: FlywheelSettings) -> ModelVersion:

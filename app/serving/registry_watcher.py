@@ -1,9 +1,9 @@
 """Serve what the model registry says: hot-swap to a new production version, start or end a
 canary, and swap back on rollback.
 
-The registry is a JSON file that the API (promote / rollback) and the flywheel worker (a separate
-process) both write by atomic replace, so the server watches the file's identity (inode, size,
-mtime) every `poll_s` and reconciles when it changes. New weights load in a worker thread while
+The registry (in the database, `app.core.registry`; or a JSON file) is written by the API (promote /
+rollback) and by flywheel workers on any machine, so the server polls its `revision()` (the last
+status change) every `poll_s` and reconciles when it changes. New weights load in a worker thread while
 the current version keeps answering; `ModelHost.swap` then sends new requests to the new engine
 and lets requests already running on the old one finish there before it shuts down.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,18 +25,18 @@ logger = logging.getLogger(__name__)
 VersionLoader = Callable[[str, str, ServedModel | None], ServedModel]
 
 
-def version_to_serve(registry_dir: str | Path, model_dir: str | Path,
+def version_to_serve(registry: ModelRegistry | str | Path, model_dir: str | Path,
                      public_name: str) -> ModelVersion | None:
     """The version a starting server loads for its public name: the registry's production version.
     A registry without one gets `model_dir` registered as the base (`mv-base`, named
     `public_name`), so every answer carries the id of the weights that wrote it, from the first
     request on. None when the registry is unreadable or production's weights are gone: the
     server then serves `model_dir` under the public name and the watcher logs why."""
+    registry = _as_registry(registry)
     try:
-        version = ModelRegistry(registry_dir).ensure_production(Path(model_dir).resolve(),
-                                                                name=public_name)
+        version = registry.ensure_production(Path(model_dir).resolve(), name=public_name)
     except (OSError, ValueError) as e:
-        logger.error("cannot read the model registry at %s (%s); serving %s", registry_dir, e,
+        logger.error("cannot read the model registry at %s (%s); serving %s", registry.root, e,
                      model_dir)
         return None
     if not (Path(version.path) / "config.json").is_file():
@@ -48,9 +47,10 @@ def version_to_serve(registry_dir: str | Path, model_dir: str | Path,
 
 
 class RegistryWatcher:
-    def __init__(self, registry_dir: str | Path, rollout: Rollout, host: ModelHost,
+    def __init__(self, registry: ModelRegistry | str | Path, rollout: Rollout, host: ModelHost,
                  load_version: VersionLoader, poll_s: float = 1.0) -> None:
-        self.registry_dir = Path(registry_dir)
+        self.registry = _as_registry(registry)
+        self.registry_dir = self.registry.root
         self.rollout = rollout
         self.host = host
         self.load_version = load_version
@@ -64,8 +64,8 @@ class RegistryWatcher:
             await asyncio.sleep(self.poll_s)
 
     async def check(self) -> bool:
-        """Reconcile if the registry file changed since the last look; True if it did."""
-        identity = self._identity()
+        """Reconcile if the registry changed since the last look; True if it did."""
+        identity = await asyncio.to_thread(self._identity)
         if identity is None or identity == self._seen:
             return False
         try:
@@ -81,15 +81,15 @@ class RegistryWatcher:
         self._seen = identity
         return True
 
-    def _identity(self) -> tuple | None:
+    def _identity(self):
         try:
-            st = os.stat(self.registry_dir / "registry.json")
-        except FileNotFoundError:
+            return self.registry.revision()
+        except Exception as e:  # noqa: BLE001 - a database away for a moment: look again later
+            logger.warning("cannot read the model registry's revision (%s)", e)
             return None
-        return st.st_ino, st.st_size, st.st_mtime_ns
 
     async def reconcile(self) -> None:
-        registry = ModelRegistry(self.registry_dir)
+        registry = self.registry
         production, canary = await asyncio.to_thread(
             lambda: (registry.production(), registry.canary()))
         if production is not None:
@@ -139,6 +139,11 @@ class RegistryWatcher:
             return self.host.get(self.rollout.production_id)
         except ModelNotFoundError:
             return None
+
+
+def _as_registry(registry: ModelRegistry | str | Path) -> ModelRegistry:
+    """A directory means the JSON file registry in it (model/-only use and older callers)."""
+    return registry if isinstance(registry, ModelRegistry) else ModelRegistry(registry)
 
 
 def _same_dir(a: str | None, b: str) -> bool:

@@ -3,7 +3,7 @@
 Anyone signed in sees the lineage, metrics and run statuses; filesystem paths, recipes, histories
 and step outputs are for admins only (least privilege: they describe the host, not the models).
 
-The registry is `model.registry.ModelRegistry` under the server's data dir; iterations are queued
+The registry is `model.registry.ModelRegistry` in the server's database (`app.core.registry`); iterations are queued
 on the flywheel's Celery broker and run by `flywheel worker`.
 """
 from __future__ import annotations
@@ -17,9 +17,10 @@ router = APIRouter(prefix="/v1", tags=["model-versions"])
 
 
 def _registry(state):
-    from model.registry import ModelRegistry
+    from app.core.registry import open_registry
 
-    return ModelRegistry(state.settings.data.registry_dir)
+    return open_registry(state.settings.data.registry_dir, state.settings.database_url,
+                         engine=state.store.engine)
 
 
 def _version_public(version, *, internals: bool = True) -> dict:

@@ -21,7 +21,8 @@ from app.core.config import Settings
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.steps import thumbs_up
 from app.serving.model_host import ModelHost
-from model.registry import BASE_VERSION_ID, ModelRegistry, VersionStatus
+from model.registry import BASE_VERSION_ID, VersionStatus
+from tests.utils.registry import data_registry
 from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread, load_model
 
 PROMPT = "Once upon a time"
@@ -64,7 +65,7 @@ def _continuation(tokenizer, prompt_ids: list[int], ids: list[int]) -> str:
 def rollout(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("rollout")
     v2_dir = _perturbed_copy(data_dir / "models" / "stories-v2")
-    registry = ModelRegistry(data_dir / "registry")
+    registry = data_registry(data_dir)
     registry.register("base", MODEL_DIR, status=VersionStatus.PRODUCTION, version_id=BASE_VERSION_ID)
     registry.register("v2", v2_dir, parent_id="mv-base", version_id="mv-v2")
     registry.start_canary("mv-v2")

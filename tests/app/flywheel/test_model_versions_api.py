@@ -6,7 +6,8 @@ import openai
 import pytest
 
 from app.flywheel.runs import RunStatus
-from model.registry import ModelRegistry, VersionStatus
+from model.registry import VersionStatus
+from tests.utils.registry import data_registry
 from tests.app.ui.live_servers import live_api
 
 
@@ -21,7 +22,7 @@ def _admin(api) -> dict:
 
 
 def test_list_promote_and_rollback(api):
-    registry = ModelRegistry(api.data_dir / "registry")
+    registry = data_registry(api.data_dir)
     base = registry.register("base", "/models/base", status=VersionStatus.PRODUCTION, version_id="mv-a")
     child = registry.register("child", "/models/child", parent_id=base.id, version_id="mv-b",
                               dataset_snapshot_id="ds_1", metrics={"eval": {"held_out_loss": 0.5}})
@@ -91,4 +92,5 @@ def test_a_new_server_answers_as_the_registered_base_version_from_the_first_requ
         assert public["id"] == server.model and public["version"] == BASE_VERSION_ID
     # The worker, on the same data dir, starts from that very version (one settings derivation).
     worker_settings = FlywheelSettings(data_dir=tmp_path)
-    assert ModelRegistry(worker_settings.registry_dir).production().id == BASE_VERSION_ID
+    registry = data_registry(worker_settings.data_dir, worker_settings.database_url)
+    assert registry.production().id == BASE_VERSION_ID

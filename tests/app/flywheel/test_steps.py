@@ -8,7 +8,8 @@ from app.flywheel.runs import RunStatus, list_runs
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.trigger import claim_new_feedback, record_trigger
 from app.store.session import open_store
-from model.registry import BASE_VERSION_ID, ModelRegistry, VersionStatus
+from model.registry import BASE_VERSION_ID, VersionStatus
+from tests.utils.registry import data_registry
 from tests.app.flywheel.model_factory import tiny_chat_model
 from tests.app.flywheel.skills import LEARNING_RECIPE, teach_one_answer
 from tests.app.flywheel.store_factory import add_exchange, add_feedback, add_user
@@ -41,7 +42,7 @@ def test_iteration_registers_a_child_version_with_lineage(tmp_path, base_model):
     settings = make_settings(tmp_path, base_model)
     seed_corrections(settings)
     payload = pipeline.iterate(settings)
-    registry = ModelRegistry(settings.registry_dir)
+    registry = data_registry(settings.data_dir, settings.database_url)
     version = registry.get(payload.version_id)
     assert version.parent_id == BASE_VERSION_ID
     assert version.dataset_snapshot_id == payload.snapshot.id
@@ -68,13 +69,14 @@ def test_steps_are_idempotent_by_inputs(tmp_path, base_model):
     assert weights.stat().st_mtime_ns == mtime  # not retrained
     registered = steps.register(steps.evaluate(payload))
     assert steps.register(registered).version_id == registered.version_id
-    assert len(ModelRegistry(settings.registry_dir).list()) == 2  # base + one candidate
+    registry = data_registry(settings.data_dir, settings.database_url)
+    assert len(registry.list()) == 2  # base + one candidate
 
 
 def test_a_candidate_that_learned_nothing_is_rejected_with_the_reason(tmp_path, base_model):
     settings = make_settings(tmp_path, base_model)
     seed_corrections(settings, count=8)
-    registry = ModelRegistry(settings.registry_dir)
+    registry = data_registry(settings.data_dir, settings.database_url)
     # One epoch on a random 1-layer model cannot answer the held-out phrasings: no measurable gain.
     payload = pipeline.iterate(settings)
     assert payload.status == RunStatus.REJECTED and not payload.gate.passed
@@ -93,7 +95,8 @@ def test_a_candidate_that_learned_the_taught_answer_is_promoted(tmp_path, base_m
     skill = payload.metrics["skill"]["corrections"]
     assert skill["base_rate"] == 0.0 and skill["n"] >= 5 and skill["p_gain"] < 0.05
     assert payload.gate.reasons[0].startswith("learned: correction accuracy 0.0% ->")
-    assert ModelRegistry(settings.registry_dir).production().id == payload.version_id
+    registry = data_registry(settings.data_dir, settings.database_url)
+    assert registry.production().id == payload.version_id
 
 
 def test_no_feedback_means_no_training(tmp_path, base_model):
@@ -150,7 +153,7 @@ def test_canary_soak_lets_live_feedback_roll_the_candidate_back(tmp_path, base_m
     payload = steps.new_payload(settings)
     for _, step in pipeline.STEPS[:-1]:
         payload = step(payload)
-    registry = ModelRegistry(settings.registry_dir)
+    registry = data_registry(settings.data_dir, settings.database_url)
     candidate = payload.version_id
     assert payload.gate.passed and registry.get(candidate).status == VersionStatus.CANARY
     started = time.monotonic()

@@ -9,7 +9,8 @@ from app.flywheel.celery_app import create_celery
 from app.flywheel.payload import RunPayload
 from app.flywheel.pipeline import enqueue_iteration
 from app.flywheel.runs import UNFINISHED, RunStatus, read_run
-from model.registry import BASE_VERSION_ID, ModelRegistry
+from model.registry import BASE_VERSION_ID
+from tests.utils.registry import data_registry
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
 
@@ -21,7 +22,7 @@ def _run_chain_through_worker(settings) -> RunPayload:
     assert payload.run_id == run_id and payload.settings == settings
     record = read_run(settings.runs_dir, run_id)
     assert record["status"] == payload.status in (RunStatus.PROMOTED, RunStatus.REJECTED)
-    version = ModelRegistry(settings.registry_dir).get(payload.version_id)
+    version = data_registry(settings.data_dir, settings.database_url).get(payload.version_id)
     assert version.parent_id == BASE_VERSION_ID and version.dataset_snapshot_id == payload.snapshot.id
     return payload
 

@@ -16,6 +16,7 @@ import pytest
 
 from app.demo.corpus import eval_prompts
 from app.demo.recipe import DEMO_MODEL_DIR
+from tests.utils.registry import data_registry
 from tests.app.flywheel.api_user import ApiUser, gate_reasons, running_platform
 from tests.app.flywheel.taught_skills import ANIMAL_SOUNDS, BLORP_STORIES, STORY_NAMES, Case
 from tests.shared_data import STORIES_HF
@@ -99,7 +100,7 @@ def test_too_few_corrections_are_not_promoted_no_measurable_gain(tmp_path):
     from app.flywheel.settings import FlywheelSettings
     from app.store.models import Message
     from app.store.session import open_store
-    from model.registry import BASE_VERSION_ID, ModelRegistry
+    from model.registry import BASE_VERSION_ID
     from tests.app.flywheel.store_factory import add_exchange, add_feedback, add_user
 
     settings = FlywheelSettings(data_dir=tmp_path / "data", base_model_dir=str(STORIES_HF))
@@ -116,7 +117,8 @@ def test_too_few_corrections_are_not_promoted_no_measurable_gain(tmp_path):
     payload = pipeline.iterate(settings)
     assert payload.status == RunStatus.REJECTED and not payload.gate.passed
     assert payload.gate.reasons[0].startswith("no measurable gain"), payload.gate.reasons
-    assert ModelRegistry(settings.registry_dir).production().id == BASE_VERSION_ID
+    registry = data_registry(settings.data_dir, settings.database_url)
+    assert registry.production().id == BASE_VERSION_ID
 
 
 def test_a_correction_is_learned_when_the_answer_says_what_it_adds_to_the_prompt():

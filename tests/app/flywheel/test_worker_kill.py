@@ -12,7 +12,8 @@ from app.demo.processes import kill_group, platform_env, start_worker, stop, wai
 from app.flywheel.celery_app import create_celery
 from app.flywheel.pipeline import enqueue_iteration
 from app.flywheel.runs import UNFINISHED, RunStatus, read_run
-from model.registry import BASE_VERSION_ID, ModelRegistry
+from model.registry import BASE_VERSION_ID
+from tests.utils.registry import data_registry
 from tests.app.flywheel.skills import LEARNING_RECIPE, teach_one_answer
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
@@ -64,7 +65,7 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
     assert "flywheel.build_dataset[" not in resumed
     assert resumed.count(f"flywheel.{kill_in}[") >= 1
     # Exactly one new registry version, child of the base.
-    versions = ModelRegistry(settings.registry_dir).list()
+    versions = data_registry(settings.data_dir, settings.database_url).list()
     assert sorted(v.id for v in versions) == sorted([BASE_VERSION_ID, record["steps"]["register"]["version_id"]])
     return record
 

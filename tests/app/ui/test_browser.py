@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from model.registry import ModelRegistry
+from tests.utils.registry import data_registry
 from tests.app.ui.live_servers import PASSWORD, REPO_ROOT, TINY_MODEL, live_ui
 
 pytestmark = pytest.mark.browser
@@ -104,7 +104,7 @@ def test_sign_in_chat_feedback_review_and_export(api, browser_page):
     sft = httpx.get(f"{api.url}/v1/datasets/snapshots/{snapshot['id']}/sft.jsonl", headers=headers).text
     assert "a bear found honey" in sft
 
-    registry = ModelRegistry(api.data_dir.resolve() / "registry")  # what the flywheel would register
+    registry = data_registry(api.data_dir.resolve())  # what the flywheel would register
     base = registry.find("mv-0001") or registry.register("base", str(TINY_MODEL), status="production")
     registry.register("ft-browser", str(TINY_MODEL), parent_id=base.id, dataset_snapshot_id=snapshot["id"])
     _open(page, "Models")

@@ -8,10 +8,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from model.registry import ModelRegistry
 from tests.app.ui.browser import (CHROMIUM, CHROMIUM_ARGS, RequestLog, axe_source, axe_violations,
                                   require_chromium)
 from tests.app.ui.live_servers import PASSWORD, TINY_MODEL, live_api, live_ui
+from tests.utils.registry import data_registry
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +107,7 @@ def test_untrusted_text_is_shown_as_text_on_every_page(platform):
     feedback = {"message_id": chat["message_id"], "thumbs": "down", "comment": PHISH,
                 "correction": "See www.phish.example/fix"}
     httpx.post(f"{api.url}/v1/feedback", headers=headers, json=feedback).raise_for_status()
-    registry = ModelRegistry(api.data_dir.resolve() / "registry")
+    registry = data_registry(api.data_dir.resolve())
     base = registry.find("mv-base") or registry.register("base", str(TINY_MODEL), status="production")
     registry.register("evil\u202e", str(TINY_MODEL), parent_id=base.id)  # an unclosed RTL override
 

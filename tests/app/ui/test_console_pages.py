@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from app.flywheel.runs import RunStatus, update_run
 from app.ui.client import ApiClient, ChatIds
-from model.registry import BASE_VERSION_ID, ModelRegistry, VersionStatus
+from model.registry import BASE_VERSION_ID, VersionStatus
+from tests.utils.registry import data_registry
 from tests.app.ui.live_servers import TINY_MODEL, free_port
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
@@ -97,7 +98,7 @@ def test_review_queue_label_side_by_side_agreement_and_export(api, answered):
 
 
 def test_models_page_lineage_promote_rollback_and_runs(api):
-    registry = ModelRegistry(api.data_dir.resolve() / "registry")  # the registry the API serves
+    registry = data_registry(api.data_dir.resolve())  # the registry the API serves
     base = registry.register("base", str(TINY_MODEL), status=VersionStatus.PRODUCTION)
     rates = {"base_rate": 0.0, "candidate_rate": 0.75}
     child = registry.register("ft-1", str(TINY_MODEL), parent_id=base.id, metrics={"eval": {
