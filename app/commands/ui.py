@@ -33,7 +33,27 @@ def command(
     args = [sys.executable, "-m", "streamlit", "run", str(entrypoint), "--server.headless", "true",
             "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    args += ["--server.scriptHealthCheckEnabled", "true"]  # the warm-up run below uses it
     sys.stdout.flush()
+    _warm_up_in_background(f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
     # Replace this process with Streamlit, so a signal sent to `flywheel ui` reaches the server itself
     # (a child would outlive a terminated parent).
     os.execve(sys.executable, args, env)
+
+
+def _warm_up_in_background(ui_url: str) -> None:
+    """Run the UI script once when Streamlit is up (app.ui.warmup), from a grandchild process:
+    the child exits at once and is reaped here, so nothing is left for Streamlit to reap."""
+    import os
+
+    if (child := os.fork()) != 0:
+        os.waitpid(child, 0)
+        return
+    if os.fork() != 0:
+        os._exit(0)
+    try:
+        from app.ui.warmup import warm_up
+
+        warm_up(ui_url)
+    finally:
+        os._exit(0)
