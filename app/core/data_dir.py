@@ -3,8 +3,9 @@
 One place derives the layout, so `flywheel serve` and `flywheel worker` started on the same
 directory always agree on the store, the model registry and the run records:
 - `flywheel.db`: the store (unless `$FLYWHEEL_DATABASE_URL` or an explicit URL points elsewhere)
-- `registry/`: the model registry (`model.registry.ModelRegistry`)
-- `models/`: fine-tuned candidates, one directory per training key
+- `registry/`: where a registry.json from before the registry moved into the store may lie
+  (imported on first start: `app.core.registry`)
+- `models/`: fine-tuned candidates, one directory per training key (or `$FLYWHEEL_MODEL_ROOT`)
 - `runs/`: flywheel iteration records
 - `broker.db`, `celery-results.db`: the embedded Celery broker and result backend
 """
@@ -36,7 +37,10 @@ class DataDir:
 
     @property
     def models_dir(self) -> Path:
-        return self.root / "models"
+        """Fine-tuned candidates: `$FLYWHEEL_MODEL_ROOT` (a filesystem every machine mounts at
+        the same path, in a multi-machine deployment) or `models/` under the data dir."""
+        root = os.environ.get("FLYWHEEL_MODEL_ROOT")
+        return Path(root).resolve() if root else self.root / "models"
 
     @property
     def runs_dir(self) -> Path:

@@ -130,12 +130,15 @@ def evaluate(payload: RunPayload) -> RunPayload:
 def register(payload: RunPayload) -> RunPayload:
     if payload.skip:
         return payload
+    from model.artifacts import content_hash
+
     settings = payload.settings
     candidate = payload.candidate
     version = _registry(settings).register(
         f"flywheel-{candidate.key[:8]}", candidate.path, version_id=f"mv-{candidate.key}",
         parent_id=payload.base_version_id, dataset_snapshot_id=payload.snapshot.id,
-        recipe=settings.recipe, metrics={"eval": payload.metrics, "train": candidate.train})
+        recipe=settings.recipe, metrics={"eval": payload.metrics, "train": candidate.train},
+        content_hash=content_hash(candidate.path))  # checked where another machine loads it
     payload = payload.replace(version_id=version.id)
     _record(payload, "register", version_id=version.id)
     return payload

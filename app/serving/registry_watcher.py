@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app.serving.model_host import ModelHost, ModelLoadingError, ModelNotFoundError, ServedModel
 from app.serving.rollout import Rollout
+from model.artifacts import verify_content_hash
 from model.registry import ModelRegistry, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ def version_to_serve(registry: ModelRegistry | str | Path, model_dir: str | Path
         logger.error("production version %s has no model at %s; serving %s", version.id,
                      version.path, model_dir)
         return None
+    try:  # the model root may be shared: these must be the bytes that were registered
+        verify_content_hash(version.path, version.content_hash)
+    except ValueError as e:
+        logger.error("production version %s: %s; serving %s", version.id, e, model_dir)
+        return None
     return version
 
 
@@ -55,7 +61,8 @@ class RegistryWatcher:
         self.host = host
         self.load_version = load_version
         self.poll_s = poll_s
-        self._seen: tuple | None = None  # identity of the registry file last reconciled
+        self._seen = None  # the registry revision last reconciled
+        self._hashes: dict[str, str | None] = {}  # version id -> recorded weights hash
 
     async def run(self) -> None:
         """Poll until cancelled (the app's lifespan owns the task)."""
@@ -92,6 +99,7 @@ class RegistryWatcher:
         registry = self.registry
         production, canary = await asyncio.to_thread(
             lambda: (registry.production(), registry.canary()))
+        self._hashes = {v.id: v.content_hash for v in (production, canary) if v is not None}
         if production is not None:
             await self._serve_production(production.id, production.path)
         await self._serve_canary(None if canary is None else (canary.id, canary.path))
@@ -110,7 +118,7 @@ class RegistryWatcher:
         else:
             logger.info("loading production version %s from %s", version_id, path)
             new = await self.host.load_and_swap(
-                rollout.production_id, lambda: self.load_version(path, version_id, current))
+                rollout.production_id, lambda: self._load(path, version_id, current))
         rollout.production_id = new.id
         if rollout.canary_id == new.id:
             rollout.canary_id = None
@@ -124,7 +132,7 @@ class RegistryWatcher:
         if wanted is not None:
             version_id, path = wanted
             logger.info("loading canary version %s from %s", version_id, path)
-            new = await asyncio.to_thread(self.load_version, path, version_id,
+            new = await asyncio.to_thread(self._load, path, version_id,
                                           self._current_production())
             self.host.add(new)
             rollout.canary_id = version_id
@@ -132,6 +140,12 @@ class RegistryWatcher:
             rollout.canary_id = None
         if previous is not None and previous != rollout.production_id:
             self.host.retire(previous)  # its running requests finish first
+
+    def _load(self, path: str, version_id: str, current: ServedModel | None) -> ServedModel:
+        """Load a version after checking its weights are the registered ones (ArtifactMismatch,
+        a ValueError, keeps the current version serving)."""
+        verify_content_hash(path, self._hashes.get(version_id))
+        return self.load_version(path, version_id, current)
 
     def _current_production(self) -> ServedModel | None:
         """The production model (ModelLoadingError while it is still loading)."""

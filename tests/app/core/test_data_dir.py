@@ -24,3 +24,12 @@ def test_the_server_queues_iterations_with_its_own_store(tmp_path, monkeypatch):
     worker = FlywheelSettings.for_data_dir(server.data)
     assert worker.data == server.data and worker.database_url == "postgresql://db/flywheel"
     assert worker.registry_dir == tmp_path / "served" / "registry"
+
+
+def test_fine_tuned_models_go_under_the_configured_model_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLYWHEEL_MODEL_ROOT", raising=False)
+    worker = FlywheelSettings(data_dir=tmp_path / "data")
+    assert worker.models_dir == tmp_path / "data" / "models"
+    monkeypatch.setenv("FLYWHEEL_MODEL_ROOT", str(tmp_path / "shared" / "models"))
+    assert worker.models_dir == Settings(data_dir=tmp_path / "data").data.models_dir
+    assert worker.models_dir == tmp_path / "shared" / "models"

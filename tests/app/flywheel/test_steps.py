@@ -8,6 +8,7 @@ from app.flywheel.runs import RunStatus, list_runs
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.trigger import claim_new_feedback, record_trigger
 from app.store.session import open_store
+from model.artifacts import content_hash
 from model.registry import BASE_VERSION_ID, VersionStatus
 from tests.utils.registry import data_registry
 from tests.app.flywheel.model_factory import tiny_chat_model
@@ -71,6 +72,9 @@ def test_steps_are_idempotent_by_inputs(tmp_path, base_model):
     assert steps.register(registered).version_id == registered.version_id
     registry = data_registry(settings.data_dir, settings.database_url)
     assert len(registry.list()) == 2  # base + one candidate
+    # the candidate's weights as registered, for a machine loading it from the model root to check
+    assert registry.get(registered.version_id).content_hash == content_hash(weights.parent)
+    assert content_hash(weights.parent) != content_hash(settings.base_model_dir)
 
 
 def test_a_candidate_that_learned_nothing_is_rejected_with_the_reason(tmp_path, base_model):
