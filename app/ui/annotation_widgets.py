@@ -40,6 +40,9 @@ def question_input(question: dict, record: dict):
     if kind == "multi_label":
         return st.multiselect(label, question["options"], key=key)
     if kind == "ranking":
+        if not record.get("candidates"):
+            st.caption(neutralize(f"{label}: this record has no candidate answers to rank."))
+            return None
         letters = dict(zip((c["id"] for c in record["candidates"]), "ABCDEFGHIJKLMNOPQRST"))
         return st.multiselect(label + ": pick the candidates best first", list(letters), key=key,
                               format_func=lambda cid: f"Candidate {letters[cid]}")
@@ -80,7 +83,7 @@ def create_dataset_form() -> None:
     """Admin: name, guidelines, annotators per record and the questions (one table row each)."""
     with st.expander("Create a dataset"):
         name = st.text_input("Name", key="ann_new_name")
-        guidelines = st.text_area("Guidelines (markdown, shown beside every item)", key="ann_new_guidelines")
+        guidelines = st.text_area("Guidelines (shown as written beside every item)", key="ann_new_guidelines")
         min_submitted = st.number_input("Annotators per record", 1, 20, 2, key="ann_new_min")
         rows = st.data_editor(EXAMPLE_QUESTIONS, num_rows="dynamic", key="ann_new_questions", column_config={
             "kind": st.column_config.SelectboxColumn("kind", options=KINDS, required=True),
