@@ -5,6 +5,9 @@ It answers with the model registry's production version: on a new data dir MODEL
 registered as `mv-base` at startup, so answers name that version from the first request; a
 promotion or rollback hot-swaps it, and the canary answers a share of conversations.
 
+/v1/* needs an API key or a login session unless --no-auth; on a new data dir nobody can sign in
+until the first visitor of the UI creates the admin account (or `flywheel create-user`).
+
 Prints the server's base URL on stdout once it accepts connections. SIGTERM or Ctrl-C stops
 accepting new connections, lets in-flight requests (streams included) finish, then stops the
 engine, drains the history writer and closes the store.
@@ -24,6 +27,9 @@ def command(
     port: Annotated[int, typer.Option(help="Port to bind (0: any free port).")] = 8000,
     api_key: Annotated[Optional[list[str]], typer.Option(
         "--api-key", help="Require this API key on /v1/* (repeatable).")] = None,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="Open /v1/* to anyone who can reach the port (a single-user laptop); "
+                          "by default it needs an API key or a signed-in user.")] = False,
     database_url: Annotated[Optional[str], typer.Option(
         help="SQLAlchemy URL of the store (default: SQLite under the data dir).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(
@@ -48,11 +54,34 @@ def command(
         help="Requests per minute per API key before HTTP 429 (default: no limit).")] = None,
     rate_limit_tpm: Annotated[Optional[int], typer.Option(
         help="Prompt + requested completion tokens per minute per API key (default: no limit).")] = None,
+    enable_lora: Annotated[bool, typer.Option(
+        "--enable-lora", help="Serve LoRA adapters (implied by --lora-modules); load more at "
+                              "runtime with POST /v1/load_lora_adapter.")] = False,
+    lora_modules: Annotated[Optional[list[str]], typer.Option(
+        "--lora-modules", help="An adapter as name=DIR (PEFT layout), served as model=name "
+                               "(repeatable).")] = None,
+    max_loras: Annotated[int, typer.Option(help="Adapters in one engine step.")] = 4,
+    max_lora_rank: Annotated[int, typer.Option(help="Largest adapter rank served.")] = 16,
+    speculative_config: Annotated[Optional[str], typer.Option(
+        help='Speculative decoding as JSON with vLLM\'s keys, e.g. \'{"method": "ngram", '
+             '"num_speculative_tokens": 4, "prompt_lookup_max": 3}\' or \'{"model": DRAFT_DIR, '
+             '"num_speculative_tokens": 4}\'.')] = None,
+    replicas: Annotated[Optional[int], typer.Option(
+        help="Run the engine as a Ray Serve deployment of this many replicas (one process "
+             "each; needs the `distributed` extra). Default: one engine in this process.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="With --replicas: the Ray cluster to join (e.g. auto, HOST:6379); default: a "
+             "local Ray instance.")] = None,
+    replica_router: Annotated[str, typer.Option(
+        help="With --replicas: affinity (a prompt goes to the replica caching its prefix) or "
+             "pow2 (Ray's power of two choices).")] = "affinity",
 ) -> None:
     """Serve MODEL over an OpenAI-compatible HTTP API."""
     from app.api.main import create_app
     from app.core.config import Settings
     from app.serving.loading import load_served_model, model_id_for
+    from app.serving.lora_modules import parse_lora_modules, with_lora_modules
+    from app.commands.replica_options import replica_options
     from app.serving.registry_watcher import version_to_serve
     from app.core.registry import open_registry
     from shared import EngineConfig
@@ -73,7 +102,8 @@ def command(
         check_model_splits(model, tensor_parallel_size)  # ValueError (exit 2) before serving
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {port}")
-    settings_kwargs = {"api_keys": list(api_key or []), "database_url": database_url,
+    settings_kwargs = {"api_keys": list(api_key or []), "require_login": not no_auth,
+                       "database_url": database_url,
                        "max_queue_len": max_queue_len, "max_body_bytes": max_body_bytes}
     if data_dir is not None:
         settings_kwargs["data_dir"] = data_dir
@@ -82,16 +112,34 @@ def command(
     settings_kwargs.update(rate_limit_rpm=rate_limit_rpm, rate_limit_tpm=rate_limit_tpm)
     settings_kwargs["prefix_cache_isolation"] = prefix_cache_isolation
     settings = Settings(**settings_kwargs)
+    try:
+        adapters = parse_lora_modules(lora_modules or [])
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--lora-modules") from e
     engine_config = EngineConfig(max_queue_len=max_queue_len, max_num_seqs=max_num_seqs,
-                                 num_threads=num_threads)
+                                 num_threads=num_threads, enable_lora=enable_lora or bool(adapters),
+                                 max_loras=max_loras, max_lora_rank=max_lora_rank)
+    if speculative_config is not None:
+        engine_config.speculative_config = _speculative_config(speculative_config)
     served_id = model_name or model_id_for(model)
     # The public name answers with a registry version from the first request: `mv-base` (this
     # model) in a new data dir, else the production version a flywheel iteration promoted.
     version = version_to_serve(open_registry(settings.data.registry_dir, settings.database_url,
                                              schema=settings.database_schema), model, served_id)
     load_dir, load_id = (version.path, version.id) if version is not None else (model, served_id)
-    app = create_app(settings, public_name=served_id, models={
-        load_id: lambda: load_served_model(load_dir, engine_config, load_id, tensor_parallel_size)})
+
+    replica_config = replica_options(replicas, ray_address, replica_router,
+                                     tensor_parallel_size, bool(adapters))
+
+    def load():
+        if replica_config is not None:
+            from app.serving.ray_replicas.deploy import deploy_replicated_model
+
+            return deploy_replicated_model(load_dir, engine_config, load_id, replica_config)
+        return load_served_model(load_dir, engine_config, load_id, tensor_parallel_size)
+
+    app = create_app(settings, public_name=served_id, models=with_lora_modules(
+        load_id, load, adapters))
     run_server(app, host, port)
     if tensor_parallel_size > 1:
         from app.serving.tensor_parallel import group_failure
@@ -99,6 +147,17 @@ def command(
         if (failure := group_failure()) is not None:  # a lost rank stopped the server
             typer.echo(f"error: {failure}", err=True)
             raise typer.Exit(1)
+
+
+def _speculative_config(text: str):
+    import json
+
+    from shared import SpeculativeConfig
+
+    try:
+        return SpeculativeConfig.from_dict(json.loads(text))
+    except (json.JSONDecodeError, ValueError, TypeError) as e:
+        raise typer.BadParameter(str(e), param_hint="--speculative-config") from e
 
 
 def _torchrun_worker() -> bool:
