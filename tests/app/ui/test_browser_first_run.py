@@ -5,12 +5,15 @@ axe-core finds no serious or critical violation on any page; and no request leav
 """
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 import httpx
 import pytest
 
+from app.ui.warmup import warm_up
 from tests.app.ui.browser import (CHROMIUM, CHROMIUM_ARGS, RequestLog, axe_source, axe_violations,
                                   require_chromium)
-from tests.app.ui.live_servers import PASSWORD, TINY_MODEL, live_api, live_ui
+from tests.app.ui.live_servers import TINY_MODEL, live_api, live_ui
 from tests.utils.registry import data_registry
 
 pytestmark = pytest.mark.browser
@@ -125,6 +128,12 @@ def test_untrusted_text_is_shown_as_text_on_every_page(platform):
     _assert_accessible(page, axe, "models page")
     _open(page, "Report card")
     _assert_accessible(page, axe, "report card")
+
+
+def test_flywheel_ui_runs_the_script_once_before_the_first_visitor(platform):
+    _, page, _, _ = platform
+    ui = urlparse(page.url)
+    assert warm_up(f"{ui.scheme}://{ui.netloc}", timeout_s=60)  # what `flywheel ui` does at start
 
 
 def test_no_request_left_the_machine(platform):
