@@ -12,6 +12,7 @@ time (on a subset, as a rate) and in static batches of 16 with left padding; and
     python benchmarks/throughput.py --int8       # also the engine with weight-only int8 linears
     python benchmarks/throughput.py --json-schema  # also W with every request under a JSON schema
     python benchmarks/throughput.py --tensor-parallel-size 2 --quick  # TP=2 vs TP=1 only
+    python benchmarks/throughput.py --cold-warm --quick [--no-warmup]  # first W run vs second
 
 int8 figures are reported on their own lines; every ratio against transformers is bf16 vs bf16.
 
@@ -160,6 +161,11 @@ def main() -> None:
     parser.add_argument("--tensor-parallel-size", type=int, default=1,
                         help="only compare N tensor-parallel ranks with one process (see "
                              "benchmarks/tensor_parallel.py); --quick: 8 requests, 32 tokens out")
+    parser.add_argument("--cold-warm", action="store_true",
+                        help="only the first W run of a fresh engine vs its second (benchmarks/"
+                             "cold_warm.py); --quick: 16 requests, 16 tokens out")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="--cold-warm without the engine's start-up warm-up (the before)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.num_threads is None:
@@ -185,6 +191,13 @@ def main() -> None:
     logger.info("model: SmolLM2-135M shape, bf16, random weights; %d threads; W: %d requests, "
                 "%d prompt tokens, %d output tokens each", args.num_threads, len(prompts),
                 sum(map(len, prompts)), OUTPUT_LEN)
+    if args.cold_warm:
+        from benchmarks.cold_warm import report_cold_warm
+
+        count, output_len = (16, 16) if args.quick else (NUM_REQUESTS, OUTPUT_LEN)
+        report_cold_warm(model, IdTokenizer(), prompts[:count], config, output_len,
+                         warmup=not args.no_warmup)
+        return
     run_engine(model, [p[:64] for p in prompts[:4]], config)  # warm-up
     ours = run_engine(model, prompts, config, profile)
     logger.info("engine  W: %.2f req/s, %.1f output tok/s, TTFT p50 %.2fs p99 %.2fs, TPOT p50 %.0fms "

@@ -77,3 +77,14 @@ def test_import_app_stays_light():
     code = "import sys, app; assert 'torch' not in sys.modules, 'torch imported'; print(app.SamplingParams)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_warmup_at_construction_leaves_no_trace_in_outputs_or_stats(llm):
+    warmed = LLM(str(STORIES), dtype="float32", num_threads=1, max_num_batched_tokens=64,
+                 warmup=True)
+    stats = warmed.engine.stats
+    assert (stats.num_steps, stats.num_finished, stats.num_prefix_cache_hits) == (0, 0, 0)
+    params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+    prompts = ["Once upon a time", "The dog"]
+    assert ([o.outputs[0].token_ids for o in warmed.generate(prompts, params, use_tqdm=False)]
+            == [o.outputs[0].token_ids for o in llm.generate(prompts, params, use_tqdm=False)])
