@@ -119,11 +119,9 @@ def create_records(name: str, body: RecordsAdd, session: SessionDep, _user: Admi
     return RecordsAdded(added=added, skipped=offered - added)
 
 
-def _record_public(record, my_response=None) -> RecordPublic:
-    mine = None if my_response is None else {"status": my_response.status, "values": my_response.values}
+def _record_public(record) -> RecordPublic:
     return RecordPublic(id=record.id, position=record.position, prompt=record.prompt,
-                        answer=record.answer, candidates=record.candidates, metadata=record.meta,
-                        my_response=mine)
+                        answer=record.answer, candidates=record.candidates, metadata=record.meta)
 
 
 @router.get("/{name}/next", response_model=NextRecord)

@@ -101,7 +101,6 @@ class RecordPublic(BaseModel):
     answer: str
     candidates: list[CandidateIn]
     metadata: dict[str, Any]
-    my_response: dict[str, Any] | None = None
 
 
 class NextRecord(BaseModel):
