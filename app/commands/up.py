@@ -33,6 +33,11 @@ def command(
     no_auth: Annotated[bool, typer.Option(
         "--no-auth", help="No sign-in: anyone who reaches the ports chats as the local admin "
                           "(a single-user laptop).")] = False,
+    replicas: Annotated[Optional[int], typer.Option(
+        help="Serve the engine as a Ray Serve deployment of this many replicas (the "
+             "`distributed` extra).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="With --replicas: the Ray cluster to join (default: a local Ray instance).")] = None,
 ) -> int:
     """Start API, UI and worker; print their URLs; stop all of them on Ctrl-C."""
     from app.commands.bootstrap import ensure_admin, needs_admin
@@ -53,6 +58,7 @@ def command(
             serve += ["--model-name", DEMO_MODEL_NAME]
         if no_auth:
             serve.append("--no-auth")
+        serve += _replica_args(replicas, ray_address)
         api = _start(serve, env, children)
         api_url = _read_url(api, "API")
         typer.echo(f"API   {api_url}/v1  (OpenAI-compatible; metrics at {api_url}/metrics)")
@@ -71,6 +77,16 @@ def command(
         return _wait(children)
     finally:
         _stop(children)
+
+
+def _replica_args(replicas: int | None, ray_address: str | None) -> list[str]:
+    """`serve` checks them (exit 2 naming the flag); checked here too so that a bad value stops
+    `up` before anything starts."""
+    from app.commands.replica_options import replica_options
+
+    replica_options(replicas, ray_address, "affinity", 1, False)
+    args = ["--replicas", str(replicas)] if replicas is not None else []
+    return args + (["--ray-address", ray_address] if ray_address is not None else [])
 
 
 def _start(args: list[str], env: dict, children: list[subprocess.Popen]) -> subprocess.Popen:

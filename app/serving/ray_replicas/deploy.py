@@ -47,7 +47,8 @@ def connect(config: ReplicaConfig) -> None:
         # Replicas run this package from the same environment: a local Ray starts its workers
         # with this interpreter; cluster nodes need flywheel installed (README, deployment).
         env = {"env_vars": {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}}
-        ray.init(address=config.ray_address, runtime_env=env, log_to_driver=False,
+        # "local": always a new instance (None would join whatever /tmp/ray last pointed at)
+        ray.init(address=config.ray_address or "local", runtime_env=env, log_to_driver=False,
                  include_dashboard=False, configure_logging=False)
     serve.start(proxy_location="Disabled")
 
