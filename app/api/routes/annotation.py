@@ -160,10 +160,10 @@ def read_progress(name: str, session: SessionDep, user: AnnotatorUser) -> Progre
     result = crud_annotation.progress(session, dataset=info, include_ids=(user.id,))
     return ProgressPublic(num_records=result.num_records, completed=result.completed,
                           pending=result.num_records - result.completed,
-                          annotators=[AnnotatorProgressPublic(**vars_of(a)) for a in result.annotators])
+                          annotators=[AnnotatorProgressPublic(**_fields_of(a)) for a in result.annotators])
 
 
-def vars_of(item) -> dict:
+def _fields_of(item) -> dict:
     """A slotted dataclass's fields (the public models copy them)."""
     return {name: getattr(item, name) for name in item.__slots__}
 
@@ -173,7 +173,7 @@ def read_agreement(name: str, session: SessionDep, _user: AnnotatorUser) -> Agre
     info = _dataset(session, name)
     answers = [Answer(r.record_id, username, r.values)
                for r, username in crud_annotation.responses(session, dataset_id=info.id, status="submitted")]
-    return AgreementPublic(data=[QuestionAgreementPublic(**{**vars_of(a), "kind": a.kind.value})
+    return AgreementPublic(data=[QuestionAgreementPublic(**{**_fields_of(a), "kind": a.kind.value})
                                  for a in agreement_by_question(info.questions, answers)])
 
 
