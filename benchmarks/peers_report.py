@@ -47,7 +47,8 @@ def make_workload(num_requests: int = NUM_REQUESTS, output_len: int = OUTPUT_LEN
                   prompt_range: tuple[int, int] = PROMPT_RANGE, seed: int = 1234,
                   vocab: int = VOCAB) -> Workload:
     """W: `num_requests` prompts of uniform random length in `prompt_range` (inclusive), random
-    ids above the special tokens; the batch-1 prompt has its own seed so W's size does not move it."""
+    ids above the special tokens; the batch-1 prompt has its own seed, so W's size does not move
+    it."""
     lo, hi = prompt_range
     if not 1 <= lo <= hi:
         raise ValueError(f"prompt range must be 1 <= lo <= hi, got {prompt_range}")
@@ -131,7 +132,8 @@ def format_report(runs: Sequence[Run], ours: str = "flywheel", theirs: str = "vl
     lines = []
     for s in (a, b):
         lines.append(f"{s.system:<8} W cold {_fmt(s.cold_req_s, '.3f')} req/s, warm "
-                     f"{_fmt(s.warm_req_s, '.3f')} req/s (cold/warm {_fmt(s.cold_over_warm, '.2f')}), "
+                     f"{_fmt(s.warm_req_s, '.3f')} req/s "
+                     f"(cold/warm {_fmt(s.cold_over_warm, '.2f')}), "
                      f"batch-1 {_fmt(s.batch1_tok_s, '.1f')} tok/s  [medians]")
     lines.append(f"{ours}/{theirs}: W warm {_fmt(ratio(a.warm_req_s, b.warm_req_s), '.2f')}x, "
                  f"W cold {_fmt(ratio(a.cold_req_s, b.cold_req_s), '.2f')}x, "

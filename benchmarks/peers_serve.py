@@ -90,16 +90,18 @@ def running(command: list[str], env: dict[str, str], port: int, log: Path, timeo
 def bench(client_python: Path, model: Path, port: int, rate: str, args, out_dir: Path,
           label: str) -> dict:
     name = f"{label}-{rate}.json"
-    command = [str(client_python), "-c", CLIENT, "--backend", "openai", "--endpoint", "/v1/completions",
-               "--base-url", f"http://127.0.0.1:{port}", "--model", "m", "--tokenizer", str(model),
-               "--dataset-name", "random", "--random-input-len", "256", "--random-range-ratio", "0.75",
+    command = [str(client_python), "-c", CLIENT, "--backend", "openai",
+               "--endpoint", "/v1/completions", "--base-url", f"http://127.0.0.1:{port}",
+               "--model", "m", "--tokenizer", str(model), "--dataset-name", "random",
+               "--random-input-len", "256", "--random-range-ratio", "0.75",
                "--random-output-len", str(args.output_len), "--num-prompts", str(args.requests),
                "--ignore-eos", "--request-rate", rate, "--seed", "1234",
                "--percentile-metrics", "ttft,tpot", "--metric-percentiles", "50,99",
                "--save-result", "--result-dir", str(out_dir), "--result-filename", name]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"vLLM's benchmark client failed:\n{(done.stdout + done.stderr)[-3000:]}")
+        output = done.stdout + done.stderr
+        raise RuntimeError(f"vLLM's benchmark client failed:\n{output[-3000:]}")
     return json.loads((out_dir / name).read_text())
 
 
@@ -115,10 +117,10 @@ def serve_side_by_side(args) -> None:
     results: list[ServeResult] = []
     with tempfile.TemporaryDirectory(prefix="peers-serve-") as scratch:
         out = Path(scratch)
-        servers = [("flywheel", lambda p: [flywheel, "serve", "--model", str(model), "--port", str(p),
-                                           "--model-name", "m", "--no-auth", "--data-dir",
-                                           str(out / "fwdata"), "--num-threads", str(args.threads)],
-                    None),
+        servers = [("flywheel", lambda p: [flywheel, "serve", "--model", str(model),
+                                           "--port", str(p), "--model-name", "m", "--no-auth",
+                                           "--data-dir", str(out / "fwdata"),
+                                           "--num-threads", str(args.threads)], None),
                    ("vllm", lambda p: [str(client), "-m", "vllm.entrypoints.openai.api_server",
                                        "--model", str(model), "--served-model-name", "m",
                                        "--dtype", "bfloat16", "--max-model-len", "1024",

