@@ -28,6 +28,7 @@ from app.api.routes import eval_sets
 from app.api.routes import openai_responses
 from app.api.routes import annotation
 from app.api.routes import lora_adapters
+from app.api.routes import replicas
 from app.core.config import Settings
 from app.serving.loading import load_like
 from app.serving.model_host import ModelHost, ServedModel
@@ -107,6 +108,7 @@ def create_app(settings: Settings, models: dict[str, Callable[[], ServedModel]] 
     app.include_router(eval_sets.router)
     app.include_router(annotation.router)
     app.include_router(lora_adapters.router)
+    app.include_router(replicas.router)
     return app
 
 
