@@ -4,6 +4,8 @@ the adapter merged into its weights (served beside them as its own model), while
 base and for several adapters run at the same time on one engine."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -122,7 +124,8 @@ def test_an_unloaded_adapter_is_no_longer_served(server, adapter_dirs):
     with _admin(url) as http:
         assert http.post("/v1/load_lora_adapter", json={
             "lora_name": "delta", "lora_path": str(adapter_dirs["beta"])}).status_code == 200
-        assert _complete(client, "delta", PROMPTS[0]) == _complete(client, "merged-beta", PROMPTS[0])
+        served = _complete(client, "delta", PROMPTS[0])
+        assert served == _complete(client, "merged-beta", PROMPTS[0])
         gone = http.post("/v1/unload_lora_adapter", json={"lora_name": "delta"})
     assert gone.status_code == 200 and gone.json()["status"] == "unloaded"
     assert "delta" not in {m.id for m in client.models.list().data}
@@ -135,3 +138,11 @@ def test_lora_modules_parse_name_equals_dir():
     for bad in (["a"], ["=/x"], ["a="], ["a=/x", "a=/y"]):
         with pytest.raises(ValueError, match="--lora-modules"):
             parse_lora_modules(bad)
+
+
+def test_serve_refuses_a_malformed_lora_module_with_exit_2():
+    result = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--model", str(MODEL_DIR),
+                             "--lora-modules", "no-equals-sign"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--lora-modules" in result.stderr and "name=DIR" in result.stderr
