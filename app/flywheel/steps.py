@@ -81,6 +81,7 @@ def training_key(snapshot_hash: str, base_version_id: str, recipe: dict) -> str:
 def finetune(payload: RunPayload) -> RunPayload:
     if payload.skip:
         return payload
+    from app.flywheel.ddp_finetune import launch as launch_data_parallel, train_processes
     from app.flywheel.training import train_candidate
 
     settings = payload.settings
@@ -90,6 +91,9 @@ def finetune(payload: RunPayload) -> RunPayload:
     summary_file = out_dir / "train_summary.json"
     if summary_file.is_file():  # a retried or repeated task: the model is already there
         summary = json.loads(summary_file.read_text())
+    elif (processes := train_processes()) > 1:  # this worker trains data-parallel (torchrun)
+        summary = launch_data_parallel(settings, base.path, payload.snapshot.id, out_dir,
+                                       base.dataset_snapshot_id, processes)
     else:
         summary = train_candidate(settings, base.path, payload.snapshot.id, out_dir,
                                   base_snapshot_id=base.dataset_snapshot_id)

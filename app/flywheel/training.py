@@ -22,9 +22,14 @@ DEFAULT_EVAL_FRACTION = 0.25  # share of prompts (whole groups) held out to meas
 
 
 def _train_config(recipe: dict, objective: str):
-    from framework.train import TrainConfig
+    from framework.train import DistContext, TrainConfig
 
-    return TrainConfig.from_dict({**recipe, "objective": objective, "progress": True})
+    # Under torchrun (app.flywheel.ddp_finetune) each of N ranks takes 1/N of the recipe's
+    # micro-batch, so the global batch, and the trained weights, are the single-process ones.
+    world = DistContext.from_process_group().world_size
+    micro = int(recipe.get("micro_batch_size", 8)) // world
+    return TrainConfig.from_dict({**recipe, "objective": objective, "progress": True,
+                                  **({"micro_batch_size": micro} if world > 1 else {})})
 
 
 def is_demo_base(settings: FlywheelSettings) -> bool:
@@ -112,8 +117,11 @@ def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
                                     "tokens_per_s": round(result.tokens_per_s)}
         logger.info("stage %s: %s", stage, summary["stages"][stage])
     model.eval()
-    save_checkpoint(model, loaded.config, out_dir, tokenizer_dir=base_dir, dtype="float32",
-                    extra_files={"train_summary.json": json.dumps(summary, indent=2)})
+    from framework.train import DistContext
+
+    if DistContext.from_process_group().is_main:  # data parallel: every rank holds the same model
+        save_checkpoint(model, loaded.config, out_dir, tokenizer_dir=base_dir, dtype="float32",
+                        extra_files={"train_summary.json": json.dumps(summary, indent=2)})
     return summary
 
 
