@@ -27,10 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
+import httpx
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (apt-get install chromium), as the browser tests use
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run"]
 
 DEMO_MODEL = REPO / "app" / "demo" / "model"
 FLYWHEEL = [sys.executable, "-m", "app.cli"]
@@ -68,8 +69,10 @@ def time_serve(data_dir: Path) -> tuple[float, float, subprocess.Popen, str]:
     """(s to the URL line, s to /health 200), the running server and its URL."""
     start = time.monotonic()
     process = subprocess.Popen([*FLYWHEEL, "serve", "--model", str(DEMO_MODEL), "--port", "0",
-                                "--data-dir", str(data_dir), "--no-auth", "--model-name", "flywheel-demo"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                "--data-dir", str(data_dir), "--no-auth",
+                                "--model-name", "flywheel-demo"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
     url = process.stdout.readline().strip()
     accepting = time.monotonic() - start
     _wait(f"{url}/health", process)
@@ -81,7 +84,8 @@ def time_ui(api_url: str, browser) -> tuple[float, list[tuple[float, float]]]:
     the first visitor, right after the health check answers, and for a later one)."""
     port = free_port()
     start = time.monotonic()
-    process = subprocess.Popen([*FLYWHEEL, "ui", "--api-url", api_url, "--port", str(port)], cwd=REPO,
+    process = subprocess.Popen([*FLYWHEEL, "ui", "--api-url", api_url, "--port", str(port)],
+                               cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(f"http://127.0.0.1:{port}/_stcore/health", process)
@@ -103,6 +107,14 @@ def time_ui(api_url: str, browser) -> tuple[float, list[tuple[float, float]]]:
         process.wait(timeout=30)
 
 
+def record_ui(rows: dict[str, list[float]], serving: float,
+              visits: list[tuple[float, float]]) -> None:
+    rows.setdefault("ui: server up (s)", []).append(serving)
+    for visitor, (paint_ms, heading_ms) in zip(("first", "later"), visits):
+        rows.setdefault(f"ui, {visitor} visitor: first contentful paint (ms)", []).append(paint_ms)
+        rows.setdefault(f"ui, {visitor} visitor: page heading drawn (ms)", []).append(heading_ms)
+
+
 def time_part(code: str, data_dir: Path) -> float:
     start = time.monotonic()
     subprocess.run([sys.executable, "-c", code, str(data_dir)], cwd=REPO, check=True,
@@ -118,22 +130,18 @@ def main() -> None:
 
     rows: dict[str, list[float]] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
         for _ in range(args.rounds):
             with tempfile.TemporaryDirectory() as data_dir:
                 for start in ("new data dir", "existing data dir"):
                     accepting, ready, server, url = time_serve(Path(data_dir))
                     try:
-                        rows.setdefault(f"serve, {start}: accepting connections (s)", []).append(accepting)
-                        rows.setdefault(f"serve, {start}: ready, model loaded (s)", []).append(ready)
+                        row = f"serve, {start}: "
+                        rows.setdefault(row + "accepting connections (s)", []).append(accepting)
+                        rows.setdefault(row + "ready, model loaded (s)", []).append(ready)
                         if start == "existing data dir":
-                            serving, visits = time_ui(url, browser)
-                            rows.setdefault("ui: server up (s)", []).append(serving)
-                            for visitor, (paint_ms, heading_ms) in zip(("first", "later"), visits):
-                                rows.setdefault(f"ui, {visitor} visitor: first contentful paint (ms)",
-                                                []).append(paint_ms)
-                                rows.setdefault(f"ui, {visitor} visitor: page heading drawn (ms)",
-                                                []).append(heading_ms)
+                            record_ui(rows, *time_ui(url, browser))
                     finally:
                         server.terminate()
                         server.wait(timeout=60)
@@ -144,7 +152,8 @@ def main() -> None:
     width = max(map(len, rows))
     print(f"{'measure':<{width}}  median   (all rounds)")
     for name, values in rows.items():
-        print(f"{name:<{width}}  {statistics.median(values):7.2f}  ({', '.join(f'{v:.2f}' for v in values)})")
+        each = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{name:<{width}}  {statistics.median(values):7.2f}  ({each})")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def skeleton(name: str) -> str:
 
 
 def normalize_username(raw: str) -> str:
-    """The NFKC form of `raw`, or UnusableName when it holds invisible, control or space characters."""
+    """The NFKC form of `raw`; UnusableName when it holds invisible, control or space characters."""
     name = unicodedata.normalize("NFKC", raw)
     if has_hidden(name):
         hidden = next(c for c in name if c in HIDDEN_CHARS)

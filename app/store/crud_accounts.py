@@ -33,7 +33,8 @@ def create_account(session: Session, *, username: str, password: str, role: str)
 
 def can_sign_in_anyone(session: Session) -> bool:
     """Whether any account has a password (`local` and the bootstrap `admin` have none)."""
-    return session.scalar(select(User.id).where(User.password_hash.is_not(None)).limit(1)) is not None
+    with_password = select(User.id).where(User.password_hash.is_not(None)).limit(1)
+    return session.scalar(with_password) is not None
 
 
 def create_first_admin(session: Session, *, username: str, password: str) -> User | None:

@@ -1,4 +1,4 @@
-"""Neutralize untrusted text (user prompts, model answers, titles, names) before it reaches st.markdown.
+"""Neutralize untrusted text (prompts, answers, titles, names) before it reaches st.markdown.
 
 Every ASCII punctuation character gets a CommonMark backslash escape, so HTML tags, links, images,
 emphasis, headings and `$...$` math all show as the literal characters typed. Line breaks are kept

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from app.api.deps import AdminUser, SessionDep, StateDep
 from app.api.errors import APIError
 from app.api.schemas.api_keys import ApiKeyInfo, ApiKeyList
+from app.api.schemas.setup import AdminSetup, AuthStatus
 from app.api.schemas.store import (ApiKeyCreate, ApiKeyPublic, LoginPublic, LoginRequest,
                                    UserCreate, UserPublic)
-from app.api.schemas.setup import AdminSetup, AuthStatus
 from app.core.names import UnusableName
 from app.store import crud_accounts, crud_users
 

@@ -1,7 +1,8 @@
 """Username rules without a store: NFKC, hidden characters refused, look-alike skeletons."""
 import pytest
 
-from app.core.names import UnusableName, confusable_with, normalize_username, reveal_hidden, skeleton
+from app.core.names import (UnusableName, confusable_with, normalize_username, reveal_hidden,
+                            skeleton)
 
 
 def test_nfkc_and_refusals():

@@ -30,12 +30,13 @@ def require_chromium() -> None:
 
 
 def axe_source() -> str:
-    """axe.min.js, installed from the pinned package-lock.json when missing; skips when it cannot be."""
+    """axe.min.js, installed from the pinned package-lock.json when missing; skips when it
+    cannot be."""
     if not AXE_JS.exists():
         if shutil.which("npm") is None:
             pytest.skip("npm is not installed: cannot install axe-core for the accessibility checks")
         result = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=AXE_DIR,
-                                capture_output=True, text=True, timeout=300)
+                                check=False, capture_output=True, text=True, timeout=300)
         if result.returncode != 0 or not AXE_JS.exists():
             pytest.skip(f"npm ci for axe-core failed (offline?): {result.stderr.strip()[-300:]}")
     return AXE_JS.read_text()
@@ -59,7 +60,8 @@ def axe_violations(page, source: str) -> list[Violation]:
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.add_script_tag(content=source)
     found = page.evaluate("async () => (await axe.run(document)).violations")
-    return [Violation(v["id"], v["impact"], v["help"], [json.dumps(n["target"]) for n in v["nodes"][:3]])
+    return [Violation(v["id"], v["impact"], v["help"],
+                      [json.dumps(n["target"]) for n in v["nodes"][:3]])
             for v in found if v.get("impact") in BLOCKING_IMPACTS]
 
 

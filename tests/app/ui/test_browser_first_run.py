@@ -20,7 +20,8 @@ pytestmark = pytest.mark.browser
 
 ADMIN_PASSWORD = "first-admin-pw-1"
 PHISH = "Open http://phish.example/login or www.phish.example now, or mail evil@phish.example"
-ICON_NAMES = ("keyboard_arrow", "smart_toy", "thumb_up", "thumb_down", "rate_review", "account_tree", "expand_more")
+ICON_NAMES = ("keyboard_arrow", "smart_toy", "thumb_up", "thumb_down", "rate_review", "account_tree",
+              "expand_more")
 # Every 50 ms while it streams: how many answers are on screen and how long the last one is.
 WATCH_ANSWERS = """() => { window.__answers = [];
   const sample = () => { const all = document.querySelectorAll('[aria-label="Chat message from assistant"]');

@@ -2,7 +2,8 @@
 characters visible in names; the streamed form equals the whole-text form however it is cut."""
 import random
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.ui.safe_text import label, neutralize, neutralize_stream
 
