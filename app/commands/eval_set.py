@@ -1,4 +1,5 @@
-"""`flywheel eval-set add|list|remove`: the eval sets the promotion gate runs as regression suites.
+"""`flywheel eval-set add|list|remove`: the eval sets the promotion gate runs as regression suites;
+`add-lm-eval|remove-lm-eval`: lm-evaluation-harness tasks it runs too (`app.flywheel.lm_eval_tasks`).
 
 Bad input (a missing file, invalid JSONL, a taken name without --replace, an unknown name) is one
 line on stderr and exit code 2, and nothing is stored.
@@ -117,3 +118,41 @@ def remove(
     if not removed:
         raise ValueError(f"no eval set named {name!r}")
     typer.echo(f"removed eval set {name}")
+
+
+@group.command("add-lm-eval")
+def add_lm_eval(
+    name: Annotated[str, typer.Argument(help="Name of the task in the gate report "
+                                        "(\"lm-eval NAME\").")],
+    source: Annotated[Path, typer.Argument(help="An lm-eval task YAML (multiple_choice, "
+                                           "dataset_path json/csv with local data_files), or a "
+                                           "folder holding one.")],
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Overwrite a task of the same name.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register an lm-evaluation-harness task the gate runs on base and candidate. The YAML and
+    its data files are copied into the data directory: later edits to the originals are not seen
+    (register again with --replace)."""
+    from app.core.data_dir import DataDir as Data
+    from app.flywheel.lm_eval_tasks import register_task
+
+    task = register_task(Data.at(data_dir, database_url).root, name, source, replace=replace)
+    typer.echo(f"added lm-eval task {task.name} ({task.config['task']}, metric {task.metric}), "
+               f"sha256 {task.sha256}")
+
+
+@group.command("remove-lm-eval")
+def remove_lm_eval(
+    name: Annotated[str, typer.Argument(help="Name of the lm-eval task to remove.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Remove lm-eval task NAME (the gate stops running it)."""
+    from app.core.data_dir import DataDir as Data
+    from app.flywheel.lm_eval_tasks import remove_task
+
+    if not remove_task(Data.at(data_dir, database_url).root, name):
+        raise ValueError(f"no lm-eval task named {name!r}")
+    typer.echo(f"removed lm-eval task {name}")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.flywheel.encode import style_of
 from app.flywheel.gate import GateConfig, GateReport, SkillReport, SuiteReport, decide
 from app.flywheel.grouping import SnapshotSplit, prompt_of, reference_of
+from app.flywheel.lm_eval_tasks import LmEvalTask, run_task
 from app.flywheel.scoring import EvalItem, Likelihood, ModelScorer, answer_matches, token_f1
 from app.flywheel.significance import compare
 
@@ -68,11 +70,14 @@ class _Scores:
     kto: list[Likelihood | None]
     suite_answers: dict[str, list[str | None]]  # None for long references
     suite_likelihoods: dict[str, list[Likelihood | None]]
+    lm_eval_passes: dict[str, list[bool]]  # registered lm-eval task name -> per item, its metric
 
 
 def _score(model_dir: str, corrections: list[EvalItem], split: SnapshotSplit,
-           suites: dict[str, list[EvalItem]]) -> _Scores:
+           suites: dict[str, list[EvalItem]], lm_eval_tasks: Sequence[LmEvalTask] = ()) -> _Scores:
     scorer = ModelScorer(model_dir)
+    lm_eval = {t.name: [r.passed for r in run_task(t, scorer.model, scorer.tokenizer)]
+               for t in lm_eval_tasks}  # on the model already loaded for everything else
     dpo, kto = split.eval["dpo"], split.eval["kto"]
     chosen = scorer.likelihoods([_item(r, r["prompt"], r["chosen"][-1]["content"]) for r in dpo])
     rejected = scorer.likelihoods([_item(r, r["prompt"], r["rejected"][-1]["content"]) for r in dpo])
@@ -85,7 +90,7 @@ def _score(model_dir: str, corrections: list[EvalItem], split: SnapshotSplit,
     return _Scores(
         correction_answers=scorer.answers(corrections), chosen=chosen, rejected=rejected,
         kto=scorer.likelihoods([_item(r, r["prompt"], r["completion"][-1]["content"]) for r in kto]),
-        suite_answers=answers, suite_likelihoods=likelihoods)
+        suite_answers=answers, suite_likelihoods=likelihoods, lm_eval_passes=lm_eval)
 
 
 def _preference_passes(scores: _Scores) -> list[bool]:
@@ -134,13 +139,15 @@ def _mean_loss(likelihoods: list[Likelihood | None]) -> float | None:
 
 
 def evaluate_candidate(base_dir: str, candidate_dir: str, split: SnapshotSplit,
-                       extra_suites: dict[str, list[EvalItem]], config: GateConfig) -> GateReport:
-    """Score base and candidate on the same items and decide (see `app.flywheel.gate`)."""
+                       extra_suites: dict[str, list[EvalItem]], config: GateConfig,
+                       lm_eval_tasks: Sequence[LmEvalTask] = ()) -> GateReport:
+    """Score base and candidate on the same items and decide (see `app.flywheel.gate`).
+    Registered lm-eval tasks are suites too, named "lm-eval NAME", judged by the task's metric."""
     corrections = correction_items(split)
     suites = {PRODUCTION_SUITE: production_items(split), **extra_suites}
     suites = {name: items for name, items in suites.items() if items}
-    base = _score(base_dir, corrections, split, suites)
-    cand = _score(candidate_dir, corrections, split, suites)
+    base = _score(base_dir, corrections, split, suites, lm_eval_tasks)
+    cand = _score(candidate_dir, corrections, split, suites, lm_eval_tasks)
 
     base_right = _corrections_right(base.correction_answers, corrections)
     cand_right = _corrections_right(cand.correction_answers, corrections)
@@ -165,6 +172,9 @@ def evaluate_candidate(base_dir: str, candidate_dir: str, split: SnapshotSplit,
             base_pass = [True] * len(cand_pass)
         if base_pass:
             regression.append(SuiteReport(name, compare(base_pass, cand_pass)))
+    for task in lm_eval_tasks:
+        regression.append(SuiteReport(task.suite_name, compare(base.lm_eval_passes[task.name],
+                                                               cand.lm_eval_passes[task.name])))
     production = suites.get(PRODUCTION_SUITE)
     report = GateReport(
         skill=skill, regression=regression,

@@ -109,21 +109,23 @@ def evaluate(payload: RunPayload) -> RunPayload:
     cached next to the candidate and stored with its version."""
     if payload.skip:
         return payload
+    from app.flywheel.lm_eval_tasks import registered_tasks
     from app.flywheel.training import evaluate_candidate_dir, regression_suites, suites_fingerprint
 
     settings = payload.settings
     base = _registry(settings).get(payload.base_version_id)
     suites = regression_suites(settings, base.path)
-    # Keyed by the suites too: an eval set registered since the last measurement is measured.
+    lm_eval_tasks = registered_tasks(settings.data_dir)
+    # Keyed by the suites too: an eval set or lm-eval task registered since is measured.
     cache = (settings.models_dir / payload.candidate.key
-             / f"gate_report-{suites_fingerprint(suites)}.json")
+             / f"gate_report-{suites_fingerprint(suites, lm_eval_tasks)}.json")
     if cache.is_file():
         report = json.loads(cache.read_text())
     else:
         report = evaluate_candidate_dir(settings, base.path, payload.candidate.path,
                                         payload.snapshot.id,
                                         base_snapshot_id=base.dataset_snapshot_id,
-                                        suites=suites).to_dict()
+                                        suites=suites, lm_eval_tasks=lm_eval_tasks).to_dict()
         cache.write_text(json.dumps(report, indent=2))
     payload = payload.replace(metrics=report)
     _record(payload, "evaluate", metrics=report)

@@ -150,23 +150,32 @@ def regression_suites(settings: FlywheelSettings, base_dir: str) -> dict[str, li
     return {name: [item(c) for c in suite] for name, suite in cases.items()}
 
 
-def suites_fingerprint(suites: dict[str, list[EvalItem]]) -> str:
+def suites_fingerprint(suites: dict[str, list[EvalItem]], lm_eval_tasks=()) -> str:
     """A short content hash of the regression suites: a gate report measured against other suites
-    (an eval set registered or changed since) is not reused."""
+    (an eval set or lm-eval task registered or changed since) is not reused."""
+    from app.flywheel.lm_eval_tasks import fingerprint
+
     canonical = json.dumps({name: [[item.prompt, item.reference, item.style.value] for item in suite]
                             for name, suite in sorted(suites.items())}, sort_keys=True)
+    if lm_eval_tasks:  # without any, the key is what it was before lm-eval tasks existed
+        canonical += fingerprint(list(lm_eval_tasks))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def evaluate_candidate_dir(settings: FlywheelSettings, base_dir: str, candidate_dir: str,
                            snapshot_id: str, base_snapshot_id: str | None = None,
-                           suites: dict[str, list[EvalItem]] | None = None) -> GateReport:
-    """The gate's measurements and decision for one candidate (`app.flywheel.gate`)."""
+                           suites: dict[str, list[EvalItem]] | None = None,
+                           lm_eval_tasks=None) -> GateReport:
+    """The gate's measurements and decision for one candidate (`app.flywheel.gate`); the
+    lm-eval tasks default to those registered under the data directory."""
     from app.flywheel.candidate_eval import evaluate_candidate
+    from app.flywheel.lm_eval_tasks import registered_tasks
 
     _, split = snapshot_split(settings, snapshot_id, base_snapshot_id)
     config = GateConfig(max_regression_points=settings.max_regression_points,
                         max_loss_rise_nats=settings.max_loss_rise_nats)
     if suites is None:
         suites = regression_suites(settings, base_dir)
-    return evaluate_candidate(base_dir, candidate_dir, split, suites, config)
+    if lm_eval_tasks is None:
+        lm_eval_tasks = registered_tasks(settings.data_dir)
+    return evaluate_candidate(base_dir, candidate_dir, split, suites, config, lm_eval_tasks)
