@@ -175,3 +175,16 @@ def test_bf16_model_is_as_close_to_the_exact_merged_model_as_bf16_merging_is(tmp
     assert gap(served) <= 2 * gap(runs["merged_bf16"]) + 0.02
     assert gap(runs["base"]) > 10 * gap(served)  # the adapter changes the model far more
     assert served.outputs[0].token_ids[:2] == runs["exact"].outputs[0].token_ids[:2]
+
+
+def test_a_model_swap_refills_the_slots_on_the_new_model(base, adapters):
+    alpha = adapters["alpha"][0]
+    engine = create_engine(base, enable_lora=True, max_loras=2, max_lora_rank=8)
+    prompt = _prompts(1, 10, seed=7)[0]
+    before = _serve(engine, {"a": (prompt, alpha)}, GREEDY)["a"]
+    fresh = create_model(seed=3)  # the same weights as `base`, no slots attached yet
+    assert getattr(fresh.model.layers[0].self_attn.q_proj, "lora", None) is None
+    engine.swap_model(fresh, engine.tokenizer)  # e.g. a promoted relabelled version
+    after = _serve(engine, {"b": (prompt, alpha)}, GREEDY)["b"]
+    _assert_same(after, before)
+    _assert_same(after, _reference(adapters["alpha"][1], prompt))
