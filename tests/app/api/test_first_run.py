@@ -88,3 +88,15 @@ def test_usernames_are_stored_in_nfkc(api):
     duplicate = api.post("/v1/users", headers=_auth(token),
                          json={"username": "bob", "password": "long-enough"})
     assert duplicate.status_code == 409 and duplicate.json()["error"]["param"] == "username"
+
+
+def test_with_api_keys_the_first_admin_can_take_the_bootstrap_admin_name(tmp_path):
+    """`--api-key` keys belong to a password-less `admin`; the first-run form may name it."""
+    key = "fw-first-run-key-123"
+    with TestClient(create_app(Settings(data_dir=tmp_path, api_keys=[key]))) as api:
+        assert api.get("/v1/auth/status").json() == {"login_required": True, "needs_admin": True}
+        made = api.post("/v1/auth/setup", json={"username": "admin", "password": "first-pw-123"})
+        assert made.status_code == 200 and made.json()["role"] == "admin"
+        assert api.post("/v1/auth/login", json={"username": "admin", "password": "first-pw-123"}
+                        ).status_code == 200
+        assert api.get("/v1/models", headers=_auth(key)).status_code == 200  # the key still works
