@@ -42,3 +42,11 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   need chromium chromium-driver
 fi
+
+# axe-core for the browser tests' accessibility checks (pinned in tests/app/ui/axe/package.json).
+# Optional: without npm or a network the tests that need it skip and say why.
+axe_dir="$(dirname "$0")/../tests/app/ui/axe"
+if command -v npm >/dev/null && [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  (cd "$axe_dir" && npm ci --no-audit --no-fund >/dev/null) \
+    || echo "ensure_services: npm ci for axe-core failed; accessibility checks will skip" >&2
+fi
