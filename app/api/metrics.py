@@ -68,6 +68,12 @@ class _EngineCollector:
                                      lambda s: s.num_prefix_cache_queries),
             "prefix_cache_hits": ("Prompt tokens found in the prefix cache",
                                   lambda s: s.num_prefix_cache_hits),
+            # speculative decoding, vLLM's spec_decode_* names: acceptance = accepted / draft
+            "spec_decode_num_drafts": ("Rows verified with draft tokens", lambda s: s.num_spec_drafts),
+            "spec_decode_num_draft_tokens": ("Draft tokens proposed",
+                                             lambda s: s.num_spec_draft_tokens),
+            "spec_decode_num_accepted_tokens": ("Draft tokens accepted",
+                                                lambda s: s.num_spec_accepted_tokens),
         }
         models = [(m.id, m.engine.stats) for m in self._host.ready()]
         for name, (doc, read) in gauges.items():

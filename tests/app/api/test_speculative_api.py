@@ -1,8 +1,10 @@
 """Speculative decoding over HTTP through the official openai client: a server started with a
 speculative_config answers greedy requests exactly as one without, with the per-request
-`speculative` switch (extra_body) on or off; a bad switch is a 400 naming the field."""
+`speculative` switch (extra_body) on or off, and /metrics carries vLLM's spec_decode counters;
+a bad switch is a 400 naming the field."""
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -22,8 +24,8 @@ def spec_server(tmp_path_factory):
     host.add(served)
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("data")), host=host)
     with ServerThread(app) as url:
-        yield served, openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0,
-                                    timeout=120)
+        yield served, url, openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
+                                         max_retries=0, timeout=120)
 
 
 def _complete(client: openai.OpenAI, **extra) -> str:
@@ -32,16 +34,20 @@ def _complete(client: openai.OpenAI, **extra) -> str:
 
 
 def test_speculative_server_matches_plain_greedy(client, spec_server):
-    served, spec_client = spec_server
+    served, url, spec_client = spec_server
     reference = _complete(client)  # the session's server: no speculative_config
     assert _complete(spec_client, speculative=False) == reference
     assert served.engine.stats.num_spec_drafts == 0
     assert _complete(spec_client) == reference
     assert _complete(spec_client, speculative=True) == reference
-    assert served.engine.stats.num_spec_accepted_tokens > 0
+    stats = served.engine.stats
+    assert stats.num_spec_accepted_tokens > 0
+    scraped = httpx.get(f"{url}/metrics").text
+    assert (f'flywheel_spec_decode_num_accepted_tokens_total{{model_version="{served.id}"}} '
+            f'{float(stats.num_spec_accepted_tokens)}') in scraped
 
 
 def test_bad_switch_is_400(spec_server):
     with pytest.raises(openai.BadRequestError) as caught:
-        _complete(spec_server[1], speculative="yes")
+        _complete(spec_server[2], speculative="yes")
     assert "speculative" in str(caught.value.body)
