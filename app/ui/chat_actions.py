@@ -13,44 +13,49 @@ from app.ui.safe_text import neutralize, neutralize_stream
 from app.ui.session import answer_links, api, show_api_error
 
 STOP_WAIT_S = 5.0  # the server notices a closed stream within its next token or disconnect poll
+STREAMING = "streaming_answer"  # session key: the ChatIds of the answer being streamed
 
 
 def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict) -> str | None:
     """Stream one answer into an assistant bubble; returns the stored message id.
 
-    A Stop button sits above the streaming text. Clicking it (or any widget) makes Streamlit
-    interrupt this run at the next chunk it draws; the `finally` then closes the stream, the
+    A "Stop generating" button sits above the streaming text. Clicking it (or any widget) makes
+    Streamlit interrupt this run at the next chunk it draws; the `finally` closes the stream, the
     server sees the client go and stores the text so far with finish_reason "abort", and the
-    next run waits for that answer (`settle_stopped_answer`)."""
-    ids, finished = ChatIds(), False
+    next run shows it (`settle_stopped_answer`). An interrupted run cannot write session state
+    any more (each write is an interruption point), so the ids live in an object put there
+    before the stream starts and filled in place as chunks arrive."""
+    ids = ChatIds()
+    st.session_state[STREAMING] = ids
     with st.chat_message("assistant"):
-        st.button("Stop", key="stop_answer", help="Stop the answer here (the text so far is kept)")
+        st.button("Stop generating", key="stop_answer", help="Stop here; the text so far is kept")
         chunks = neutralize_stream(api().stream_chat(history, ids, model=model, sampling=sampling,
                                                      extra=extra), links=answer_links())
         try:
             st.write_stream(chunks)
-            finished = True
         except ApiError as e:
+            st.session_state.pop(STREAMING, None)  # nothing to wait for
             show_api_error(e)
             return None
         finally:
             chunks.close()  # closing the outer generator finalizes the HTTP stream inside it
-            st.session_state["conversation_id"] = (ids.conversation_id
-                                                   or st.session_state.get("conversation_id"))
-            if not finished and ids.message_id:
-                st.session_state["stopped_answer"] = ids.message_id
+    st.session_state.pop(STREAMING, None)
+    st.session_state["conversation_id"] = ids.conversation_id or st.session_state.get("conversation_id")
     return ids.message_id
 
 
 def settle_stopped_answer(timeout_s: float = STOP_WAIT_S) -> None:
-    """After a stopped stream: wait until the server has stored the partial answer, so the page
-    shows it (marked stopped) instead of the conversation as it was before the question."""
-    message_id = st.session_state.pop("stopped_answer", None)
-    conversation_id = st.session_state.get("conversation_id")
+    """The run after a stopped stream: open its conversation and wait until the server has
+    stored the partial answer, so the page shows it (marked stopped) rather than the
+    conversation as it was before the question."""
+    ids = st.session_state.pop(STREAMING, None)
+    if ids is None or not ids.conversation_id:
+        return
+    st.session_state["conversation_id"] = ids.conversation_id
     deadline = time.monotonic() + timeout_s
-    while message_id and conversation_id and time.monotonic() < deadline:
+    while ids.message_id and time.monotonic() < deadline:
         try:
-            if any(m["id"] == message_id for m in api().conversation(conversation_id)["messages"]):
+            if any(m["id"] == ids.message_id for m in api().conversation(ids.conversation_id)["messages"]):
                 return
         except ApiError as e:
             if e.status != 404:  # 404: a new conversation, not written yet
