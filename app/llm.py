@@ -25,13 +25,12 @@ class LLM:
 
     def __init__(self, model: str, *, dtype: str | None = None, seed: int | None = None, device: str = "auto",
                  device_profile: DeviceProfile | None = None, tensor_parallel_size: int = 1,
-                 warmup: bool = False, **engine_options):
+                 warmup: bool = True, **engine_options):
         """`tensor_parallel_size` > 1 splits the model over that many processes (one per GPU, or
         CPU processes talking gloo); `shutdown()` stops them (they also end with this process).
-        `warmup=True`: run throwaway requests first (a full token budget step, decode steps of
-        8..1 rows) so the first real workload pays none of the process's one-time costs
-        (`framework.engine.warmup`). Off by default: measured, the first W run already costs the
-        same CPU time as the second (0.97x) once the second does not repeat its prompts."""
+        `warmup` (default): run throwaway requests first (a full token budget step, decode steps
+        of 8..1 rows) so the first real workload pays none of the process's one-time costs
+        (`framework.engine.warmup`: 1.06x -> 0.98x the second run's CPU time, ~1-4 s here)."""
         from model.loader import load_model
 
         config = _engine_config(engine_options, dtype=dtype or "auto", seed=seed, device=device)

@@ -5,16 +5,19 @@ What a fresh process's first W run pays, measured on the 2-core box (`benchmarks
 process CPU time, which other load skews far less than wall time):
 - first W 7.7 s CPU, second W with fresh ids of the same lengths 7.9 s: 0.97x, no first-run
   penalty. Repeating the first run's prompts: 1.7 s (0.22x), because the prefix cache skips their
-  prefill -- that, not a cold engine, is the ~35% the issue's tables lost on the first run (their
-  later runs re-sent the same prompts; `benchmarks/peers.py` now sends fresh ids);
+  prefill; the issue's tables re-sent the same prompts, so part of their first-run loss was that
+  (`benchmarks/peers.py` sends fresh ids);
 - oneDNN creates a primitive per new linear shape: 19 in that first run, 68 ms in all;
 - the KV pool is zero-filled, hence paged in, when the engine is built; minor page faults
   (22k-335k per run) do not fall after the first run: big temporaries are mapped and unmapped per
   step (a per-step cost, not a start-up one);
 - the C kernels compile once per machine (cached on disk), not per process.
-With this warm-up the ratio stayed at 1.03x CPU and start-up took 12 s longer on the loaded box,
-so `LLM` leaves it off by default; it is there for latency-sensitive first requests (one step of
-a full token budget, then decode steps of 8..1 rows: batch-1's shapes included).
+That was with a 1,024-token step budget. With `LLM`'s default of 2,048 the first run did pay:
+1.06x the second run's CPU time (1.13x wall), 66k minor page faults against 3k -- the heap
+growing to the biggest step's temporaries. With this warm-up: 0.98x CPU (1.04x wall), 10k
+faults against 12k, for 4.2 s of start-up on the loaded box. So `LLM(model=DIR)` warms up by
+default (`warmup=False` skips it): one step of a full token budget, then decode steps of 8..1
+rows (batch-1's shapes included).
 
 `warm_up` runs throwaway requests through the engine itself (the code paths real ones take), then
 drops their prefix-cache entries and counters: the engine looks untouched.
