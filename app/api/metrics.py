@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from app.api.replica_metrics import ReplicaCollector
 from app.serving.model_host import ModelHost
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
@@ -32,6 +33,7 @@ class ServingMetrics:
                                      "Requests aborted because the client went away", label,
                                      registry=self.registry)
         self.registry.register(_EngineCollector(host))
+        self.registry.register(ReplicaCollector(host))  # per replica under --replicas
 
     def observe_ttft(self, model_id: str, seconds: float) -> None:
         self.ttft.labels(model_id).observe(seconds)

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 @dataclass(slots=True)
 class ReplicaConfig:
     num_replicas: int  # engine copies, each its own process (a Ray actor)
-    ray_address: str | None = None  # an existing cluster ("auto", "ray://..", host:port); None: local
+    ray_address: str | None = None  # a cluster to join ("auto", HOST:PORT); None: a new local one
     num_cpus_per_replica: float = 1.0  # Ray's CPU reservation for each replica
     router: str = "affinity"  # affinity (prefix cache) or pow2 (Ray's power of two choices)
     imbalanced_threshold: int = 4  # queued requests over the shortest queue before affinity yields
@@ -61,12 +61,11 @@ def deploy_replicated_model(model_dir: str | Path, engine_config: EngineConfig, 
                             config: ReplicaConfig) -> ServedModel:
     """Blocking (until every replica has loaded the model): run it in a worker thread."""
     from ray import serve
-    from ray.serve.config import RequestRouterConfig
 
     from app.serving.ray_replicas.client import ReplicaEngineClient
     from app.serving.ray_replicas.replica import EngineReplica
-    from model.tokenizer import Tokenizer
     from model.hf_config import load_model_config
+    from model.tokenizer import Tokenizer
 
     connect(config)
     model_dir = str(Path(model_dir).resolve())

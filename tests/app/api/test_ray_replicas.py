@@ -23,18 +23,17 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray Serve is the optional `distributed` extra "
                                         "(pip install -e '.[distributed]')")
 
-from app.api.main import create_app  # noqa: E402
-from app.core.config import Settings  # noqa: E402
-from app.serving.loading import load_served_model  # noqa: E402
-from app.serving.model_host import ModelHost  # noqa: E402
-from app.serving.ray_replicas.deploy import (ReplicaConfig, app_name_for,  # noqa: E402
-                                             deploy_replicated_model)
-from shared import EngineConfig, SamplingParams  # noqa: E402
-from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread  # noqa: E402
+from app.api.main import create_app
+from app.core.config import Settings
+from app.serving.loading import load_served_model
+from app.serving.model_host import ModelHost
+from app.serving.ray_replicas.deploy import ReplicaConfig, app_name_for, deploy_replicated_model
+from shared import EngineConfig, SamplingParams
+from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread
 
 pytestmark = pytest.mark.slow
 
-ENGINE = dict(num_kv_blocks=512, max_num_seqs=32, num_threads=1)
+ENGINE = {"num_kv_blocks": 512, "max_num_seqs": 32, "num_threads": 1}
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the "
          "park with her friends. One day, ")
 KILL_BOUND_S = 30  # a request on a killed replica fails within this (Ray notices at once)
@@ -71,13 +70,14 @@ def cluster_address(tmp_path_factory):
     head = subprocess.Popen([ray_cli, "start", "--head", "--port", str(port),
                              "--node-ip-address", "127.0.0.1", "--include-dashboard=false",
                              "--ray-client-server-port", str(_free_port()), *node_args],
-                            env=env, stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT)
+                            env=env, stdout=open(logs / "head.log", "w"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT)
     nodes = [head]
     try:
         _wait_for_port(port, 120)
         nodes.append(subprocess.Popen(
             [ray_cli, "start", "--address", address, "--node-ip-address", "127.0.0.1",
-             *node_args], env=env, stdout=open(logs / "node.log", "w"),
+             *node_args], env=env, stdout=open(logs / "node.log", "w"),  # noqa: SIM115
             stderr=subprocess.STDOUT))
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         deadline = time.monotonic() + 120
@@ -174,11 +174,14 @@ def test_same_prefix_and_conversation_stay_on_one_replica(served, client):
     after = _replicas(url)
     grown = {rid: r["num_requests"] - before.get(rid, {}).get("num_requests", 0)
              for rid, r in after.items()}
-    assert sorted(grown.values())[-1] == 4, grown  # all four on one replica
+    assert max(grown.values()) == 4, grown  # all four on one replica
     (home,) = [rid for rid, n in grown.items() if n == 4]
     hits = after[home]["num_prefix_cache_hits"] - before.get(home, {}).get(
         "num_prefix_cache_hits", 0)
     assert hits >= 3 * 32  # requests 2-4 found the shared story's full blocks cached
+    metrics = httpx.get(f"{url}/metrics", timeout=30).text
+    series = f'flywheel_replica_requests_total{{model_version="{MODEL_ID}",replica="{home}"}}'
+    assert f"{series} {float(after[home]['num_requests'])}" in metrics
     # A conversation's second turn extends the first turn's prompt: it follows it.
     turn = [{"role": "user", "content": "Tell me a story about a brave little fox."}]
     first = client.chat.completions.create(model=MODEL_ID, messages=turn, max_tokens=16,
@@ -193,7 +196,7 @@ def test_same_prefix_and_conversation_stay_on_one_replica(served, client):
 
 
 def test_closing_a_stream_aborts_it_on_its_replica(served, client):
-    model, url = served
+    model, _ = served
     stream = client.completions.create(model=MODEL_ID, prompt=STORY + "a dragon", max_tokens=400,
                                        temperature=0, stream=True,
                                        extra_body={"ignore_eos": True})
@@ -240,7 +243,7 @@ def test_killed_replica_fails_in_flight_requests_with_503_and_is_replaced(served
     while len([r for r in model.engine._in_flight.values() if r]) < 2:  # both on a replica
         assert time.monotonic() < deadline, "requests did not start"
         time.sleep(0.01)
-    (victim,) = set(r for r in model.engine._in_flight.values() if r)  # affinity: same one
+    (victim,) = {r for r in model.engine._in_flight.values() if r}  # affinity: same one
     ray.kill(_replica_actor(model, victim))
     killed_at = time.monotonic()
     with pytest.raises(openai.APIError, match="went away"):
