@@ -3,8 +3,9 @@
 In process rather than `local-completions` against a server: the gate already holds the model
 (`scoring.ModelScorer`), and a server per model would cost a port, a thread and an engine for a
 few hundred forward passes. Token ids follow lm_eval's own causal recipe (`TemplateLM`: the whole
-string encoded once without BOS and split at the context's length), so the log-likelihoods are
-the ones its `hf` backend computes on the same weights. Only log-likelihood requests are served:
+string encoded once and split at the context's length, with BOS when the caller does not say
+otherwise, as `hf` encodes with the tokenizer's defaults), so the log-likelihoods are the ones its
+`hf` backend computes on the same weights. Only log-likelihood requests are served:
 registration accepts multiple-choice tasks only (`app.flywheel.lm_eval_tasks`).
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ class PlatformLM(TemplateLM):
         return self.eot_token_id if bos is None else bos
 
     def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
-        return self._tokenizer.encode(string, add_bos=bool(add_special_tokens))
+        return self._tokenizer.encode(string, add_bos=add_special_tokens is not False)
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
         """(sum of continuation log-probs, whether greedy decoding yields the continuation) per

@@ -27,7 +27,7 @@ ITEMS = [  # stories260K gets the first two right and the last two wrong
     {"context": "Once upon a time, there was a little", "choices": ["girl", "dog", "tree"],
      "label": 0},
     {"context": "The sun was shining and the birds were", "choices": ["singing", "sad", "blue"],
-     "label": 1},
+     "label": 0},
     {"context": "Tom and Sue went to the", "choices": ["park", "moon", "big red car"], "label": 1},
     {"context": "She had a big red", "choices": ["ball", "sky", "run"], "label": 2},
 ]
