@@ -108,17 +108,25 @@ def _hf_reference(task, model_dir: Path) -> list[tuple[bool, list[float]]]:
     return [(bool(s["acc"]), [float(r[0][0]) for r in s["resps"]]) for s in samples]
 
 
+@pytest.fixture(scope="module")
+def base_reference(registered) -> list[tuple[bool, list[float]]]:
+    (task,) = registered_tasks(registered)
+    return _hf_reference(task, STORIES_HF)
+
+
 def _empty_split() -> SnapshotSplit:
     empty = {"sft": [], "dpo": [], "kto": []}
     return SnapshotSplit(train=dict(empty), eval=dict(empty), num_groups=0, num_eval_groups=0)
 
 
-def test_gate_report_holds_the_lm_eval_suite_as_lm_eval_computes_it(registered, candidate_dir):
+@pytest.mark.slow  # two models through the gate and lm_eval's hf backend: ~1 min on 2 cores
+def test_gate_report_holds_the_lm_eval_suite_as_lm_eval_computes_it(registered, candidate_dir,
+                                                                     base_reference):
     (task,) = registered_tasks(registered)
     report = evaluate_candidate(str(STORIES_HF), str(candidate_dir), _empty_split(), {},
                                 GateConfig(), lm_eval_tasks=[task])
     (suite,) = [s for s in report.regression if s.name == "lm-eval tiny"]
-    base_ref, cand_ref = _hf_reference(task, STORIES_HF), _hf_reference(task, candidate_dir)
+    base_ref, cand_ref = base_reference, _hf_reference(task, candidate_dir)
     assert [p for p, _ in base_ref] == [True, True, False, False]  # the task is not trivial
     outcome = suite.outcome
     assert (outcome.n, outcome.base_passed, outcome.candidate_passed) == (
@@ -128,13 +136,15 @@ def test_gate_report_holds_the_lm_eval_suite_as_lm_eval_computes_it(registered, 
     assert "lm-eval tiny" in json.dumps(report.to_dict())
 
 
-def test_per_item_results_equal_lm_eval_on_the_model_dir(registered):
+@pytest.mark.slow
+def test_per_item_results_equal_lm_eval_on_the_model_dir(registered, base_reference):
     from model.loader import load_model
 
     (task,) = registered_tasks(registered)
     loaded = load_model(str(STORIES_HF), dtype="float32")
     mine = run_task(task, loaded.model.eval(), loaded.tokenizer)
-    for item, (passed, loglikelihoods) in zip(mine, _hf_reference(task, STORIES_HF)):
+    assert len(mine) == len(base_reference) == len(ITEMS)
+    for item, (passed, loglikelihoods) in zip(mine, base_reference):
         assert item.passed == passed
         assert item.loglikelihoods == pytest.approx(loglikelihoods, abs=ATOL)
 
