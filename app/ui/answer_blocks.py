@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from app.core.names import reveal_overrides
-from app.tool_calls.hermes import CLOSE, OPEN
 from app.ui.safe_text import neutralize
 
 
@@ -38,6 +37,9 @@ class Block:
     name: str | None = None  # the called function's name (TOOL_CALL only)
 
 
+# The Hermes markers (`app.tool_calls.hermes`), written out: importing app.tool_calls loads torch,
+# seconds the UI's first paint would wait for.
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\s]*)[^`]*$")
 _TOOL_CALL = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*" + re.escape(CLOSE), re.DOTALL)
 

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import assume, given, strategies as st
 from markdown_it import MarkdownIt
 
+from app.tool_calls import hermes
+from app.ui import answer_blocks
 from app.ui.answer_blocks import Block, BlockKind, pretty_json, safe_markdown, split_blocks
 
 COMMONMARK = MarkdownIt("commonmark")
@@ -41,6 +43,7 @@ def test_an_unclosed_fence_runs_to_the_end_and_a_longer_fence_holds_a_shorter_on
 
 
 def test_tool_calls_become_call_blocks_and_bad_ones_stay_text():
+    assert (answer_blocks.OPEN, answer_blocks.CLOSE) == (hermes.OPEN, hermes.CLOSE)  # kept in step
     answer = ('Let me look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
               '<tool_call>\n{"name": "add", "arguments": "{\\"a\\": 1}"}\n</tool_call>')
     assert split_blocks(answer) == [
