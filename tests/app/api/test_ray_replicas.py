@@ -1,7 +1,7 @@
 """`--replicas`: the engine as a Ray Serve deployment of 2 replicas behind the FastAPI front.
 
 One Ray cluster for the module, two nodes simulated on this machine (`ray start --head` and a
-second `ray start --address`, 2 CPUs each); each replica reserves 2 CPUs, so Ray must place one
+second `ray start --address`, 3 CPUs each); each replica reserves 2 CPUs, so Ray must place one
 on each node. The front joins it as `--ray-address` would. References: the official openai
 client, and the same model run by one in-process engine (greedy text must be equal).
 """
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.slow
 ENGINE = {"num_kv_blocks": 512, "max_num_seqs": 32, "num_threads": 1}
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the "
          "park with her friends. One day, ")
+FRONT: dict = {}  # the served fixture's ModelHost and app (the swap test swaps on its loop)
 KILL_BOUND_S = 30  # a request on a killed replica fails within this (Ray notices at once)
 RESTART_BOUND_S = 120  # Serve replaces the replica within this on the loaded 2-core box
 
@@ -65,7 +66,7 @@ def cluster_address(tmp_path_factory):
     ray_cli = str(Path(sys.executable).with_name("ray"))
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    node_args = ["--num-cpus", "2", "--disable-usage-stats", "--block"]
+    node_args = ["--num-cpus", "3", "--disable-usage-stats", "--block"]
     logs = tmp_path_factory.mktemp("ray")
     head = subprocess.Popen([ray_cli, "start", "--head", "--port", str(port),
                              "--node-ip-address", "127.0.0.1", "--include-dashboard=false",
@@ -109,6 +110,7 @@ def served(cluster_address, tmp_path_factory):
     host.add(model)
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("data")), host=host)
     with ServerThread(app) as url:
+        FRONT.update(host=host, app=app)
         yield model, url
 
 
@@ -116,6 +118,11 @@ def served(cluster_address, tmp_path_factory):
 def client(served) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{served[1]}/v1", api_key="unused", max_retries=0,
                          timeout=120)
+
+
+def _replicas_of(url: str, model_id: str) -> list[dict]:
+    body = httpx.get(f"{url}/v1/replicas", timeout=30).json()
+    return [r for m in body["data"] if m["model"] == model_id for r in m["replicas"]]
 
 
 def _replicas(url: str) -> dict[str, dict]:
@@ -265,3 +272,35 @@ def test_killed_replica_fails_in_flight_requests_with_503_and_is_replaced(served
         time.sleep(0.5)
     reply = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=4)
     assert reply.choices[0].text
+
+
+def test_hot_swap_deploys_the_new_version_on_all_replicas_and_retires_the_old(served, client):
+    """The ModelHost's ordinary swap: the new version (load_like, as the registry watcher loads
+    it) is a new Serve application with the same number of replicas; the old one is deleted
+    once drained. Runs last: it replaces the module's model."""
+    import dataclasses
+
+    from ray import serve
+
+    from app.serving.loading import load_like
+
+    model, url = served
+    # The same replica settings but half a CPU each: the nodes' spare CPU holds the new version.
+    known = model.engine_settings["replica_config"]
+    template = dataclasses.replace(model, engine_settings={
+        **model.engine_settings, "replica_config": {**known, "num_cpus_per_replica": 0.5}})
+    before = client.completions.create(model=MODEL_ID, prompt=STORY, max_tokens=8,
+                                       temperature=0)
+    new = load_like(MODEL_DIR, "mv-next", template)
+    assert new.engine.app_name == app_name_for("mv-next")
+    loop = FRONT["app"].state.flywheel.loop
+    asyncio.run_coroutine_threadsafe(FRONT["host"].swap(MODEL_ID, new), loop).result(60)
+    reply = client.completions.create(model="mv-next", prompt=STORY, max_tokens=8, temperature=0)
+    assert reply.choices[0].text == before.choices[0].text  # the same weights, now on mv-next
+    assert _replicas_of(url, "mv-next")  # its replicas report under the new application
+    deadline = time.monotonic() + RESTART_BOUND_S
+    while app_name_for(MODEL_ID) in serve.status().applications:
+        assert time.monotonic() < deadline, "the old version was not retired"
+        time.sleep(0.5)
+    states = serve.status().applications[app_name_for("mv-next")].deployments["engine"]
+    assert states.replica_states.get("RUNNING", 0) == 2
