@@ -30,3 +30,11 @@ def test_bad_replica_flags_exit_2():
         result = _serve(*args)
         assert result.returncode == 2, result.stderr
         assert param in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_up_checks_replicas_before_starting_anything():
+    result = subprocess.run([sys.executable, "-c", WITHOUT_RAY, "up", "--replicas", "2",
+                             "--no-ui", "--no-worker"], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--replicas" in result.stderr and ".[distributed]" in result.stderr
