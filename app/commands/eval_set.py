@@ -1,5 +1,6 @@
 """`flywheel eval-set add|list|remove`: the eval sets the promotion gate runs as regression suites;
-`add-lm-eval|remove-lm-eval`: lm-evaluation-harness tasks it runs too (`app.flywheel.lm_eval_tasks`).
+`add-lm-eval|remove-lm-eval`: lm-evaluation-harness tasks it runs too
+(`app.flywheel.lm_eval_tasks`).
 
 Bad input (a missing file, invalid JSONL, a taken name without --replace, an unknown name) is one
 line on stderr and exit code 2, and nothing is stored.

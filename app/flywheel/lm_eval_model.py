@@ -31,7 +31,8 @@ class PlatformLM(TemplateLM):
         bos = self._tokenizer.bos_token_id
         return self.eot_token_id if bos is None else bos
 
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None,
+                   **kwargs) -> list[int]:
         return self._tokenizer.encode(string, add_bos=add_special_tokens is not False)
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):

@@ -18,8 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from app.flywheel.eval_set_items import validate_name
 
 TASKS_DIR = "lm_eval_tasks"
@@ -69,6 +67,7 @@ def _find_yaml(source: Path) -> Path:
 
 
 def _parse(yaml_path: Path) -> dict:
+    yaml = _yaml()  # lm-eval's dependency: only needed once a task is registered
     try:
         config = yaml.safe_load(yaml_path.read_text())
     except yaml.YAMLError as e:  # also `!function` tags: code in a task is not stored
@@ -77,7 +76,8 @@ def _parse(yaml_path: Path) -> dict:
         raise LmEvalTaskError(f"{yaml_path}: not an lm-eval task (a mapping with a 'task' name)")
     if config.get("output_type") != "multiple_choice":
         raise LmEvalTaskError(f"{yaml_path}: output_type must be multiple_choice (the gate "
-                              f"compares log-likelihood answers), not {config.get('output_type')!r}")
+                              "compares log-likelihood answers), not "
+                              f"{config.get('output_type')!r}")
     if config.get("dataset_path") not in ("json", "csv"):
         raise LmEvalTaskError(f"{yaml_path}: dataset_path must be json or csv with local "
                               "data_files (the gate downloads nothing)")
@@ -152,7 +152,7 @@ def register_task(data_dir: Path, name: str, source: Path, replace: bool = False
         for split, path in files.items():
             shutil.copyfile(path, staging / stored[split])
         config = {**config, "dataset_kwargs": {**config["dataset_kwargs"], "data_files": stored}}
-        (staging / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+        (staging / CONFIG_FILE).write_text(_yaml().safe_dump(config, sort_keys=False))
         task = LmEvalTask(name, staging, config, metric, _sha256(staging))
         try:
             docs = list(_build(_runnable(task)).eval_docs)
@@ -171,6 +171,14 @@ def register_task(data_dir: Path, name: str, source: Path, replace: bool = False
     return load_task(data_dir, name)
 
 
+def _yaml():
+    try:
+        import yaml
+    except ImportError as e:
+        raise LmEvalTaskError("lm-eval is not installed: pip install 'flywheel[lm-eval]'") from e
+    return yaml
+
+
 def _ensure(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -178,7 +186,7 @@ def _ensure(path: Path) -> Path:
 
 def load_task(data_dir: Path, name: str) -> LmEvalTask:
     directory = tasks_root(data_dir) / name
-    config = yaml.safe_load((directory / CONFIG_FILE).read_text())
+    config = _yaml().safe_load((directory / CONFIG_FILE).read_text())
     return LmEvalTask(name, directory, config, _metric(config, directory / CONFIG_FILE),
                       _sha256(directory))
 

@@ -56,7 +56,8 @@ def offline():
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app.cli", "eval-set", *args, "--data-dir",
-                           str(data_dir)], capture_output=True, text=True, timeout=600)
+                           str(data_dir)], check=False, capture_output=True, text=True,
+                          timeout=600)
 
 
 def _task_folder(folder: Path, yaml_text: str | None = None, data: str = "items.jsonl") -> Path:
