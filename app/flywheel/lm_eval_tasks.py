@@ -220,8 +220,11 @@ def run_task(task: LmEvalTask, model, tokenizer) -> list[ItemResult]:
     from app.flywheel.lm_eval_model import PlatformLM
 
     config = _runnable(task)
+    # No global seeding: the process's random state belongs to the flywheel (a multiple-choice
+    # task without few-shot examples draws nothing at random).
     results = simple_evaluate(model=PlatformLM(model, tokenizer), tasks=[config],
-                              log_samples=True, bootstrap_iters=0, verbosity="WARNING")
+                              log_samples=True, bootstrap_iters=0, verbosity="WARNING",
+                              random_seed=None, numpy_random_seed=None, torch_random_seed=None)
     samples = sorted(results["samples"][config["task"]], key=lambda s: s["doc_id"])
     return [ItemResult(s["doc_id"], bool(s[task.metric]),
                        [float(r[0][0]) for r in s["resps"]]) for s in samples]

@@ -170,3 +170,16 @@ def test_bad_registrations_are_refused_and_store_nothing(tmp_path, case, message
     assert done.stderr.startswith("flywheel: error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert registered_tasks(tmp_path / "data") == []
+
+
+def test_a_registered_or_changed_task_changes_the_gate_report_cache_key(tmp_path):
+    from app.flywheel.lm_eval_tasks import LmEvalTask
+    from app.flywheel.scoring import EvalItem
+    from app.flywheel.training import suites_fingerprint
+
+    suites = {"eval set facts": [EvalItem([{"role": "user", "content": "Q?"}], "A")]}
+    task = LmEvalTask("tiny", tmp_path, {}, "acc", "0" * 64)
+    keys = {suites_fingerprint(suites), suites_fingerprint(suites, [task]),
+            suites_fingerprint(suites, [LmEvalTask("tiny", tmp_path, {}, "acc", "1" * 64)])}
+    assert len(keys) == 3
+    assert suites_fingerprint(suites, []) == suites_fingerprint(suites)  # none: the old key
