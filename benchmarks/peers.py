@@ -107,7 +107,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2,
                         help="W runs per process (the first is cold)")
     parser.add_argument("--batch1-reps", type=int, default=2)
-    parser.add_argument("--flywheel-only", action="store_true", help="skip vLLM (no venv needed)")
+    parser.add_argument("--flywheel-only", action="store_true",
+                        help="skip vLLM's engine (no venv needed offline; --serve still uses "
+                             "vLLM's client)")
     parser.add_argument("--driver-timeout-s", type=float, default=1800)
     parser.add_argument("--serve", action="store_true",
                         help="HTTP: both servers under vLLM's benchmark client "

@@ -125,6 +125,8 @@ def serve_side_by_side(args) -> None:
                                        "--model", str(model), "--served-model-name", "m",
                                        "--dtype", "bfloat16", "--max-model-len", "1024",
                                        "--port", str(p)], vllm_env(args.threads))]
+        if args.flywheel_only:  # still under vLLM's client, which needs the venv
+            servers = servers[:1]
         for sitting in range(args.sittings):
             for name, command, env in servers:
                 port = free_port()
