@@ -43,7 +43,8 @@ def warm_up(engine, decode_rows: int = DECODE_ROWS) -> float:
     requests = [([rng.randrange(vocab) for _ in range(max(1, budget))], 1)]
     rows = max(1, min(decode_rows, engine.config.max_num_seqs))
     # one prefill step for all, then decode steps of rows, rows - 1, ..., 1 as they finish
-    requests += [([rng.randrange(vocab) for _ in range(4)], i + 2) for i in range(rows)]
+    short = max(1, min(4, engine.max_model_len - 1))  # a prompt must leave room for a token
+    requests += [([rng.randrange(vocab) for _ in range(short)], i + 2) for i in range(rows)]
     for i, (prompt, max_tokens) in enumerate(requests):
         engine.add_request(f"warmup-{i}", prompt, SamplingParams(
             temperature=0.0, max_tokens=max_tokens, ignore_eos=True, speculative=False))

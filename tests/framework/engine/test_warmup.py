@@ -35,6 +35,12 @@ def test_warm_up_runs_its_steps_then_leaves_the_engine_as_built(model):
         create_engine(model, max_num_batched_tokens=64, max_num_seqs=4), prompts, 6)
 
 
+def test_warm_up_fits_a_tiny_context(model):
+    engine = create_engine(model, max_model_len=4, num_kv_blocks=2, block_size=2)
+    warm_up(engine)
+    assert engine.block_manager.num_free_blocks == 2 and not engine.requests
+
+
 def test_warm_up_refuses_a_busy_engine(model):
     engine = create_engine(model)
     engine.add_request("busy", [1, 2, 3], SamplingParams(max_tokens=2))
