@@ -183,3 +183,21 @@ def test_a_registered_or_changed_task_changes_the_gate_report_cache_key(tmp_path
             suites_fingerprint(suites, [LmEvalTask("tiny", tmp_path, {}, "acc", "1" * 64)])}
     assert len(keys) == 3
     assert suites_fingerprint(suites, []) == suites_fingerprint(suites)  # none: the old key
+
+
+@pytest.mark.slow  # one fine-tuning of a tiny model and two gate measurements
+def test_a_task_registered_after_a_measurement_is_in_the_next_gate_report(tmp_path):
+    from app.flywheel import steps
+    from app.flywheel.lm_eval_tasks import register_task
+    from tests.app.flywheel.model_factory import tiny_chat_model
+    from tests.app.flywheel.test_steps import make_settings, seed_corrections
+
+    settings = make_settings(tmp_path, tiny_chat_model(tmp_path / "tiny"))
+    seed_corrections(settings)
+    payload = steps.finetune(steps.build_dataset(steps.new_payload(settings)))
+    assert not any(name.startswith("lm-eval ") for name in steps.evaluate(payload).metrics[
+        "regression"])
+    register_task(settings.data_dir, "tiny", _task_folder(tmp_path / "source"))
+    # the same candidate: measured again (the cache key holds the task), not read from cache
+    suite = steps.evaluate(payload).metrics["regression"]["lm-eval tiny"]
+    assert suite["n"] == len(ITEMS)
