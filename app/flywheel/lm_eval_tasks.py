@@ -128,11 +128,18 @@ def _runnable(task: LmEvalTask) -> dict:
 def _build(config: dict):
     """lm_eval's own task object (loads the data): raises on a bad template or data file."""
     try:
-        from lm_eval.tasks import TaskManager, get_task_dict
+        manager = _task_manager()
     except ImportError as e:
         raise LmEvalTaskError("lm-eval is not installed: pip install 'flywheel[lm-eval]'") from e
-    (task,) = get_task_dict([config], TaskManager()).values()
+    (task,) = manager.load([config])["tasks"].values()
     return task
+
+
+def _task_manager():
+    """Without lm_eval's built-in task index: a stored task is self-contained (no `include`)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_defaults=False)
 
 
 def register_task(data_dir: Path, name: str, source: Path, replace: bool = False) -> LmEvalTask:
@@ -223,7 +230,7 @@ def run_task(task: LmEvalTask, model, tokenizer) -> list[ItemResult]:
     # No global seeding: the process's random state belongs to the flywheel (a multiple-choice
     # task without few-shot examples draws nothing at random).
     results = simple_evaluate(model=PlatformLM(model, tokenizer), tasks=[config],
-                              log_samples=True, bootstrap_iters=0, verbosity="WARNING",
+                              task_manager=_task_manager(), log_samples=True, bootstrap_iters=0, verbosity="WARNING",
                               random_seed=None, numpy_random_seed=None, torch_random_seed=None)
     samples = sorted(results["samples"][config["task"]], key=lambda s: s["doc_id"])
     return [ItemResult(s["doc_id"], bool(s[task.metric]),
