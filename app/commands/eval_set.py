@@ -1,5 +1,5 @@
 """`flywheel eval-set add|list|remove`: the eval sets the promotion gate runs as regression suites;
-`add-lm-eval|remove-lm-eval`: lm-evaluation-harness tasks it runs too
+`add-lm-eval|list-lm-eval|remove-lm-eval`: lm-evaluation-harness tasks it runs too
 (`app.flywheel.lm_eval_tasks`).
 
 Bad input (a missing file, invalid JSONL, a taken name without --replace, an unknown name) is one
@@ -157,3 +157,16 @@ def remove_lm_eval(
     if not remove_task(Data.at(data_dir, database_url).root, name):
         raise ValueError(f"no lm-eval task named {name!r}")
     typer.echo(f"removed lm-eval task {name}")
+
+
+@group.command("list-lm-eval")
+def list_lm_eval(
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The registered lm-eval tasks: name, lm_eval task, metric, content hash."""
+    from app.core.data_dir import DataDir as Data
+    from app.flywheel.lm_eval_tasks import registered_tasks
+
+    for task in registered_tasks(Data.at(data_dir, database_url).root):
+        typer.echo(f"{task.name}  {task.config['task']}  {task.metric}  {task.sha256[:12]}")

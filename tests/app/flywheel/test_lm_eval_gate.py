@@ -77,6 +77,9 @@ def registered(tmp_path_factory) -> Path:
     assert done.stdout.startswith("added lm-eval task tiny (flywheel_tiny_choice, metric acc)")
     for path in source.iterdir():  # the gate runs the stored copy
         path.unlink()
+    (task,) = registered_tasks(root / "data")
+    listed = _cli(root / "data", "list-lm-eval")
+    assert listed.stdout == f"tiny  flywheel_tiny_choice  acc  {task.sha256[:12]}\n"
     return root / "data"
 
 
@@ -201,3 +204,15 @@ def test_a_task_registered_after_a_measurement_is_in_the_next_gate_report(tmp_pa
     # the same candidate: measured again (the cache key holds the task), not read from cache
     suite = steps.evaluate(payload).metrics["regression"]["lm-eval tiny"]
     assert suite["n"] == len(ITEMS)
+
+
+def test_removing_a_task_stops_the_gate_running_it(tmp_path):
+    from app.flywheel.lm_eval_tasks import register_task
+
+    register_task(tmp_path, "tiny", _task_folder(tmp_path / "src") / "task.yaml")
+    assert [t.name for t in registered_tasks(tmp_path)] == ["tiny"]
+    done = _cli(tmp_path, "remove-lm-eval", "tiny")
+    assert (done.returncode, done.stdout) == (0, "removed lm-eval task tiny\n")
+    assert registered_tasks(tmp_path) == []
+    again = _cli(tmp_path, "remove-lm-eval", "tiny")
+    assert (again.returncode, again.stderr) == (2, "flywheel: error: no lm-eval task named 'tiny'\n")
