@@ -21,19 +21,17 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from app.api.main import create_app  # noqa: E402
 from app.core.config import Settings  # noqa: E402
@@ -41,6 +39,7 @@ from app.demo.recipe import DEMO_MODEL_DIR  # noqa: E402
 from app.serving.loading import load_served_model  # noqa: E402
 from app.serving.model_host import ModelHost  # noqa: E402
 from shared import EngineConfig  # noqa: E402
+from threaded_app import ThreadedApp  # noqa: E402
 
 logger = logging.getLogger("priorities")
 ADMIN_KEY = "fw-bench-priorities-admin"
@@ -61,29 +60,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-class Server:
+class Server(ThreadedApp):
     def __init__(self, config: EngineConfig, data_dir: Path) -> None:
         host = ModelHost()
         self.model = load_served_model(DEMO_MODEL_DIR, config, model_id="demo")
         host.add(self.model)
         app = create_app(Settings(data_dir=data_dir, api_keys=[ADMIN_KEY], max_queue_len=4096),
                          host=host)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
+        super().__init__(app)
 
 
 def create_key(url: str, priority_class: str) -> str:

@@ -24,17 +24,17 @@ import asyncio
 import logging
 import os
 import random
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
+from threaded_app import ThreadedApp
 
 logger = logging.getLogger("bench.replicas")
 W_REQUESTS, W_OUTPUT = 32, 64
@@ -89,36 +89,20 @@ def cache_counters(url: str) -> tuple[int, int]:
             sum(r["num_prefix_cache_queries"] for r in replicas))
 
 
-class Front:
+class Front(ThreadedApp):
     """The FastAPI app over one served model, uvicorn in a daemon thread on a free port."""
 
     def __init__(self, served, data_dir: Path) -> None:
-        import uvicorn
-
         from app.api.main import create_app
         from app.core.config import Settings
         from app.serving.model_host import ModelHost
 
         host = ModelHost()
         host.add(served)
-        app = create_app(Settings(data_dir=data_dir), host=host, public_name="bench")
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        super().__init__(create_app(Settings(data_dir=data_dir), host=host, public_name="bench"))
 
     def __enter__(self) -> str:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
-        return self.url
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
-        self.sock.close()
+        return super().__enter__().url
 
 
 def measure(num_replicas: int, router: str, prompts: list[list[int]], tokenizer) -> dict:

@@ -31,10 +31,8 @@ import os
 import random
 import resource
 import statistics
-import socket
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
+from threaded_app import ThreadedApp  # noqa: E402
 from throughput import SMOLLM2_135M, IdTokenizer, percentile, workload  # noqa: E402
 
 from app import LLM  # noqa: E402
@@ -107,7 +105,7 @@ def run_offline(model, work: Workload, config: EngineConfig) -> float:
     return elapsed
 
 
-class Server:
+class Server(ThreadedApp):
     """The real app over a fresh engine on `model`, in a uvicorn thread on a free port."""
 
     def __init__(self, model, config: EngineConfig, data_dir: Path) -> None:
@@ -116,22 +114,7 @@ class Server:
         host.add(ServedModel(id=MODEL_NAME, engine=AsyncEngineClient(AsyncEngine(engine)),
                              tokenizer=IdTokenizer(), max_model_len=engine.max_model_len))
         app = create_app(Settings(data_dir=data_dir, max_queue_len=4096), host=host)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
+        super().__init__(app)
 
 
 async def stream_one(client: httpx.AsyncClient, prompt: list[int], output_len: int,
