@@ -3,6 +3,7 @@ and API keys (admin only)."""
 from __future__ import annotations
 
 import threading
+import unicodedata
 
 from fastapi import APIRouter, Request
 
@@ -51,7 +52,10 @@ def login(body: LoginRequest, request: Request, session: SessionDep,
     if (wait_s := throttle.retry_after_s(body.username, client)) is not None:
         raise APIError(429, f"Too many failed sign-ins for {body.username!r}; retry in {wait_s} s.",
                        code="too_many_login_attempts", headers={"Retry-After": str(wait_s)})
-    user = crud_users.get_user_by_username(session, username=body.username)
+    # Names are stored in NFKC form (`app.core.names`): a full-width or composed spelling of the
+    # same name signs in as that name.
+    username = unicodedata.normalize("NFKC", body.username)
+    user = crud_users.get_user_by_username(session, username=username)
     if user is None or not crud_users.verify_password(body.password, user.password_hash):
         throttle.failed(body.username, client)
         raise APIError(401, "Incorrect username or password.", code="invalid_credentials")

@@ -88,6 +88,9 @@ def test_usernames_are_stored_in_nfkc(api):
     duplicate = api.post("/v1/users", headers=_auth(token),
                          json={"username": "bob", "password": "long-enough"})
     assert duplicate.status_code == 409 and duplicate.json()["error"]["param"] == "username"
+    # the person types their name as they created it, full-width: it signs in as "bob"
+    login = api.post("/v1/auth/login", json={"username": "\uff42\uff4f\uff42", "password": "long-enough"})
+    assert login.status_code == 200 and login.json()["role"] == "user"
 
 
 def test_with_api_keys_the_first_admin_can_take_the_bootstrap_admin_name(tmp_path):
