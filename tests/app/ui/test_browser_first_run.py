@@ -129,6 +129,8 @@ def test_untrusted_text_is_shown_as_text_on_every_page(platform):
     _assert_accessible(page, axe, "models page")
     _open(page, "Report card")
     _assert_accessible(page, axe, "report card")
+    _open(page, "Annotate")
+    _assert_accessible(page, axe, "annotation console")
 
 
 def test_flywheel_ui_runs_the_script_once_before_the_first_visitor(platform):
