@@ -14,23 +14,8 @@ from alembic.autogenerate import compare_metadata
 from app.store.base import Base
 from app.store.models import Feedback, FeedbackChange
 from app.store.migrate import alembic_config, upgrade_to_head
-from app.store.session import make_engine
-from tests.utils.postgres import POSTGRES_URL, fresh_postgres_schema
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.db)])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with fresh_postgres_schema() as schema:
-        engine = make_engine(POSTGRES_URL, schema)
-        yield engine
-        engine.dispose()
 
 
 def _seed_old_rows(engine) -> None:

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from app.store import crud_users
 from app.store.migrate import alembic_config, upgrade_to_head
-from app.store.session import make_engine
-from tests.utils.postgres import POSTGRES_URL, fresh_postgres_schema
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.db)])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with fresh_postgres_schema() as schema:
-        engine = make_engine(POSTGRES_URL, schema)
-        yield engine
-        engine.dispose()
 
 
 def test_earlier_keys_become_interactive_and_a_batch_key_keeps_its_class(engine):
