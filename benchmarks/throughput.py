@@ -8,7 +8,8 @@ time (on a subset, as a rate) and in static batches of 16 with left padding; and
 
     python benchmarks/throughput.py --quick      # < 3 minutes on 2 cores
     python benchmarks/throughput.py --num-threads 1   # one core for both sides
-    python benchmarks/throughput.py --profile    # also print the top ops of a few engine steps
+    python benchmarks/throughput.py --profile    # also: where a step's time goes, vs the roofline
+    python benchmarks/throughput.py --profile-only --quick  # only that, on 16 of W's requests
     python benchmarks/throughput.py --int8       # also the engine with weight-only int8 linears
     python benchmarks/throughput.py --json-schema  # also W with every request under a JSON schema
     python benchmarks/throughput.py --tensor-parallel-size 2 --quick  # TP=2 vs TP=1 only
@@ -152,7 +153,11 @@ def main() -> None:
                              "issue's figures for this machine were taken; 1 gives steadier numbers "
                              "on a busy box)")
     parser.add_argument("--max-num-batched-tokens", type=int, default=1024)
-    parser.add_argument("--profile", action="store_true", help="print the top ops of engine steps")
+    parser.add_argument("--profile", action="store_true",
+                        help="also break prefill and decode steps down by part (linears, attention, "
+                             "LM head, sampler, other layers, Python/scheduling) against the roofline")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="only the --profile breakdown; --quick: 16 requests, 8 decode steps")
     parser.add_argument("--engine-only", action="store_true", help="skip the transformers baselines")
     parser.add_argument("--int8", action="store_true",
                         help="also run the engine with EngineConfig.quantization='int8'")
@@ -191,6 +196,10 @@ def main() -> None:
     logger.info("model: SmolLM2-135M shape, bf16, random weights; %d threads; W: %d requests, "
                 "%d prompt tokens, %d output tokens each", args.num_threads, len(prompts),
                 sum(map(len, prompts)), OUTPUT_LEN)
+    if args.profile_only:
+        count, decode_steps = (16, 8) if args.quick else (NUM_REQUESTS, 16)
+        profile_steps(model, prompts[:count], config, profile, decode_steps)
+        return
     if args.cold_warm:
         from benchmarks.cold_warm import report_cold_warm
 
@@ -215,7 +224,7 @@ def main() -> None:
     if args.json_schema:
         report_json_schema_cost(model, prompts, config, profile)
     if args.profile:
-        profile_steps(model, prompts, config)
+        profile_steps(model, prompts, config, profile)
     if args.engine_only:
         return
 
@@ -315,19 +324,29 @@ def report_ceilings(model, prompts: list[list[int]], profile, req_s: float, batc
                 w_ceiling, 100 * req_s / w_ceiling, b1_ceiling, 100 * batch1_tok_s / b1_ceiling)
 
 
-def profile_steps(model, prompts: list[list[int]], config: EngineConfig) -> None:
-    from torch.profiler import ProfilerActivity, profile
+def profile_steps(model, prompts: list[list[int]], config: EngineConfig, profile,
+                  decode_steps: int = 16, output_len: int = OUTPUT_LEN) -> None:
+    """Per-part breakdown (benchmarks/step_breakdown.py) of every prefill step of `prompts`, then of
+    `decode_steps` decode steps of the full batch; the rest of the requests are aborted."""
+    from benchmarks.step_breakdown import report_breakdown
+    from framework.engine.step_profiler import StepProfiler
 
-    engine = LLMEngine(model, IdTokenizer(), config)
+    from framework.engine.warmup import warm_up
+
+    engine = LLMEngine(model, IdTokenizer(), config, device_profile=profile)
+    warm_up(engine)  # as LLM(model=DIR) does: oneDNN primitives and the heap are not what we time
+    params = SamplingParams(temperature=0, max_tokens=output_len, ignore_eos=True)
     for i, prompt in enumerate(prompts):
-        engine.add_request(f"p{i}", prompt, SamplingParams(temperature=0, max_tokens=OUTPUT_LEN, ignore_eos=True))
-    while any(s.is_prefill or s.num_computed_tokens == 0 for s in engine.scheduler.running + engine.scheduler.waiting):
-        engine.step()  # get past the prefills: profile pure decode steps of the full batch
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(5):
+        engine.add_request(f"p{i}", prompt, params)
+    with StepProfiler(engine) as profiler:
+        while engine.has_unfinished_requests() and (
+                sum(s.is_decode for s in profiler.steps) < decode_steps):
             engine.step()
-    logger.info("decode steps (batch %d):\n%s", len(engine.scheduler.running),
-                prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    for request_id in list(engine.requests):
+        engine.abort(request_id)
+    weight = next(model.parameters())
+    report_breakdown(profiler.steps, model.config, weight.element_size(), profile,
+                     str(weight.dtype).removeprefix("torch."))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,174 @@
+"""Where an engine step's wall time goes: linears, attention, LM head, sampler, other layers, rest.
+
+Opt-in and temporary. `StepProfiler(engine)` is a context manager: while it is open, forward hooks
+time the model's framework layers and wrappers time the LM head, the sampler and the fused q/k/v
+and gate/up matmuls; on exit every hook and wrapper is removed, so an engine that is not being
+profiled pays nothing. Each timed region costs ~2-4 us of Python (a few hundred per step): noise
+for a batched step, a few percent of a batch-1 decode step.
+
+Timers read the wall clock around ops that run synchronously on CPU; on CUDA every timer
+synchronizes, which slows the step but keeps the attribution honest. Nested regions count once,
+for the outermost (an untied LM head is a `Linear` inside `compute_logits`: LM head). The part no
+timer covers -- scheduling, input preparation, postprocessing and detokenization, and the Python
+between layers -- is the step's rest, `StepPart.PYTHON`, so the parts always add up to the step.
+
+It knows the layer classes of `framework.layers`, never a model's own modules: the fused matmuls
+are caught where `framework.layers.linear.grouped_linear` calls `linear_packed`.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from framework.layers import Attention, Embedding, Linear, RMSNorm, RotaryEmbedding, SiluAndMul
+from framework.layers import linear as linear_module
+
+
+class StepPart(enum.Enum):
+    LINEARS = "linears (qkv/o/gate-up/down)"
+    ATTENTION = "attention (KV write + paged)"
+    LM_HEAD = "lm head"
+    SAMPLER = "sampler"
+    OTHER_LAYERS = "norms/rotary/act/embed"
+    PYTHON = "python/scheduling (rest)"
+
+
+LAYER_PARTS = {Linear: StepPart.LINEARS, Attention: StepPart.ATTENTION,
+               RMSNorm: StepPart.OTHER_LAYERS, RotaryEmbedding: StepPart.OTHER_LAYERS,
+               SiluAndMul: StepPart.OTHER_LAYERS, Embedding: StepPart.OTHER_LAYERS}
+
+
+@dataclass(slots=True)
+class StepTiming:
+    num_new_tokens: list[int]  # per scheduled sequence, tokens computed this step
+    context_lens: list[int]  # per scheduled sequence, tokens in its KV after this step
+    num_logit_rows: int  # rows through the LM head (sampled rows, prompt-logprob rows)
+    wall_s: float  # the whole engine.step(), as its caller sees it
+    seconds: dict[StepPart, float] = field(default_factory=dict)  # adds up to wall_s
+
+    @property
+    def is_decode(self) -> bool:
+        """Every sequence computed one token (a step with any prefill chunk counts as prefill)."""
+        return all(n == 1 for n in self.num_new_tokens)
+
+
+class _Clock:
+    """Wall time per part; only the outermost of nested regions counts."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self.sync, self.depth, self.part, self.started = sync, 0, StepPart.PYTHON, 0.0
+        self.totals = dict.fromkeys(StepPart, 0.0)
+
+    def reset(self) -> None:
+        self.depth, self.totals = 0, dict.fromkeys(StepPart, 0.0)
+
+    def enter(self, part: StepPart) -> None:
+        if self.depth == 0:
+            self.sync()
+            self.part, self.started = part, time.perf_counter()
+        self.depth += 1
+
+    def leave(self) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self.sync()
+            self.totals[self.part] += time.perf_counter() - self.started
+
+    def wrap(self, fn: Callable, part: StepPart) -> Callable:
+        def timed(*args, **kwargs):
+            self.enter(part)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.leave()
+        return timed
+
+
+class _TimedSampler:
+    """Stands in for the runner's sampler (a callable object, so it cannot be wrapped in place)."""
+
+    def __init__(self, sampler, clock: _Clock) -> None:
+        self._sampler, self._call = sampler, clock.wrap(sampler, StepPart.SAMPLER)
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._sampler, name)
+
+
+class StepProfiler:
+    """`with StepProfiler(engine) as profiler: engine.step() ...`; then `profiler.steps`."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.steps: list[StepTiming] = []
+        device = engine.model_runner.device
+        sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+        self._clock = _Clock(sync)
+        self._undo: list[Callable[[], None]] = []
+        self._batch: tuple[list[int], list[int]] = ([], [])
+        self._logit_rows = 0
+
+    def __enter__(self) -> StepProfiler:
+        engine, runner, clock = self.engine, self.engine.model_runner, self._clock
+        for module in engine.model.modules():
+            part = LAYER_PARTS.get(type(module))
+            if part is not None:
+                pre = module.register_forward_pre_hook(lambda m, args, part=part: clock.enter(part))
+                post = module.register_forward_hook(lambda m, args, out: clock.leave())
+                self._undo += [pre.remove, post.remove]
+        self._patch(linear_module, "linear_packed", clock.wrap(linear_module.linear_packed,
+                                                                StepPart.LINEARS))
+        self._patch(engine.model, "compute_logits", clock.wrap(self._count_rows(
+            engine.model.compute_logits), StepPart.LM_HEAD), instance=True)
+        self._patch(runner, "sampler", _TimedSampler(runner.sampler, clock))
+        self._patch(runner, "run", self._capture_batch(runner.run), instance=True)
+        self._patch(engine, "step", self._timed_step(engine.step), instance=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def _patch(self, owner, name: str, replacement, instance: bool = False) -> None:
+        """Replace `owner.name`; undone on exit (an instance attribute over a method is deleted,
+        so the class's method shows through again)."""
+        original = getattr(owner, name)
+        setattr(owner, name, replacement)
+        self._undo.append((lambda: delattr(owner, name)) if instance
+                          else (lambda: setattr(owner, name, original)))
+
+    def _count_rows(self, compute_logits: Callable) -> Callable:
+        def counted(hidden: torch.Tensor) -> torch.Tensor:
+            self._logit_rows += hidden.shape[0]
+            return compute_logits(hidden)
+        return counted
+
+    def _capture_batch(self, run: Callable) -> Callable:
+        def captured(scheduled):
+            # before the step advances the sequences: what this step computes
+            self._batch = (list(scheduled.num_new_tokens),
+                           [seq.num_computed_tokens + n
+                            for seq, n in zip(scheduled.seqs, scheduled.num_new_tokens)])
+            return run(scheduled)
+        return captured
+
+    def _timed_step(self, step: Callable) -> Callable:
+        def timed():
+            self._clock.reset()
+            self._batch, self._logit_rows = ([], []), 0
+            self._clock.sync()
+            started = time.perf_counter()
+            outputs = step()
+            wall = time.perf_counter() - started
+            if self._batch[0]:  # a step that computed something
+                seconds = dict(self._clock.totals)
+                seconds[StepPart.PYTHON] = max(0.0, wall - sum(seconds.values()))
+                self.steps.append(StepTiming(*self._batch, self._logit_rows, wall, seconds))
+            return outputs
+        return timed
