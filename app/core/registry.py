@@ -7,15 +7,12 @@ old `registry/registry.json` into the database.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from sqlalchemy import Engine
 
+from app.core.engines import shared_engine
 from model.registry import ModelRegistry
-
-_engines: dict[tuple[str, str | None], Engine] = {}
-_lock = threading.Lock()
 
 
 def open_registry(registry_dir: str | Path, database_url: str, *, schema: str | None = None,
@@ -25,15 +22,6 @@ def open_registry(registry_dir: str | Path, database_url: str, *, schema: str | 
     from app.store.registry_store import SqlRegistryStore, import_registry_file
 
     if engine is None:
-        engine = _engine(database_url, schema)
+        engine = shared_engine(database_url, schema)
     import_registry_file(engine, registry_dir)
     return ModelRegistry(registry_dir, store=SqlRegistryStore(engine))
-
-
-def _engine(url: str, schema: str | None) -> Engine:
-    with _lock:
-        if (url, schema) not in _engines:
-            from app.store.session import open_store
-
-            _engines[(url, schema)] = open_store(url, schema=schema).engine
-        return _engines[(url, schema)]
