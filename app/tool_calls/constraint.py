@@ -8,7 +8,7 @@ the function, its content is the parameters schema), joined by the format's sepa
 """
 from __future__ import annotations
 
-from app.tool_calls.formats import ToolFormat, call_separator, call_tag
+from app.tool_calls.formats import ToolFormat, call_list, call_separator, call_tag
 from app.tool_calls.spec import ToolChoiceMode, ToolRequest
 from shared import StructuredOutputsParams
 
@@ -24,10 +24,13 @@ def forced_calls_constraint(request: ToolRequest,
         begin, end = call_tag(tool_format, function.name)
         tags.append({"type": "tag", "begin": begin, "end": end,
                      "content": {"type": "json_schema", "json_schema": function.parameters}})
-    return StructuredOutputsParams(structural_tag={
-        "type": "structural_tag",
-        "format": {"type": "tags_with_separator", "tags": tags,
-                   "separator": call_separator(tool_format), "at_least_one": True,
-                   # a named choice is one call of it, as OpenAI's
-                   "stop_after_first": not request.parallel
-                   or request.mode is ToolChoiceMode.NAMED}})
+    calls = {"type": "tags_with_separator", "tags": tags,
+             "separator": call_separator(tool_format), "at_least_one": True,
+             # a named choice is one call of it, as OpenAI's
+             "stop_after_first": not request.parallel or request.mode is ToolChoiceMode.NAMED}
+    opening, closing = call_list(tool_format)
+    if opening or closing:
+        calls = {"type": "sequence", "elements": [
+            {"type": "const_string", "value": opening}, calls,
+            {"type": "const_string", "value": closing}]}
+    return StructuredOutputsParams(structural_tag={"type": "structural_tag", "format": calls})

@@ -2,7 +2,8 @@
 
 A template with its own tool section (`formats.template_tools(...).native`) gets the tool
 definitions as `tools=` and the history as OpenAI sends it, except that a call's `arguments` are
-handed over as an object (the Llama 3.1 and Qwen2.5 templates write `arguments | tojson`).
+handed over as an object (the Llama 3.1 and Qwen2.5 templates write `arguments | tojson`), and
+a Mistral template gets call ids in its own 9-character form (`mistral.short_call_id`).
 
 Any other template gets the Hermes layout in plain messages, so every model can be asked:
 
@@ -21,8 +22,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from app.tool_calls.formats import template_tools
+from app.tool_calls.formats import ToolFormat, template_tools
 from app.tool_calls.hermes import CLOSE, OPEN
+from app.tool_calls.mistral import with_short_call_ids
 
 # Kept short: small models have small contexts (the demo model's is 512 tokens, and JSON costs
 # about a token per character in its vocabulary).
@@ -35,8 +37,12 @@ def prompt_messages(template: str | None, messages: Sequence[dict],
                     tools: list[dict] | None) -> tuple[list[dict], list[dict] | None]:
     """(the messages to render, the `tools=` to give the template: None when they are already
     in the messages or there are none)."""
-    if template_tools(template).native:
-        return native_messages(messages), tools or None
+    template_format = template_tools(template)
+    if template_format.native:
+        native = native_messages(messages)
+        if template_format.format is ToolFormat.MISTRAL:
+            native = with_short_call_ids(native)
+        return native, tools or None
     return fallback_messages(messages, tools), None
 
 

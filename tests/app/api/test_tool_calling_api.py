@@ -1,7 +1,7 @@
 """Tool calling over HTTP against one live server (started once for this module) serving three
-models: the demo model (its template has no tool section: the Hermes layout), and two
-random-weight models whose templates render tools themselves, one Hermes-style and one Llama 3
-JSON-style. On a random-weight model only the grammar can make a call valid, so every forced
+models: the demo model (its template has no tool section: the Hermes layout), and three
+random-weight models whose templates render tools themselves: Hermes-style, Llama 3 JSON-style
+and Mistral v3-style (whose template refuses call ids that are not 9 characters). On a random-weight model only the grammar can make a call valid, so every forced
 call parsing and validating (with `jsonschema`) shows the constraint at work.
 
 Clients: the official `openai` client and LangChain's `ChatOpenAI` (`bind_tools`,
@@ -24,10 +24,12 @@ from app.serving.loading import load_served_model
 from app.serving.model_host import ModelHost
 from shared import EngineConfig
 from tests.app.api.conftest import ServerThread
-from tests.app.tool_calls.templates import HERMES_TEMPLATE, LLAMA3_TEMPLATE, random_checkpoint
+from tests.app.tool_calls.templates import (HERMES_TEMPLATE, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE,
+                                           random_checkpoint)
 
 DEMO, RANDOM_HERMES, RANDOM_LLAMA3 = "demo", "random-hermes", "random-llama3"
-MODELS = [DEMO, RANDOM_HERMES, RANDOM_LLAMA3]
+RANDOM_MISTRAL = "random-mistral"
+MODELS = [DEMO, RANDOM_HERMES, RANDOM_LLAMA3, RANDOM_MISTRAL]
 # small: the demo model's context is 512 tokens, and JSON costs about a token per character in
 # its vocabulary (both tools shown: 394 prompt tokens)
 ADD = {"type": "function", "function": {
@@ -52,7 +54,8 @@ def server(tmp_path_factory):
     host = ModelHost()
     host.add(load_served_model(DEMO_MODEL_DIR, config, model_id=DEMO))
     for model_id, template, seed in ((RANDOM_HERMES, HERMES_TEMPLATE, 3),
-                                     (RANDOM_LLAMA3, LLAMA3_TEMPLATE, 4)):
+                                     (RANDOM_LLAMA3, LLAMA3_TEMPLATE, 4),
+                                     (RANDOM_MISTRAL, MISTRAL_TEMPLATE, 5)):
         directory = random_checkpoint(root / model_id, template, seed=seed)
         host.add(load_served_model(directory, config, model_id=model_id))
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("data")), host=host)
@@ -102,7 +105,7 @@ def test_forced_calls_parse_and_validate(client, model, choice):
 def test_random_weights_write_no_call_without_the_grammar(client):
     """The same model, tools shown but nothing forced: no valid call comes out (so the forced
     calls above are the grammar's doing)."""
-    for model in (RANDOM_HERMES, RANDOM_LLAMA3):
+    for model in (RANDOM_HERMES, RANDOM_LLAMA3, RANDOM_MISTRAL):
         reply = client.chat.completions.create(model=model, messages=QUESTION, tools=TOOLS,
                                                max_tokens=60, temperature=0)
         assert not reply.choices[0].message.tool_calls

@@ -1,5 +1,6 @@
-"""Chat templates with their own tool sections, written for these tests in the two styles the
-server knows (Hermes / Qwen2.5 with <tool_call> tags, Llama 3.x JSON with an ipython role), and
+"""Chat templates with their own tool sections, written for these tests in the three styles the
+server knows (Hermes / Qwen2.5 with <tool_call> tags, Llama 3.x JSON with an ipython role,
+Mistral v3 with [AVAILABLE_TOOLS] / [TOOL_CALLS] / [TOOL_RESULTS] and 9-character call ids), and
 random-weight checkpoints that carry them (the demo tokenizer, so the vocabulary is a real one).
 """
 from __future__ import annotations
@@ -66,6 +67,31 @@ Answer a call as {"name": function name, "parameters": dictionary of arguments}.
 {%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>
 
 {% endif %}"""
+
+# Mistral v3's shape: tools (and the system message) before the last user turn, calls as one JSON list (each with its id),
+# results as JSON, and the template refuses call ids that are not 9 characters.
+MISTRAL_TEMPLATE = """{%- if messages[0].role == 'system' %}{%- set system_message = messages[0].content %}
+{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- endif %}
+{%- if tools is not defined %}{%- set tools = none %}{%- endif %}
+{%- set ns = namespace(last_user=-1) %}
+{%- for message in loop_messages %}{% if message.role == 'user' %}{% set ns.last_user = loop.index0 %}{% endif %}{% endfor %}
+{%- for message in loop_messages %}
+{%- if message.role == 'user' %}
+{%- if tools is not none and loop.index0 == ns.last_user %}[AVAILABLE_TOOLS] [{% for tool in tools %}{{ tool | tojson }}{% if not loop.last %}, {% endif %}{% endfor %}][/AVAILABLE_TOOLS]{% endif %}
+{%- if loop.index0 == ns.last_user and system_message is defined %}[INST] {{ system_message }}
+
+{{ message.content }}[/INST]{% else %}[INST] {{ message.content }}[/INST]{% endif %}
+{%- elif message.tool_calls is defined and message.tool_calls %}[TOOL_CALLS] [
+{%- for call in message.tool_calls %}
+{%- if call.id is not defined or call.id | length != 9 %}{{ raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}{% endif %}
+{%- set out = call.function | tojson %}{{ out[:-1] }}, "id": "{{ call.id }}"}{% if not loop.last %}, {% endif %}
+{%- endfor %}]</s>
+{%- elif message.role == 'assistant' %} {{ message.content | trim }}</s>
+{%- elif message.role == 'tool' %}
+{%- if message.tool_call_id is not defined or message.tool_call_id | length != 9 %}{{ raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}{% endif %}[TOOL_RESULTS] {"content": {{ message.content | tojson }}, "call_id": "{{ message.tool_call_id }}"}[/TOOL_RESULTS]
+{%- else %}{{ raise_exception("Only user, assistant and tool roles are supported") }}
+{%- endif %}
+{%- endfor %}"""
 
 
 def random_checkpoint(out_dir: Path, template: str | None, seed: int = 3) -> Path:

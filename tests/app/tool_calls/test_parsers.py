@@ -14,6 +14,7 @@ from app.tool_calls.streaming import ToolCallStream
 
 HERMES = parser_for(ToolFormat.HERMES)
 LLAMA3 = parser_for(ToolFormat.LLAMA3_JSON)
+MISTRAL = parser_for(ToolFormat.MISTRAL)
 
 # (parser, answer, expected content, expected [(name, arguments)])
 CASES = [
@@ -35,9 +36,26 @@ CASES = [
      None, [("f", "{}"), ("g", '{"s": ";"}')]),
     (LLAMA3, "Paris is the capital {of France}.", "Paris is the capital {of France}.", []),
     (LLAMA3, '{"answer": 42, "name": 7}', '{"answer": 42, "name": 7}', []),  # JSON, no call
+    (MISTRAL, '[TOOL_CALLS] [{"name": "add", "arguments": {"a": 2, "b": 3}}]', None,
+     [("add", '{"a": 2, "b": 3}')]),
+    # v3 history writes an "id" after the arguments; a model trained on it may too
+    (MISTRAL, 'Checking. [TOOL_CALLS] [{"name": "weather", "arguments": {"city": "[Paris], }"}, '
+              '"id": "a1b2c3d4e"}, {"arguments": {"q": 1}, "name": "search"}]',
+     "Checking.", [("weather", '{"city": "[Paris], }"}'), ("search", '{"q": 1}')]),
+    (MISTRAL, '[TOOL_CALLS]add[ARGS]{"a": 1, "b": 2}[TOOL_CALLS]echo[ARGS]{"s": "[TOOL_CALLS]"}',
+     None, [("add", '{"a": 1, "b": 2}'), ("echo", '{"s": "[TOOL_CALLS]"}')]),
+    (MISTRAL, "Lists look like [1, 2] and [TOOLS] too.", "Lists look like [1, 2] and [TOOLS] too.",
+     []),
+    (MISTRAL, '[TOOL_CALLS] [{"name": "add", "arguments": 3}]',
+     '[TOOL_CALLS] [{"name": "add", "arguments": 3}]', []),  # not a call: content
+    (MISTRAL, "[TOOL_CALLS] I cannot call anything.", "[TOOL_CALLS] I cannot call anything.", []),
+    (MISTRAL, '[TOOL_CALLS] [{"name": "add", "arguments": {"a": "cut sh', None,
+     [("add", '{"a": "cut sh')]),
 ]
 IDS = ["hermes-one", "hermes-text-then-two", "hermes-plain", "hermes-bad-arguments",
-       "hermes-cut-off", "llama3-one", "llama3-two", "llama3-plain", "llama3-json-answer"]
+       "hermes-cut-off", "llama3-one", "llama3-two", "llama3-plain", "llama3-json-answer",
+       "mistral-one", "mistral-text-then-two-with-ids", "mistral-args-form", "mistral-plain",
+       "mistral-bad-arguments", "mistral-marker-then-text", "mistral-cut-off"]
 
 
 @pytest.mark.parametrize(("parser", "text", "content", "calls"), CASES, ids=IDS)
@@ -53,7 +71,7 @@ def test_whole_answer(parser, text, content, calls):
 
 
 # a malformed call is the one case that differs: a stream has already sent what it parsed
-WELL_FORMED = [(case, id_) for case, id_ in zip(CASES, IDS) if id_ != "hermes-bad-arguments"]
+WELL_FORMED = [(case, id_) for case, id_ in zip(CASES, IDS) if not id_.endswith("bad-arguments")]
 
 
 @pytest.mark.parametrize(("parser", "text", "content", "calls"), [c for c, _ in WELL_FORMED],
@@ -79,6 +97,29 @@ def test_content_that_may_start_a_call_is_held_back():
     other = ToolCallStream(HERMES)
     assert other.feed("1 < 2 and <", final=False).content == "1 < 2 and"
     assert other.feed("b>", final=True).content == " <b>"
+
+
+def test_mistral_holds_back_a_marker_and_announces_names():
+    stream = ToolCallStream(MISTRAL)
+    assert stream.feed("Sure. [TOOL", final=False).content == "Sure."
+    delta = stream.feed('_CALLS] [{"name": "add", "arguments": {"a"', final=False)
+    assert delta.content == "" and delta.tool_calls[0]["function"] == {"name": "add",
+                                                                       "arguments": '{"a"'}
+    delta = stream.feed(': 1}, "id": "abcdefghi"}, {"name": "sub", "arguments": {}}]', final=True)
+    assert delta.tool_calls[0] == {"index": 0, "function": {"arguments": ": 1}"}}
+    assert delta.tool_calls[1]["function"] == {"name": "sub", "arguments": "{}"}
+    other = ToolCallStream(MISTRAL)
+    assert other.feed("see [TOOL", final=False).content == "see"
+    assert other.feed("S] here", final=True).content == " [TOOLS] here"
+
+
+def test_mistral_short_call_ids():
+    from app.tool_calls.mistral import short_call_id
+
+    assert short_call_id("a1B2c3D4e") == "a1B2c3D4e"  # already Mistral's form
+    ids = {short_call_id(f"call_{i}") for i in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 9 and i.isalnum() for i in ids)
+    assert short_call_id("call_7") == short_call_id("call_7")
 
 
 def _stream(parser, pieces: list[str]) -> tuple[str, list[dict]]:

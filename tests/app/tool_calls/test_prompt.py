@@ -5,6 +5,7 @@ model's) gets the documented Hermes layout, checked as golden text."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -13,7 +14,8 @@ from app.serving.chat_template import render_prompt_ids
 from app.tool_calls import ToolFormat, template_tools
 from model.chat_template import TemplateKwargsError
 from model.tokenizer import Tokenizer
-from tests.app.tool_calls.templates import HERMES_TEMPLATE, LLAMA3_TEMPLATE, random_checkpoint
+from tests.app.tool_calls.templates import (HERMES_TEMPLATE, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE,
+                                           random_checkpoint)
 
 TOOLS = [{"type": "function", "function": {
     "name": "add", "description": "Add two <whole> numbers",
@@ -44,8 +46,9 @@ def _as_transformers_wants(messages: list[dict]) -> list[dict]:
 
 
 @pytest.mark.parametrize(("template", "tool_format"), [(HERMES_TEMPLATE, ToolFormat.HERMES),
-                                                      (LLAMA3_TEMPLATE, ToolFormat.LLAMA3_JSON)],
-                         ids=["hermes", "llama3"])
+                                                      (LLAMA3_TEMPLATE, ToolFormat.LLAMA3_JSON),
+                                                      (MISTRAL_TEMPLATE, ToolFormat.MISTRAL)],
+                         ids=["hermes", "llama3", "mistral"])
 @pytest.mark.parametrize("kwargs", [{}, {"hint": "Use the tools."}], ids=["plain", "kwargs"])
 def test_native_tool_section_matches_transformers(tmp_path, template, tool_format, kwargs):
     from transformers import AutoTokenizer
@@ -55,14 +58,52 @@ def test_native_tool_section_matches_transformers(tmp_path, template, tool_forma
     assert template_tools(ours.chat_template).native
     assert template_tools(ours.chat_template).format is tool_format
     reference = AutoTokenizer.from_pretrained(directory)
-    expected = reference.apply_chat_template(_as_transformers_wants(HISTORY), tools=TOOLS,
-                                             tokenize=False, add_generation_prompt=True,
-                                             **kwargs)
+    history = _as_transformers_wants(HISTORY)
+    if tool_format is ToolFormat.MISTRAL:
+        history = _with_mistral_ids(history, reference, kwargs)
+    expected = reference.apply_chat_template(history, tools=TOOLS, tokenize=False,
+                                             add_generation_prompt=True, **kwargs)
     assert "Add two <whole> numbers" in expected and '"a": 2' in expected
     ids = render_prompt_ids(ours, HISTORY, TOOLS, kwargs or None)
     assert ids == ours.encode(expected, add_bos=False)
     if kwargs and tool_format is ToolFormat.HERMES:  # the variable reached the template
         assert ids != render_prompt_ids(ours, HISTORY, TOOLS)
+
+
+def _with_mistral_ids(history: list[dict], reference, kwargs: dict) -> list[dict]:
+    """The history with OpenAI's call id ("call_1") replaced by the 9-character id our rendering
+    gives it, read from our rendering; transformers refuses the OpenAI id, as Mistral's template
+    does."""
+    with pytest.raises(Exception, match="length 9"):
+        reference.apply_chat_template(history, tools=TOOLS, tokenize=False, **kwargs)
+    ours = render_prompt_ids(Tokenizer.from_dir(reference.name_or_path), HISTORY, TOOLS)
+    text = reference.decode(ours)
+    ids = re.findall(r'"id": "([A-Za-z0-9]{9})"', text)
+    assert len(ids) == 1 and f'"call_id": "{ids[0]}"' in text  # the call and its result agree
+    history = json.loads(json.dumps(history))
+    history[2]["tool_calls"][0]["id"] = history[3]["tool_call_id"] = ids[0]
+    return history
+
+
+def test_mistral_forced_call_grammar_writes_what_the_parser_reads():
+    """The grammar's fixed text around the arguments (a v3 list after the marker) parses back
+    into the call, once and several times over."""
+    from app.tool_calls.constraint import forced_calls_constraint
+    from app.tool_calls.formats import parser_for
+    from app.tool_calls.parsing import message_from
+    from app.tool_calls.spec import parse_tool_request
+
+    tag = forced_calls_constraint(parse_tool_request(TOOLS, "required"),
+                                  ToolFormat.MISTRAL).structural_tag["format"]
+    opening, calls, closing = (element for element in tag["elements"])
+    begin, end = calls["tags"][0]["begin"], calls["tags"][0]["end"]
+    one = f'{begin}{{"a": 2, "b": 3}}{end}'
+    for written in (one, one + calls["separator"] + one):
+        text = opening["value"] + written + closing["value"]
+        message = message_from(parser_for(ToolFormat.MISTRAL), text)
+        assert message.content is None
+        assert [(c.name, json.loads(c.arguments)) for c in message.tool_calls] == [
+            ("add", {"a": 2, "b": 3})] * written.count(begin)
 
 
 def test_fallback_layout_golden():
