@@ -87,7 +87,7 @@ async def _drain(deltas: AsyncIterator[list[ChoiceDelta]]) -> None:
 def _unavailable(e: EngineUnavailableError) -> APIError:
     """A replica died under the request: nothing was acknowledged, the client may retry."""
     return APIError(503, f"The engine serving this request went away: {e}",
-                    code="engine_unavailable", headers={"Retry-After": "1"})
+                    code="replica_unavailable", headers={"Retry-After": "1"})
 
 
 async def _until_disconnect(request: Request, work, deltas, metrics: ServingMetrics, model_id: str):

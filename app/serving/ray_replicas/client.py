@@ -44,26 +44,23 @@ class ReplicaEngineClient:
 
     async def generate(self, prompt_token_ids: list[int], params: SamplingParams,
                        request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:
-        import ray.exceptions as rex
-
         request = ReplicaRequest(list(prompt_token_ids), params, request_id, priority)
-        stream = self._handle.options(stream=True).generate.remote(request)
         self._in_flight[request_id] = None
-        finished = False
+        stream, finished = None, False
         try:
+            stream = self._handle.options(stream=True).generate.remote(request)
             async for item in stream:
                 self._seen(request_id, item)
                 finished = item.output.finished
                 yield item.output
-        except (rex.RayActorError, rex.ActorUnavailableError) as e:
-            raise EngineUnavailableError(
-                f"replica {self._in_flight.get(request_id) or '?'} of {self.app_name} died "
-                f"under the request; retry") from e
-        except EngineBusyError:
-            raise
+        except Exception as e:  # noqa: BLE001 - sorted by what the client can do about it
+            error = _as_engine_error(e, self._in_flight.get(request_id), self.app_name)
+            if error is e:
+                raise
+            raise error from e
         finally:
             self._in_flight.pop(request_id, None)
-            if not finished:  # client gone or failure: stop the replica's generator
+            if stream is not None and not finished:  # client gone or failure: stop the replica
                 stream.cancel()  # not awaited: returns at once, Ray delivers it to the replica
 
     def _seen(self, request_id: str, item: ReplicaOutput) -> None:
@@ -95,3 +92,24 @@ class ReplicaEngineClient:
 
         await anyio.to_thread.run_sync(serve.delete, self.app_name)
         logger.info("deleted Ray Serve application %s", self.app_name)
+
+
+def _as_engine_error(e: Exception, replica_id: str | None, app_name: str) -> Exception:
+    """What a failed request raises to the routes. Whatever the replica itself raised comes back
+    as that exception (Ray's RayTaskError subclasses it: a ValueError stays a 400, a full queue
+    a 429); Serve's back-pressure is a full queue too. Any other Ray or Serve failure means the
+    replica (or the way to it) went away before the answer was acknowledged: retryable, 503.
+    Serve raises several kinds for that (the actor died, the replica was removed from routing
+    just before the request reached it, the application is redeploying), so they are matched by
+    their base classes rather than one by one."""
+    import ray.exceptions as rex
+    import ray.serve.exceptions as sex
+
+    if isinstance(e, (EngineBusyError, rex.RayTaskError)):
+        return e
+    if isinstance(e, sex.BackPressureError):
+        return EngineBusyError(f"{app_name}: every replica's queue is full ({e})")
+    if isinstance(e, (rex.RayError, sex.RayServeException)):
+        return EngineUnavailableError(f"replica {replica_id or '?'} of {app_name} went away "
+                                      f"under the request ({type(e).__name__}); retry")
+    return e

@@ -1,0 +1,100 @@
+"""One Ray cluster for every `--replicas` test of the session: two nodes simulated on this machine
+(`ray start --head` and a second `ray start --address`, 3 CPUs each), which the test process joins
+as `--ray-address` would. Starting Ray takes half a minute on this 2-core box, so the test
+modules share it; each module deploys its own front and Serve applications on it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RAY_MISSING = "Ray Serve is the optional `distributed` extra (pip install -e '.[distributed]')"
+
+NODE_CPUS = 3  # per node: a replica reserving 2 CPUs leaves room for no second one beside it
+RESTART_BOUND_S = 120  # Serve replaces a replica (or deploys a version) within this, loaded box
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"Ray head did not listen on {port}")
+
+
+@pytest.fixture(scope="session")
+def cluster_address(tmp_path_factory):
+    """A two-node Ray cluster; `--block` ties each node's processes to its `ray start`, so
+    terminating those two processes stops exactly this cluster."""
+    ray = pytest.importorskip("ray", reason=RAY_MISSING)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_WAIT_POLICY": "PASSIVE"}
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # this process joins as a driver
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    node_args = ["--num-cpus", str(NODE_CPUS), "--disable-usage-stats", "--block"]
+    logs = tmp_path_factory.mktemp("ray")
+    head = subprocess.Popen([ray_cli, "start", "--head", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--include-dashboard=false",
+                             "--ray-client-server-port", str(_free_port()), *node_args],
+                            env=env, stdout=open(logs / "head.log", "w"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT)
+    nodes = [head]
+    try:
+        _wait_for_port(port, 120)
+        nodes.append(subprocess.Popen(
+            [ray_cli, "start", "--address", address, "--node-ip-address", "127.0.0.1",
+             *node_args], env=env, stdout=open(logs / "node.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT))
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        deadline = time.monotonic() + 120
+        while sum(n["Alive"] for n in ray.nodes()) < 2:
+            assert time.monotonic() < deadline, "the second Ray node did not join"
+            time.sleep(0.5)
+        yield address
+    finally:
+        from ray import serve
+
+        if ray.is_initialized():
+            serve.shutdown()
+            ray.shutdown()
+        for node in reversed(nodes):
+            node.terminate()
+        for node in nodes:
+            try:
+                node.wait(60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        os.environ.pop("RAY_AUTH_MODE", None)
+
+
+def running_replicas(app_name: str) -> int:
+    """Replicas Serve reports RUNNING for the application's engine deployment (0: no such app)."""
+    from ray import serve
+
+    app = serve.status().applications.get(app_name)
+    if app is None or "engine" not in app.deployments:
+        return 0
+    return app.deployments["engine"].replica_states.get("RUNNING", 0)
+
+
+def wait_until(condition, what: str, timeout_s: float = RESTART_BOUND_S, poll_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, what
+        time.sleep(poll_s)
+    return result
