@@ -4,7 +4,8 @@ The engine is built as `LLM(model=DIR)` builds it (with its start-up warm-up, or
 `--no-warmup`), then serves W, then W again with fresh prompt ids of the same lengths (the same
 work; no prefix to reuse), then W's first prompts once more (what the prefix cache gives when a
 benchmark repeats itself). Besides wall time, each run's process CPU time and minor page faults
-are printed: other load on a shared box stretches wall time, much less those two.
+are printed: other load on a shared box stretches wall time, much less those two; and where the
+first run's extra CPU time went, part by part (the engine's `StepProfiler`, as `--profile` uses).
 Run it once with and once without `--no-warmup`: separate processes, since oneDNN's primitive
 cache and the heap are per process.
 """
@@ -16,6 +17,7 @@ import resource
 import time
 
 from framework.engine import LLMEngine
+from framework.engine.step_profiler import StepPart, StepProfiler
 from framework.engine.warmup import warm_up
 from shared import EngineConfig, SamplingParams
 
@@ -33,10 +35,13 @@ def timed_run(engine: LLMEngine, prompts: list[list[int]], output_len: int, tag:
         engine.add_request(f"{tag}-{i}", prompt, params)
     wall, cpu = time.perf_counter(), time.process_time()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    while engine.has_unfinished_requests():
-        engine.step()
+    with StepProfiler(engine) as profiler:
+        while engine.has_unfinished_requests():
+            engine.step()
     return dict(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu,
-                faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+                faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
+                cpu_parts={part: sum(s.cpu_seconds[part] for s in profiler.steps)
+                           for part in StepPart})
 
 
 def report_cold_warm(model, tokenizer, prompts: list[list[int]], config: EngineConfig,
@@ -57,3 +62,6 @@ def report_cold_warm(model, tokenizer, prompts: list[list[int]], config: EngineC
                 "the same prompts takes %.2fx the first run's CPU (prefix cache)",
                 "on" if warmup else "off", first["wall"] / second["wall"],
                 first["cpu"] / second["cpu"], repeat["cpu"] / first["cpu"])
+    logger.info("cold/warm: first minus second run, CPU s by part: %s", ", ".join(
+        f"{part.value} {first['cpu_parts'][part] - second['cpu_parts'][part]:+.2f}"
+        for part in StepPart))

@@ -4,8 +4,10 @@ The engine's `StepProfiler` times each part of a step (linears, attention, LM he
 layers, and the rest: Python and scheduling). Here each part gets the work it must do at least --
 FLOPs and bytes from the model's shapes and the step's batch -- and so its roofline time on the
 device profile, max(FLOPs / GEMM ceiling, bytes / memory ceiling). A part's "of roofline" is that
-time over its measured time (100% = at the ceiling); "bound" says which ceiling sets it, and the
-achieved rate is shown against that ceiling. Python/scheduling has no roof: all of it is gap.
+time over its measured wall time (100% = at the ceiling); "bound" says which ceiling sets it, and
+the achieved rate is shown against that ceiling. Python/scheduling has no roof: all of it is gap.
+CPU time (all threads) is shown beside wall time: on a shared host the two part ways, and CPU
+time, which waiting for a core does not count, is the steadier view of where the work goes.
 
 Bytes counted: weights once per step, activations in and out of each op, KV read once per
 sequence and layer, KV written, float32 logits written by the head and read by the sampler.
@@ -85,6 +87,8 @@ def report_kind(name: str, steps: list[StepTiming], cfg: ModelConfig, element_by
     n = len(steps)
     wall = sum(s.wall_s for s in steps)
     seconds = {part: sum(s.seconds[part] for s in steps) for part in StepPart}
+    cpu = {part: sum(s.cpu_seconds[part] for s in steps) for part in StepPart}
+    total_cpu = sum(cpu.values()) or 1.0
     work = {part: Work() for part in StepPart}
     roof = dict.fromkeys(StepPart, 0.0)
     for step in steps:
@@ -94,15 +98,15 @@ def report_kind(name: str, steps: list[StepTiming], cfg: ModelConfig, element_by
     logger.info("step breakdown, %s: %d steps, %.0f tokens and %.0f sequences per step, "
                 "%.1f ms per step", name, n, sum(sum(s.num_new_tokens) for s in steps) / n,
                 sum(len(s.num_new_tokens) for s in steps) / n, 1e3 * wall / n)
-    logger.info("  %-30s %9s %7s %9s %8s %7s  %s", "part", "ms/step", "share", "roof ms",
-                "of roof", "bound", "achieved vs ceiling")
+    logger.info("  %-30s %9s %7s %9s %7s %9s %8s %7s  %s", "part", "ms/step", "share",
+                "cpu ms", "share", "roof ms", "of roof", "bound", "achieved vs ceiling")
     for part in StepPart:
-        logger.info("  %-30s %9.3f %6.1f%% %s", part.value, 1e3 * seconds[part] / n,
-                    100 * seconds[part] / wall,
+        logger.info("  %-30s %9.3f %6.1f%% %9.3f %6.1f%% %s", part.value, 1e3 * seconds[part] / n,
+                    100 * seconds[part] / wall, 1e3 * cpu[part] / n, 100 * cpu[part] / total_cpu,
                     roof_columns(work[part], seconds[part], roof[part] / n, n, profile, dtype))
     total_roof = sum(roof.values())
-    logger.info("  %-30s %9.3f %6.1f%% %9.3f %7.1f%%", "step", 1e3 * wall / n, 100.0,
-                1e3 * total_roof / n, 100 * total_roof / wall)
+    logger.info("  %-30s %9.3f %6.1f%% %9.3f %6.1f%% %9.3f %7.1f%%", "step", 1e3 * wall / n,
+                100.0, 1e3 * total_cpu / n, 100.0, 1e3 * total_roof / n, 100 * total_roof / wall)
     gap = {part: max(0.0, seconds[part] - roof[part]) for part in StepPart}
     total_gap = sum(gap.values()) or 1.0
     logger.info("  gap to the roofline: %.1f ms per step; by part: %s",

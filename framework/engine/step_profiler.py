@@ -7,7 +7,9 @@ profiled pays nothing. Each timed region costs ~2-4 us of Python (a few hundred 
 for a batched step, a few percent of a batch-1 decode step.
 
 Timers read the wall clock around ops that run synchronously on CPU; on CUDA every timer
-synchronizes, which slows the step but keeps the attribution honest. Nested regions count once,
+synchronizes, which slows the step but keeps the attribution honest. They also read the
+process's CPU time (all threads): on a shared host, wall time includes waiting for a core, CPU
+time much less. Nested regions count once,
 for the outermost (an untied LM head is a `Linear` inside `compute_logits`: LM head). The part no
 timer covers -- scheduling, input preparation, postprocessing and detokenization, and the Python
 between layers -- is the step's rest, `StepPart.PYTHON`, so the parts always add up to the step.
@@ -49,6 +51,8 @@ class StepTiming:
     num_logit_rows: int  # rows through the LM head (sampled rows, prompt-logprob rows)
     wall_s: float  # the whole engine.step(), as its caller sees it
     seconds: dict[StepPart, float] = field(default_factory=dict)  # adds up to wall_s
+    cpu_s: float = 0.0  # process CPU time of the step, every thread
+    cpu_seconds: dict[StepPart, float] = field(default_factory=dict)  # adds up to cpu_s
 
     @property
     def is_decode(self) -> bool:
@@ -57,19 +61,21 @@ class StepTiming:
 
 
 class _Clock:
-    """Wall time per part; only the outermost of nested regions counts."""
+    """Wall and CPU time per part; only the outermost of nested regions counts."""
 
     def __init__(self, sync: Callable[[], None]) -> None:
-        self.sync, self.depth, self.part, self.started = sync, 0, StepPart.PYTHON, 0.0
-        self.totals = dict.fromkeys(StepPart, 0.0)
+        self.sync, self.depth, self.part, self.started, self.cpu_started = sync, 0, None, 0.0, 0.0
+        self.reset()
 
     def reset(self) -> None:
-        self.depth, self.totals = 0, dict.fromkeys(StepPart, 0.0)
+        self.depth = 0
+        self.totals, self.cpu_totals = dict.fromkeys(StepPart, 0.0), dict.fromkeys(StepPart, 0.0)
 
     def enter(self, part: StepPart) -> None:
         if self.depth == 0:
             self.sync()
-            self.part, self.started = part, time.perf_counter()
+            self.part = part
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
         self.depth += 1
 
     def leave(self) -> None:
@@ -77,6 +83,7 @@ class _Clock:
         if self.depth == 0:
             self.sync()
             self.totals[self.part] += time.perf_counter() - self.started
+            self.cpu_totals[self.part] += time.process_time() - self.cpu_started
 
     def wrap(self, fn: Callable, part: StepPart) -> Callable:
         def timed(*args, **kwargs):
@@ -163,12 +170,19 @@ class StepProfiler:
             self._clock.reset()
             self._batch, self._logit_rows = ([], []), 0
             self._clock.sync()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             outputs = step()
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             if self._batch[0]:  # a step that computed something
-                seconds = dict(self._clock.totals)
-                seconds[StepPart.PYTHON] = max(0.0, wall - sum(seconds.values()))
-                self.steps.append(StepTiming(*self._batch, self._logit_rows, wall, seconds))
+                self.steps.append(StepTiming(*self._batch, self._logit_rows, wall,
+                                             _with_rest(self._clock.totals, wall), cpu,
+                                             _with_rest(self._clock.cpu_totals, cpu)))
             return outputs
         return timed
+
+
+def _with_rest(timed: dict[StepPart, float], whole: float) -> dict[StepPart, float]:
+    """The timed parts, and the rest of `whole` as PYTHON."""
+    parts = dict(timed)
+    parts[StepPart.PYTHON] = max(0.0, whole - sum(parts.values()))
+    return parts

@@ -60,15 +60,17 @@ def table(lines: list[str], kind: str) -> dict[str, list[str]]:
 def test_every_part_is_printed_and_the_shares_add_up(report, kind):
     rows = table(report, kind)
     assert set(rows) == {p.value for p in StepPart} | {"step"}
-    step_ms = float(rows["step"][0])
     parts = [rows[p.value] for p in StepPart]
-    shares = [float(cols[1].rstrip("%")) for cols in parts]
-    assert all(s >= 0 for s in shares) and sum(shares) == pytest.approx(100, abs=0.35)
-    assert sum(float(cols[0]) for cols in parts) == pytest.approx(step_ms, abs=0.004)
-    for cols, share in zip(parts, shares):  # printed to 0.001 ms and 0.1%
-        assert float(cols[0]) / step_ms * 100 == pytest.approx(share, abs=0.06 + 0.1 / step_ms)
+    for column in (0, 2):  # wall, then CPU: ms per step and share, printed to 0.001 ms and 0.1%
+        step_ms = float(rows["step"][column])
+        shares = [float(cols[column + 1].rstrip("%")) for cols in parts]
+        assert all(s >= 0 for s in shares) and sum(shares) == pytest.approx(100, abs=0.35)
+        assert sum(float(cols[column]) for cols in parts) == pytest.approx(step_ms, abs=0.004)
+        for cols, share in zip(parts, shares):
+            assert float(cols[column]) / step_ms * 100 == pytest.approx(share,
+                                                                        abs=0.06 + 0.1 / step_ms)
     for part in (StepPart.LINEARS, StepPart.ATTENTION, StepPart.LM_HEAD, StepPart.SAMPLER):
-        ms, _, roof_ms, of_roof, bound, achieved = rows[part.value][:6]
+        ms, _, _, _, roof_ms, of_roof, bound = rows[part.value][:7]
         assert float(ms) > 0 and float(roof_ms) > 0
         ms, roof_ms = float(ms), float(roof_ms)
         rounding = 0.0005 / ms + 0.0005 / roof_ms  # relative, of the printed milliseconds
@@ -76,8 +78,8 @@ def test_every_part_is_printed_and_the_shares_add_up(report, kind):
             100 * roof_ms / ms, abs=0.05 + 100 * roof_ms / ms * rounding)
         assert bound in ("compute", "memory")
         ceiling = "2" if bound == "compute" else "0.2"
-        assert rows[part.value][7] == ceiling  # "<achieved> of <ceiling> GFLOP/s|GB/s"
-    assert rows[StepPart.PYTHON.value][2] == "-"  # no roof
+        assert rows[part.value][9] == ceiling  # "<achieved> of <ceiling> GFLOP/s|GB/s"
+    assert rows[StepPart.PYTHON.value][4] == "-"  # no roof
     gap = next(line for line in report[report.index(next(
         line for line in report if line.startswith(f"step breakdown, {kind}:"))):]
         if line.startswith("  gap to the roofline"))

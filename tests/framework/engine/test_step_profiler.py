@@ -72,8 +72,10 @@ def test_known_delays_land_in_their_parts_and_parts_add_up_to_the_step():
         assert step.num_logit_rows == 3
         assert step.wall_s <= wall
         assert sum(step.seconds.values()) == pytest.approx(step.wall_s, rel=1e-9)
-        assert min(step.seconds.values()) >= 0
+        assert sum(step.cpu_seconds.values()) == pytest.approx(step.cpu_s, rel=1e-9)
+        assert min(step.seconds.values()) >= 0 and min(step.cpu_seconds.values()) >= 0
         assert step.seconds[StepPart.SAMPLER] >= SLEEP_S
+        assert step.cpu_seconds[StepPart.SAMPLER] < SLEEP_S / 2  # sleeping takes no CPU
         assert step.seconds[StepPart.ATTENTION] >= layers * SLEEP_S
         assert step.seconds[StepPart.LM_HEAD] >= SLEEP_S  # the nested Linear counts once, here
         assert step.seconds[StepPart.LINEARS] < SLEEP_S
