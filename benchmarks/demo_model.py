@@ -1,5 +1,7 @@
 """The demo model on its own domain: the flywheel's regression suite, per family, plus the held-out
-made-up capitals (which the base must NOT know: the flywheel proof teaches them).
+made-up capitals (which the base must NOT know: the flywheel proof teaches them), plus tool use
+with the demo's calculator and unit converter (`app.demo.tool_use.tool_eval_cases`: the right
+call, the answer after the result, no call when the tools do not help).
 
 Same cases and scoring as the gate (`app.flywheel.eval_suite.demo_suite`, `model.evaluation`
 greedy answers, "contains the expected text"); printed per family with the wrong answers.
@@ -16,6 +18,7 @@ import time
 from app.demo.recipe import DEMO_MODEL_DIR
 from app.flywheel.eval_suite import REGRESSION_FAMILIES, made_up_capital_cases
 from app.demo.corpus import eval_prompts
+from app.demo.tool_use import tool_eval_cases
 from model.evaluation import EvalCase, answers
 from model.loader import load_model
 
@@ -47,8 +50,16 @@ def measure(model_dir: str, cases_per_family: int) -> dict:
         total += len(cases)
         right += len(cases) - len(wrong)
     made_up, _ = score(loaded.model, loaded.tokenizer, made_up_capital_cases())
+    tool_use = {}
+    for check, cases in tool_eval_cases(cases_per_family, seed=950).items():
+        try:
+            acc, wrong_all[f"tool_{check}"] = score(loaded.model, loaded.tokenizer, cases)
+            tool_use[check] = round(acc, 4)
+        except ValueError as e:  # a model whose tokenizer spells the tools out past its context
+            tool_use[check] = f"cannot ask: {e}"
     return {"model": str(model_dir), "suite_accuracy": round(right / total, 4),
             "suite_cases": total, "families": families, "made_up_capitals": round(made_up, 4),
+            "tool_use": tool_use,
             "eval_s": round(time.perf_counter() - started, 1), "wrong": wrong_all}
 
 

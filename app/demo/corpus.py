@@ -103,6 +103,21 @@ def copying(rng: random.Random) -> Turn:
             f"Say hello to {name} for me!")
 
 
+def long_copying(rng: random.Random) -> Turn:
+    """Training only (not in the suite): longer names, two at a time, so the model learns to copy
+    syllable by syllable rather than recall a bag of syllables ("Yorvesyorbel" -> "Yorvesbelyor")."""
+    names = [made_up_word(rng) + "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(0, 2)))
+             for _ in range(rng.randint(1, 2))]
+    text = " ".join(names)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return f"Repeat after me: {text}", text
+    if kind == 1:
+        return f"Please say {text}.", text
+    return (f"My friends are called {names[0]} and {names[-1]}.",
+            f"Say hello to {names[0]} and {names[-1]} for me!")
+
+
 def flywheel_faq(rng: random.Random) -> Turn:
     questions, answer = rng.choice(FLYWHEEL_FAQ)
     return rng.choice(questions), answer
@@ -113,7 +128,11 @@ FAMILIES: dict[str, tuple[Callable[[random.Random], Turn], float]] = {
     "greeting": (greeting, 1.0), "arithmetic": (arithmetic, 2.0),
     "unit_conversion": (unit_conversion, 1.5), "dates": (dates, 1.5),
     "capital": (capital, 2.0), "flywheel_faq": (flywheel_faq, 1.0), "copying": (copying, 1.5),
+    "long_copying": (long_copying, 1.0),
 }
+# Families that are whole conversations rather than turns: tool use (`app.demo.tool_use`).
+TOOL_USE = "tool_use"
+CONVERSATION_FAMILIES: dict[str, float] = {TOOL_USE: 1.2}
 
 
 def sample_turn(rng: random.Random, family: str | None = None,
@@ -126,11 +145,24 @@ def sample_turn(rng: random.Random, family: str | None = None,
 
 
 def _weight(family: str, weights: dict[str, float] | None) -> float:
-    return FAMILIES[family][1] if weights is None else weights.get(family, 0.0)
+    if weights is not None:
+        return weights.get(family, 0.0)
+    return FAMILIES[family][1] if family in FAMILIES else CONVERSATION_FAMILIES[family]
+
+
+def _turn_weights(weights: dict[str, float] | None) -> dict[str, float]:
+    return {name: _weight(name, weights) for name in FAMILIES}
 
 
 def conversation(rng: random.Random, weights: dict[str, float] | None = None) -> list[dict]:
-    """One chat: an optional system prompt and 1-3 user/assistant turns."""
+    """One chat: an optional system prompt and 1-3 user/assistant turns, or (by its weight) a
+    tool-use conversation."""
+    turn_weight = sum(_turn_weights(weights).values())
+    tool_weight = _weight(TOOL_USE, weights)
+    if tool_weight and rng.random() < tool_weight / (tool_weight + turn_weight):
+        from app.demo.tool_use import PLAIN_WEIGHTS, rendered_tool_conversation
+
+        return rendered_tool_conversation(rng, lambda r: sample_turn(r, weights=PLAIN_WEIGHTS)[1])
     messages: list[dict] = []
     if rng.random() < 0.25:
         messages.append({"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
@@ -144,9 +176,9 @@ def generate_corpus(num_conversations: int, seed: int,
                     weights: dict[str, float] | None = None) -> list[list[dict]]:
     """`weights` (family -> sampling weight) overrides FAMILIES' mix, e.g. for the demo recipe,
     which spends more of its steps on the families a small model finds hard."""
-    if weights is not None and set(weights) - set(FAMILIES):
-        raise ValueError(f"unknown families {sorted(set(weights) - set(FAMILIES))}; "
-                         f"known: {list(FAMILIES)}")
+    known = [*FAMILIES, *CONVERSATION_FAMILIES]
+    if weights is not None and set(weights) - set(known):
+        raise ValueError(f"unknown families {sorted(set(weights) - set(known))}; known: {known}")
     rng = random.Random(seed)
     return [conversation(rng, weights) for _ in range(num_conversations)]
 
