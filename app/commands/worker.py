@@ -43,4 +43,4 @@ def _recover_orphaned_runs_when_ready(settings) -> None:
 
     @worker_ready.connect(weak=False)
     def _start(sender=None, **_kwargs) -> None:
-        start_recovery_loop(sender.app, settings.runs_dir)
+        start_recovery_loop(sender.app, settings.data)

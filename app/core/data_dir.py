@@ -1,12 +1,13 @@
 """The data directory the server, the worker and the CLI share, and where each part lives in it.
 
 One place derives the layout, so `flywheel serve` and `flywheel worker` started on the same
-directory always agree on the store, the model registry and the run records:
+directory always agree on the store (which holds the model registry and the run records):
 - `flywheel.db`: the store (unless `$FLYWHEEL_DATABASE_URL` or an explicit URL points elsewhere)
 - `registry/`: where a registry.json from before the registry moved into the store may lie
   (imported on first start: `app.core.registry`)
 - `models/`: fine-tuned candidates, one directory per training key (or `$FLYWHEEL_MODEL_ROOT`)
-- `runs/`: flywheel iteration records
+- `runs/`: where flywheel run records from before they moved into the store may lie
+  (imported on first open: `app.flywheel.runs`)
 - `broker.db`, `celery-results.db`: the embedded Celery broker and result backend
 """
 from __future__ import annotations

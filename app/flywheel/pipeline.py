@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from celery import Celery, chain
 
-from app.flywheel import runs, steps
+from app.flywheel import steps
 from app.flywheel.payload import RunPayload
-from app.flywheel.runs import RunStatus
+from app.flywheel.runs import RunStatus, open_runs
 from app.flywheel.settings import FlywheelSettings
 
 Step = Callable[[RunPayload], RunPayload]
@@ -47,7 +47,7 @@ def iterate(settings: FlywheelSettings, run_id: str | None = None) -> RunPayload
         for _, step in STEPS:
             payload = step(payload)
     except Exception as e:
-        runs.update_run(settings.runs_dir, payload.run_id, status=RunStatus.FAILED, error=repr(e))
+        open_runs(settings.data).update(payload.run_id, status=RunStatus.FAILED, error=repr(e))
         raise
     return payload
 

@@ -15,9 +15,8 @@ import logging
 import time
 import uuid
 
-from app.flywheel import runs
 from app.flywheel.payload import Candidate, CanaryVerdict, GateResult, RunPayload, SnapshotInfo
-from app.flywheel.runs import RunStatus
+from app.flywheel.runs import RunStatus, open_runs
 from app.flywheel.settings import FlywheelSettings
 from model.registry import ModelRegistry, ModelVersion, VersionStatus
 
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def new_payload(settings: FlywheelSettings, run_id: str | None = None) -> RunPayload:
     run_id = run_id or f"it-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    runs.update_run(settings.runs_dir, run_id, status=RunStatus.QUEUED)
+    open_runs(settings.data).update(run_id, status=RunStatus.QUEUED)
     return RunPayload(settings=settings, run_id=run_id, started_at=time.time())
 
 
@@ -43,8 +42,8 @@ def ensure_base_version(settings: FlywheelSettings) -> ModelVersion:
 
 def _record(payload: RunPayload, step: str, status: RunStatus = RunStatus.RUNNING,
             **result) -> None:
-    runs.update_run(payload.settings.runs_dir, payload.run_id, status=status,
-                    steps={step: {"finished_at": time.time(), **result}})
+    open_runs(payload.settings.data).update(payload.run_id, status=status,
+                                            steps={step: {"finished_at": time.time(), **result}})
 
 
 def _asdict(part) -> dict | None:
@@ -239,6 +238,6 @@ def _finish(payload: RunPayload, status: RunStatus) -> RunPayload:
     payload = payload.replace(status=status, wall_s=wall_s)
     _record(payload, "promote", status=status, version_id=payload.version_id,
             canary=_asdict(payload.canary))
-    runs.update_run(payload.settings.runs_dir, payload.run_id, wall_s=wall_s)
+    open_runs(payload.settings.data).update(payload.run_id, wall_s=wall_s)
     logger.info("flywheel run %s finished: %s in %.1fs", payload.run_id, status, wall_s)
     return payload

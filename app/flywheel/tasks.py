@@ -14,10 +14,9 @@ import sqlite3
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from app.flywheel import runs
 from app.flywheel.payload import RunPayload
 from app.flywheel.pipeline import STEPS, Step, enqueue_iteration, task_name
-from app.flywheel.runs import RunStatus
+from app.flywheel.runs import RunStatus, open_runs
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.step_claims import claim_step, heartbeat, release_step
 
@@ -32,24 +31,24 @@ def _step_task(name: str, fn: Step):
     @shared_task(name=task_name(name), **TASK_OPTIONS)
     def task(self, raw: dict) -> dict:
         payload = RunPayload.from_dict(raw)
-        runs_dir = payload.settings.runs_dir
+        records = open_runs(payload.settings.data)
         logger.info("flywheel %s (run %s, attempt %d)", name, payload.run_id,
                     self.request.retries + 1)
-        if "wall_s" in (runs.read_run(runs_dir, payload.run_id) or {}):
+        if "wall_s" in (records.read(payload.run_id) or {}):
             # A duplicate delivery (recovery and broker redelivery both fired): the run is done.
             logger.info("flywheel %s: run %s already finished; nothing to do", name,
                         payload.run_id)
             return raw
-        claim_step(runs_dir, payload.run_id, name, payload)
+        claim_step(records, payload.run_id, name, payload)
         try:
-            with heartbeat(runs_dir, payload.run_id):
+            with heartbeat(records, payload.run_id):
                 result = fn(payload)
         except Exception as e:
             retrying = isinstance(e, RETRY_ON) and self.request.retries < self.max_retries
-            release_step(runs_dir, payload.run_id,
+            release_step(records, payload.run_id,
                          **({} if retrying else {"status": RunStatus.FAILED, "error": repr(e)}))
             raise
-        release_step(runs_dir, payload.run_id)
+        release_step(records, payload.run_id)
         return result.to_dict()
     return task
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from app.flywheel.runs import UNFINISHED, read_run
+from app.flywheel.runs import UNFINISHED, open_runs
 from app.flywheel.settings import FlywheelSettings
 
 STATE_FILE = "flywheel_trigger.json"
@@ -48,7 +48,7 @@ def _stale(settings: FlywheelSettings, state: dict, stale_run_s: float) -> bool:
     run_id = state.get("run_id")
     if not run_id:
         return False
-    record = read_run(settings.runs_dir, run_id)
+    record = open_runs(settings.data).read(run_id)
     return (record is None or record["status"] in UNFINISHED) and \
         time.time() - state.get("at", 0) > stale_run_s
 

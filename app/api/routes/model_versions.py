@@ -93,7 +93,7 @@ def create_iteration(state: StateDep, _user: AdminUser) -> dict:
 
 @router.get("/flywheel/runs")
 def read_iterations(state: StateDep, user: CurrentUser) -> dict:
-    from app.flywheel.runs import list_runs
+    from app.flywheel.runs import open_runs
 
-    return {"object": "list", "data": [_run_public(run, internals=user.is_admin)
-                                       for run in list_runs(state.settings.data.runs_dir)]}
+    runs = open_runs(state.settings.data, engine=state.store.engine).list()
+    return {"object": "list", "data": [_run_public(run, internals=user.is_admin) for run in runs]}

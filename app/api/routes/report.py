@@ -11,7 +11,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Query
 
 from app.api.deps import AnnotatorUser, SessionDep, StateDep
-from app.flywheel.runs import list_runs
+from app.flywheel.runs import open_runs
 from app.review.report_card import count_iterations, report_series, report_summary
 from app.store import crud_report
 from app.store.base import utcnow
@@ -32,6 +32,7 @@ def read_report(state: StateDep, session: SessionDep, _user: AnnotatorUser,
     feedback = crud_report.feedback_events(session, since=since)
     return {"object": "report", "days": days, "bucket": bucket, "since": since.isoformat(),
             "totals": {"requests": len(answers), "feedback": len(feedback)},
-            "iterations": count_iterations(list_runs(state.settings.data.runs_dir), since),
+            "iterations": count_iterations(
+                open_runs(state.settings.data, engine=state.store.engine).list(), since),
             "summary": report_summary(answers, feedback, days * DAY_S),
             "series": report_series(answers, feedback, bucket_s)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app.flywheel import pipeline, steps
-from app.flywheel.runs import RunStatus, list_runs
+from app.flywheel.runs import RunStatus, open_runs
 from app.flywheel.settings import FlywheelSettings
 from app.flywheel.trigger import claim_new_feedback, record_trigger
 from app.store.session import open_store
@@ -52,7 +52,7 @@ def test_iteration_registers_a_child_version_with_lineage(tmp_path, base_model):
     assert report == payload.metrics and report["skill"]["num_groups"] >= 1
     assert report["reasons"] == payload.gate.reasons
     assert version.status == (VersionStatus.PRODUCTION if payload.gate.passed else VersionStatus.RETIRED)
-    (run,) = list_runs(settings.runs_dir)
+    (run,) = open_runs(settings.data).list()
     assert run["status"] == payload.status and run["wall_s"] > 0
     assert set(run["steps"]) == set(pipeline.STEP_NAMES) == {
         "build_dataset", "finetune", "evaluate", "register", "canary", "promote"}

@@ -8,7 +8,7 @@ from celery.contrib.testing.worker import start_worker
 from app.flywheel.celery_app import create_celery
 from app.flywheel.payload import RunPayload
 from app.flywheel.pipeline import enqueue_iteration
-from app.flywheel.runs import UNFINISHED, RunStatus, read_run
+from app.flywheel.runs import UNFINISHED, RunStatus, open_runs
 from model.registry import BASE_VERSION_ID
 from tests.utils.registry import data_registry
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
@@ -20,7 +20,7 @@ def _run_chain_through_worker(settings) -> RunPayload:
         run_id, result = enqueue_iteration(app, settings)
         payload = RunPayload.from_dict(result.get(timeout=120))  # JSON through the broker
     assert payload.run_id == run_id and payload.settings == settings
-    record = read_run(settings.runs_dir, run_id)
+    record = open_runs(settings.data).read(run_id)
     assert record["status"] == payload.status in (RunStatus.PROMOTED, RunStatus.REJECTED)
     version = data_registry(settings.data_dir, settings.database_url).get(payload.version_id)
     assert version.parent_id == BASE_VERSION_ID and version.dataset_snapshot_id == payload.snapshot.id
@@ -63,9 +63,9 @@ def test_nightly_task_enqueues_an_iteration_only_with_enough_feedback(tmp_path, 
         started = nightly.apply_async().get(timeout=60)
         assert started["enqueued"] and started["new_feedback"] == 3
         deadline = time.monotonic() + 120
-        while (read_run(settings.runs_dir, started["run_id"]) or {}).get("status") in \
+        while (open_runs(settings.data).read(started["run_id"]) or {}).get("status") in \
                 {None, *UNFINISHED}:
             assert time.monotonic() < deadline, "the enqueued iteration did not finish"
             time.sleep(0.5)
-    assert read_run(settings.runs_dir, started["run_id"])["status"] in (RunStatus.PROMOTED,
-                                                                          RunStatus.REJECTED)
+    assert open_runs(settings.data).read(started["run_id"])["status"] in (RunStatus.PROMOTED,
+                                                                           RunStatus.REJECTED)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from app.flywheel.runs import UNFINISHED, RunStatus, read_run
+from app.flywheel.runs import UNFINISHED, RunStatus, open_runs
 from tests.app.flywheel.test_steps import base_model, make_settings, seed_corrections  # noqa: F401
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
@@ -20,14 +20,14 @@ def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def _wait_for_run(runs_dir, run_id: str, timeout_s: float) -> dict:
+def _wait_for_run(runs, run_id: str, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        record = read_run(runs_dir, run_id)
+        record = runs.read(run_id)
         if record and record["status"] not in UNFINISHED:
             return record
         time.sleep(0.5)
-    raise TimeoutError(f"run {run_id} did not finish: {read_run(runs_dir, run_id)}")
+    raise TimeoutError(f"run {run_id} did not finish: {runs.read(run_id)}")
 
 
 def test_enqueued_iteration_is_run_by_the_worker_command(tmp_path, base_model):  # noqa: F811
@@ -37,11 +37,11 @@ def test_enqueued_iteration_is_run_by_the_worker_command(tmp_path, base_model): 
     queued = _cli("iterate", "--enqueue", "--base-model", str(base_model), "--epochs", "1", env=env)
     assert queued.returncode == 0, queued.stderr[-2000:]
     run_id = json.loads(queued.stdout)["run_id"]
-    assert read_run(settings.runs_dir, run_id)["status"] == RunStatus.QUEUED  # nothing runs it yet
+    assert open_runs(settings.data).read(run_id)["status"] == RunStatus.QUEUED  # nothing runs it yet
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=REPO_ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w"))
     try:
-        record = _wait_for_run(settings.runs_dir, run_id, 150)
+        record = _wait_for_run(open_runs(settings.data), run_id, 150)
     finally:
         worker.send_signal(signal.SIGTERM)  # warm shutdown
         worker.wait(timeout=60)

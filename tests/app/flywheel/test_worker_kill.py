@@ -11,7 +11,7 @@ import pytest
 from app.demo.processes import kill_group, platform_env, start_worker, stop, wait_for
 from app.flywheel.celery_app import create_celery
 from app.flywheel.pipeline import enqueue_iteration
-from app.flywheel.runs import UNFINISHED, RunStatus, read_run
+from app.flywheel.runs import UNFINISHED, RunStatus, open_runs
 from model.registry import BASE_VERSION_ID
 from tests.utils.registry import data_registry
 from tests.app.flywheel.skills import LEARNING_RECIPE, teach_one_answer
@@ -46,7 +46,7 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
     finally:
         kill_group(first)
     assert in_step
-    killed = read_run(settings.runs_dir, run_id)
+    killed = open_runs(settings.data).read(run_id)
     assert killed["status"] == RunStatus.RUNNING and kill_in not in killed["steps"]
     dataset_done_at = killed["steps"]["build_dataset"]["finished_at"]
 
@@ -71,11 +71,11 @@ def _killed_in_finetune_then_resumed(tmp_path, base_model, env_overrides=None,  
 
 
 def _current_step(settings, run_id: str) -> str | None:
-    return ((read_run(settings.runs_dir, run_id) or {}).get("current") or {}).get("step")
+    return ((open_runs(settings.data).read(run_id) or {}).get("current") or {}).get("step")
 
 
 def _finished(settings, run_id: str) -> dict | None:
-    record = read_run(settings.runs_dir, run_id)
+    record = open_runs(settings.data).read(run_id)
     return record if record and record["status"] not in UNFINISHED else None
 
 

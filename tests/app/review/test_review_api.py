@@ -7,8 +7,9 @@ import httpx
 import openai
 import pytest
 
-from app.flywheel.runs import RunStatus, update_run
+from app.flywheel.runs import RunStatus
 from model.registry import BASE_VERSION_ID
+from tests.utils.runs import data_runs
 
 
 def _headers(token: str) -> dict:
@@ -136,8 +137,9 @@ def test_snapshot_export_files_hash_and_versions(api, tokens, answers):
 
 
 def test_report_counts_stored_traffic(api, tokens, answers):
-    update_run(api.data_dir / "runs", "run-a", status=RunStatus.PROMOTED)  # the flywheel's records
-    update_run(api.data_dir / "runs", "run-b", status=RunStatus.SKIPPED)
+    runs = data_runs(api.data_dir)  # the flywheel's records, in the database the API serves
+    runs.update("run-a", status=RunStatus.PROMOTED)
+    runs.update("run-b", status=RunStatus.SKIPPED)
     # the report's totals span every user: annotators and admins only (issue 10, least privilege)
     denied = httpx.get(f"{api.url}/v1/report", headers=_headers(tokens["alice"]), params={"days": 1})
     assert denied.status_code == 403

@@ -5,10 +5,11 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.flywheel.runs import RunStatus, update_run
+from app.flywheel.runs import RunStatus
 from app.ui.client import ApiClient, ChatIds
 from model.registry import BASE_VERSION_ID, VersionStatus
 from tests.utils.registry import data_registry
+from tests.utils.runs import data_runs
 from tests.app.ui.live_servers import TINY_MODEL, free_port
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
@@ -104,7 +105,7 @@ def test_models_page_lineage_promote_rollback_and_runs(api):
     child = registry.register("ft-1", str(TINY_MODEL), parent_id=base.id, metrics={"eval": {
         "passed": True, "reasons": ["learned: correction accuracy 0.0% -> 75.0% on 8 items"],
         "skill": {"corrections": rates}, "regression": {}}})
-    update_run(api.data_dir.resolve() / "runs", "run-ui", status=RunStatus.PROMOTED, steps={"dataset": {}})
+    data_runs(api.data_dir.resolve()).update("run-ui", status=RunStatus.PROMOTED, steps={"dataset": {}})
     viewer = _session(api, "ann1", "annotator", page="pages/models.py")
     assert not viewer.exception and not viewer.error, [e.value for e in viewer.error]
     assert viewer.get("graphviz_chart") and not [b for b in viewer.button if b.label == "Promote"]
