@@ -175,12 +175,24 @@ def _plan_continuation(state, session: Session, user: Principal, messages: list[
         parent_id = parent.id
     else:
         parent_id = _last_message_id(state, session, conversation_id)
-    last = messages[-1]
-    turn = MessageRecord(id=new_id("msg"), role=last["role"], content=last["content"],
-                         parent_id=parent_id)
+    turns = []
+    for message in _new_turns(messages):
+        turns.append(MessageRecord(id=new_id("msg"), role=message["role"],
+                                   content=message["content"], parent_id=parent_id))
+        parent_id = turns[-1].id
     return ExchangePlan(conversation_id=conversation_id, owner_id=user.id,
-                        create_conversation=False, title=None, prior=[turn],
-                        answer_parent_id=turn.id)
+                        create_conversation=False, title=None, prior=turns,
+                        answer_parent_id=parent_id)
+
+
+def _new_turns(messages: list[dict]) -> list[dict]:
+    """What a continuation adds before the answer: the last message, or all the tool results
+    that end the history (an answer that called several tools gets one result each)."""
+    count = 1
+    while (messages[-1]["role"] == "tool" and count < len(messages)
+           and messages[-count - 1]["role"] == "tool"):
+        count += 1
+    return messages[-count:]
 
 
 def _plan_new_conversation(user: Principal, messages: list[dict]) -> ExchangePlan:

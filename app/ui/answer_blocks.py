@@ -9,7 +9,8 @@ text as text.
 
 An unclosed fence (a streamed or cut-off answer) runs to the end of the text. A `<tool_call>`
 block (the Hermes format the store keeps an assistant's calls in) whose body is a call object
-becomes a tool-call block; anything else stays prose.
+becomes a tool-call block, also when the answer ends before its close tag; anything else stays
+prose.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class Block:
 # seconds the UI's first paint would wait for.
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\s]*)[^`]*$")
-_TOOL_CALL = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*" + re.escape(CLOSE), re.DOTALL)
+# the close tag may be missing at the end: a call cut off by max_tokens after its object
+_TOOL_CALL = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*(?:" + re.escape(CLOSE) + r"|\Z)", re.DOTALL)
 
 
 def split_blocks(text: str) -> list[Block]:
@@ -89,7 +91,7 @@ def _prose_blocks(text: str) -> list[Block]:
     """Prose with its tool calls cut out as blocks of their own."""
     blocks, last = [], 0
     for match in _TOOL_CALL.finditer(text):
-        call = _call(match[1])
+        call = _call(_less_cut_close(match[1]))
         if call is None:
             continue
         blocks.append(Block(BlockKind.PROSE, text[last:match.start()]))
@@ -97,6 +99,14 @@ def _prose_blocks(text: str) -> list[Block]:
         last = match.end()
     blocks.append(Block(BlockKind.PROSE, text[last:]))
     return [b for b in blocks if b.kind is not BlockKind.PROSE or b.text.strip()]
+
+
+def _less_cut_close(body: str) -> str:
+    """A call's body less a start of the close tag it ends in (cut off while writing it)."""
+    for size in range(len(CLOSE) - 1, 0, -1):
+        if body.endswith(CLOSE[:size]):
+            return body[:-size].rstrip()
+    return body
 
 
 def _call(body: str) -> Block | None:

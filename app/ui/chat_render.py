@@ -34,11 +34,15 @@ def render_answer(text: str, links: bool = False) -> None:
         if block.kind is BlockKind.PROSE:
             st.markdown(safe_markdown(block.text, links=links))
         elif block.kind is BlockKind.TOOL_CALL:
-            # "called f({...})" in one code line: the name and arguments are the model's text
-            st.caption("tool call")
-            st.code(f"{reveal_hidden(block.name)}({block.text})", language="python", wrap_lines=True)
+            render_tool_call(block.name, block.text)
         else:  # CODE and JSON: st.code shows text as text, with the language's highlighting
             st.code(block.text, language=block.language)
+
+
+def render_tool_call(name: str | None, arguments: str) -> None:
+    # "called f({...})" in one code line: the name and arguments are the model's text
+    st.caption("tool call")
+    st.code(f"{reveal_hidden(name or '')}({arguments})", language="python", wrap_lines=True)
 
 
 def render_tool_result(text: str) -> None:

@@ -7,6 +7,7 @@ Streamlit; the pages own session state.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,19 +23,49 @@ def api_url_from_env() -> str:
 
 
 class ApiError(Exception):
-    """A readable API failure; `status` is the HTTP code, or None when the API was not reached."""
+    """A readable API failure; `status` is the HTTP code, or None when the API was not reached;
+    `param` the request field an OpenAI-style error names."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.param = param
 
 
 @dataclass(slots=True)
 class ChatIds:
-    """Ids the API attaches to every chat stream chunk; filled while the stream is consumed."""
+    """What a chat stream carries besides the text drawn: the ids the API attaches to every
+    chunk, the answer's raw text and its tool calls; filled while the stream is consumed."""
     conversation_id: str | None = None
     message_id: str | None = None
     model_version: str | None = None
+    text: str = ""  # the answer's content as sent (the page draws it neutralized)
+    # OpenAI's calls, joined from the deltas: {"id", "type", "function": {"name", "arguments"}}
+    tool_calls: list[dict] = field(default_factory=list)
+
+    def add_call_delta(self, entry: Any) -> None:
+        """One `delta.tool_calls` entry: a call's first one has its id and name, later ones
+        carry argument fragments (OpenAI's streaming shape)."""
+        while entry.index >= len(self.tool_calls):
+            self.tool_calls.append({"id": "", "type": "function",
+                                    "function": {"name": "", "arguments": ""}})
+        call = self.tool_calls[entry.index]
+        call["id"] = entry.id or call["id"]
+        if entry.function is not None:
+            call["function"]["name"] += entry.function.name or ""
+            call["function"]["arguments"] += entry.function.arguments or ""
+
+
+# the server's context_length_exceeded message for a completion that does not fit (app/api/sampling)
+_ROOM = re.compile(r"maximum context length is (\d+) tokens.*?\((\d+) in the prompt")
+
+
+def completion_room(error: ApiError) -> int | None:
+    """The tokens left for the answer when `error` refused max_tokens for not fitting the
+    context; None for any other error (or no room at all)."""
+    found = _ROOM.search(str(error)) if error.param in ("max_tokens", "max_completion_tokens") else None
+    room = int(found.group(1)) - int(found.group(2)) if found else 0
+    return room if room > 0 else None
 
 
 @dataclass(slots=True)
@@ -49,6 +80,14 @@ def _error_message(response: httpx.Response) -> str:
         return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return response.text[:200] or response.reason_phrase
+
+
+def _error_param(response: httpx.Response) -> str | None:
+    try:
+        param = response.json()["error"].get("param")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return param if isinstance(param, str) else None
 
 
 @dataclass(slots=True)
@@ -67,7 +106,8 @@ class ApiClient:
         except httpx.HTTPError as e:
             raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
         if response.status_code >= 400:
-            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code)
+            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code,
+                           _error_param(response))
         return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -131,7 +171,9 @@ class ApiClient:
 
     def stream_chat(self, messages: list[dict], ids: ChatIds, *, model: str, sampling: dict,
                     extra: dict) -> Iterator[str]:
-        """Yield answer text as it streams; fills `ids` from the chunks' extra fields."""
+        """Yield answer text as it streams; fills `ids` from the chunks (their extra fields, the
+        raw text, tool-call deltas). `extra` fields go into the body as they are (`tools`,
+        `tool_choice`, the conversation fields)."""
         import openai  # here, not at the top: it adds seconds to the UI's first paint
 
         # Without a token no Authorization header is sent (an open server acts as its local user).
@@ -147,12 +189,17 @@ class ApiClient:
                 ids.conversation_id = fields.get("conversation_id", ids.conversation_id)
                 ids.message_id = fields.get("message_id", ids.message_id)
                 ids.model_version = fields.get("model_version", ids.model_version)
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                delta = chunk.choices[0].delta if chunk.choices else None
+                for entry in (delta.tool_calls or ()) if delta else ():
+                    ids.add_call_delta(entry)
+                if delta and delta.content:
+                    ids.text += delta.content
+                    yield delta.content
         except openai.APIConnectionError as e:
             raise ApiError(f"The API at {self.base_url} is not reachable.") from e
         except openai.APIStatusError as e:
-            raise ApiError(f"{_error_message(e.response)} (HTTP {e.status_code})", e.status_code) from e
+            raise ApiError(f"{_error_message(e.response)} (HTTP {e.status_code})", e.status_code,
+                           _error_param(e.response)) from e
 
     def send_feedback(self, message_id: str, **fields: Any) -> dict:
         return self.request("POST", "/v1/feedback", json={"message_id": message_id, **fields})

@@ -1,10 +1,12 @@
-"""Chat page: streaming answers, conversations kept by the API, regenerate, edit, feedback."""
+"""Chat page: streaming answers, conversations kept by the API, regenerate, edit, feedback, and
+the demo tools (calculator, unit converter) run for the model when switched on."""
 import streamlit as st
 
 from app.core.names import reveal_hidden
-from app.ui.chat_actions import run_pending, settle_stopped_answer, stream_answer
+from app.ui.chat_actions import answer, run_pending, settle_stopped_answer
 from app.ui.chat_widgets import answer_feedback, edit_box, sibling_switcher
 from app.ui.chat_render import render_message
+from app.ui.chat_tools import TOGGLE_LABEL, ToolSettings
 from app.ui.client import ApiError
 from app.ui.conversation_list import conversation_list, conversation_tools
 from app.ui.conversation_tree import active_path
@@ -14,11 +16,22 @@ from app.ui.session import (answer_links, api, call, login_required, role, show_
                             show_flash)
 
 
-def sidebar(labels: dict[str, str]) -> tuple[str, dict]:
-    """Model picker, sampling controls and the conversation list."""
+def tool_toggle() -> ToolSettings:
+    """The demo tools switch; with it on, whether the first answer must call one."""
+    if not st.toggle(TOGGLE_LABEL, key="tools_on",
+                     help="The model may call them; the results are computed here and sent back"):
+        return ToolSettings()
+    required = st.checkbox("Call a tool first", key="tools_required",
+                           help="tool_choice \"required\": the first answer is a tool call")
+    return ToolSettings(enabled=True, first_choice="required" if required else "auto")
+
+
+def sidebar(labels: dict[str, str]) -> tuple[str, dict, ToolSettings]:
+    """Model picker, tools switch, sampling controls and the conversation list."""
     with st.sidebar:
         model = st.selectbox("Model version", list(labels),
                              format_func=lambda m: reveal_hidden(labels[m]))
+        tools = tool_toggle()
         with st.expander("Sampling"):
             sampling = {"temperature": st.slider("Temperature", 0.0, 2.0, 0.8, 0.05),
                         "top_p": st.slider("Top-p", 0.05, 1.0, 1.0, 0.05),
@@ -36,7 +49,7 @@ def sidebar(labels: dict[str, str]) -> tuple[str, dict]:
             except ApiError as e:
                 show_api_error(e)
         conversation_list()  # search box and the list; rename and export below the page's load
-    return model, sampling
+    return model, sampling, tools
 
 
 st.title("Chat")
@@ -50,7 +63,7 @@ if models is None:  # the reason is already on screen
 if not models:
     st.info("No model is ready yet: the server may still be loading it. Start one with `flywheel serve`.")
     st.stop()
-model, sampling = sidebar(picker_labels(models))  # name · version · status
+model, sampling, tools = sidebar(picker_labels(models))  # name · version · status
 settle_stopped_answer()  # after Stop: the partial answer is stored before the page reads it
 conversation_id = st.session_state.get("conversation_id")
 conversation = call(api().conversation, conversation_id) if conversation_id else None
@@ -79,12 +92,12 @@ for message in path[:shown]:
         elif message["role"] == "user":
             edit_box(message)
 if st.session_state.get("pending"):
-    if run_pending(path, messages, model, sampling):
+    if run_pending(path, messages, model, sampling, tools):
         st.rerun()
 if prompt := st.chat_input("Message the model"):
     with st.chat_message("user"):
         st.markdown(neutralize(prompt))
     turns = [{"role": m["role"], "content": m["content"]} for m in path] + [{"role": "user", "content": prompt}]
     extra = {"conversation_id": conversation_id} | ({"parent_message_id": path[-1]["id"]} if path else {})
-    if stream_answer(turns, extra, model, sampling):
+    if answer(turns, extra, model, sampling, tools):
         st.rerun()

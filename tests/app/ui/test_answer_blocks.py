@@ -53,6 +53,13 @@ def test_tool_calls_become_call_blocks_and_bad_ones_stay_text():
     ]
     broken = "<tool_call>\nnot json\n</tool_call>"
     assert split_blocks(broken) == [Block(BlockKind.PROSE, broken)]
+    # max_tokens ran out after the call's object, before its close tag: still a call
+    cut = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "17 * 23"}}\n</tool'
+    for end in ("\n</tool", "\n<", ""):
+        assert split_blocks(cut.removesuffix("\n</tool") + end) == [
+            Block(BlockKind.TOOL_CALL, '{"expression": "17 * 23"}', language="json", name="calculator")]
+    cut_inside = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "17 *'
+    assert split_blocks(cut_inside) == [Block(BlockKind.PROSE, cut_inside)]
 
 
 def test_a_json_answer_is_pretty_printed_and_other_text_is_not_json():
