@@ -3,8 +3,10 @@
 Opt-in and temporary. `StepProfiler(engine)` is a context manager: while it is open, forward hooks
 time the model's framework layers and wrappers time the LM head, the sampler and the fused q/k/v
 and gate/up matmuls; on exit every hook and wrapper is removed, so an engine that is not being
-profiled pays nothing. Each timed region costs ~2-4 us of Python (a few hundred per step): noise
-for a batched step, a few percent of a batch-1 decode step.
+profiled pays nothing. A step has ~280 timed regions at SmolLM2-135M's 30 layers; measured on the
+loaded 2-core host (process CPU time, profiled and plain steps alternating): within noise (+-3%)
+for a 64-row decode step, 5-9 ms (8-17%) of a batch-1 one. Most of that cost falls outside the
+timed regions, so it inflates the rest (Python/scheduling), not the layers.
 
 Timers read the wall clock around ops that run synchronously on CPU; on CUDA every timer
 synchronizes, which slows the step but keeps the attribution honest. They also read the
