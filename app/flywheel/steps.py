@@ -23,8 +23,12 @@ from model.registry import ModelRegistry, ModelVersion, VersionStatus
 logger = logging.getLogger(__name__)
 
 
+def new_run_id() -> str:
+    return f"it-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def new_payload(settings: FlywheelSettings, run_id: str | None = None) -> RunPayload:
-    run_id = run_id or f"it-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or new_run_id()
     open_runs(settings.data).update(run_id, status=RunStatus.QUEUED)
     return RunPayload(settings=settings, run_id=run_id, started_at=time.time())
 
@@ -114,7 +118,7 @@ def evaluate(payload: RunPayload) -> RunPayload:
     settings = payload.settings
     base = _registry(settings).get(payload.base_version_id)
     suites = regression_suites(settings, base.path)
-    lm_eval_tasks = registered_tasks(settings.data_dir)
+    lm_eval_tasks = registered_tasks(settings.data)
     # Keyed by the suites too: an eval set or lm-eval task registered since is measured.
     cache = (settings.models_dir / payload.candidate.key
              / f"gate_report-{suites_fingerprint(suites, lm_eval_tasks)}.json")

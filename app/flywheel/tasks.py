@@ -59,12 +59,17 @@ STEP_TASKS = {name: _step_task(name, fn) for name, fn in STEPS}
 @shared_task(name="flywheel.maybe_iterate", **TASK_OPTIONS)
 def maybe_iterate(self, settings_dict: dict) -> dict:
     """Beat entry point: iterate when >= min_new_feedback feedback items arrived since the last."""
-    from app.flywheel.trigger import claim_new_feedback, feedback_count, record_trigger
+    from app.flywheel.steps import new_run_id
+    from app.flywheel.trigger import claim_new_feedback, open_triggers, release_trigger
 
     settings = FlywheelSettings.from_dict(settings_dict)
-    claimed = claim_new_feedback(settings)
-    if claimed is None:
+    run_id = new_run_id()
+    claim = claim_new_feedback(settings, run_id)  # exactly one of the beats checking at once
+    if claim is None:
         return {"enqueued": False}
-    run_id, _ = enqueue_iteration(self.app, settings)
-    record_trigger(settings, feedback_count(settings), run_id)
-    return {"enqueued": True, "run_id": run_id, "new_feedback": claimed}
+    try:
+        enqueue_iteration(self.app, settings, run_id)
+    except Exception:
+        release_trigger(open_triggers(settings), claim)  # the retry may claim it again
+        raise
+    return {"enqueued": True, "run_id": run_id, "new_feedback": claim.new_feedback}

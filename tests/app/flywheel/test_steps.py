@@ -6,7 +6,7 @@ import pytest
 from app.flywheel import pipeline, steps
 from app.flywheel.runs import RunStatus, open_runs
 from app.flywheel.settings import FlywheelSettings
-from app.flywheel.trigger import claim_new_feedback, record_trigger
+from app.flywheel.trigger import claim_new_feedback
 from app.store.session import open_store
 from model.artifacts import content_hash
 from model.registry import BASE_VERSION_ID, VersionStatus
@@ -112,16 +112,18 @@ def test_no_feedback_means_no_training(tmp_path, base_model):
 
 def test_beat_trigger_waits_for_enough_new_feedback(tmp_path, base_model):
     settings = make_settings(tmp_path, base_model, min_new_feedback=5)
+    settings.data_dir.mkdir(parents=True)  # a trigger file from before the database: 2 seen
+    (settings.data_dir / "flywheel_trigger.json").write_text('{"feedback_count": 2, "at": 1.0}')
     seed_corrections(settings, count=3)
-    assert claim_new_feedback(settings) is None
+    assert claim_new_feedback(settings, "it-1") is None  # 3 new since the file's 2
     seed_corrections(settings, count=4)
-    assert claim_new_feedback(settings) == 7
-    run_id = steps.new_payload(settings).run_id  # queued, then its worker dies
-    record_trigger(settings, 7, run_id)
-    assert claim_new_feedback(settings) is None  # claimed: counting restarts
-    assert claim_new_feedback(settings, stale_run_s=0.0) is not None  # the lost run is redone
-    steps.promote(steps.new_payload(settings, run_id).replace(skip="done"))  # it finished after all
-    assert claim_new_feedback(settings, stale_run_s=0.0) is None
+    assert claim_new_feedback(settings, "it-1").new_feedback == 5
+    steps.new_payload(settings, "it-1")  # queued, then its worker dies
+    assert claim_new_feedback(settings, "it-2") is None  # claimed: counting restarts
+    assert claim_new_feedback(settings, "it-2", stale_run_s=0.0) is not None  # redone
+    steps.promote(steps.new_payload(settings, "it-2").replace(skip="done"))  # it finished
+    assert claim_new_feedback(settings, "it-3", stale_run_s=0.0) is None
+    assert (settings.data_dir / "flywheel_trigger.json.imported").is_file()
 
 
 def test_recipe_runs_sft_then_dpo_then_kto_stages(tmp_path, base_model):
