@@ -134,12 +134,12 @@ def add_lm_eval(
     data_dir: DataDir = None,
 ) -> None:
     """Register an lm-evaluation-harness task the gate runs on base and candidate. The YAML and
-    its data files are copied into the data directory: later edits to the originals are not seen
+    its data files are copied into the database: later edits to the originals are not seen
     (register again with --replace)."""
     from app.core.data_dir import DataDir as Data
     from app.flywheel.lm_eval_tasks import register_task
 
-    task = register_task(Data.at(data_dir, database_url).root, name, source, replace=replace)
+    task = register_task(Data.at(data_dir, database_url), name, source, replace=replace)
     typer.echo(f"added lm-eval task {task.name} ({task.config['task']}, metric {task.metric}), "
                f"sha256 {task.sha256}")
 
@@ -154,7 +154,7 @@ def remove_lm_eval(
     from app.core.data_dir import DataDir as Data
     from app.flywheel.lm_eval_tasks import remove_task
 
-    if not remove_task(Data.at(data_dir, database_url).root, name):
+    if not remove_task(Data.at(data_dir, database_url), name):
         raise ValueError(f"no lm-eval task named {name!r}")
     typer.echo(f"removed lm-eval task {name}")
 
@@ -168,5 +168,5 @@ def list_lm_eval(
     from app.core.data_dir import DataDir as Data
     from app.flywheel.lm_eval_tasks import registered_tasks
 
-    for task in registered_tasks(Data.at(data_dir, database_url).root):
+    for task in registered_tasks(Data.at(data_dir, database_url)):
         typer.echo(f"{task.name}  {task.config['task']}  {task.metric}  {task.sha256[:12]}")

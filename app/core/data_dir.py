@@ -8,6 +8,10 @@ directory always agree on the store (which holds the model registry and the run 
 - `models/`: fine-tuned candidates, one directory per training key (or `$FLYWHEEL_MODEL_ROOT`)
 - `runs/`: where flywheel run records from before they moved into the store may lie
   (imported on first open: `app.flywheel.runs`)
+- `flywheel_trigger.json`, `lm_eval_tasks/`: the beat trigger's state and the registered
+  lm-eval tasks from before they moved into the store (imported on first use:
+  `app.flywheel.trigger`, `app.flywheel.lm_eval_tasks`)
+- `cache/`: local copies of what the store holds (lm-eval task files for lm_eval to read)
 - `broker.db`, `celery-results.db`: the embedded Celery broker and result backend
 """
 from __future__ import annotations

@@ -1,26 +1,37 @@
 """lm-evaluation-harness tasks registered for the promotion gate (`flywheel eval-set add-lm-eval`).
 
 A task is a lm_eval YAML (multiple choice, local JSON/JSONL data) and its data files. Registration
-copies both under `<data dir>/lm_eval_tasks/<name>/`, so the gate runs the task as registered even
-after the original files move or change, and on whatever machine holds the data directory with
-the models it compares. The task is built once by lm_eval itself at registration, so a template
-or data error is refused then, not found by the next iteration.
+stores a copy of both in the store's database (`app.store.lm_eval_task_store`), so the gate runs
+the task as registered even after the original files move or change, on whichever machine's worker
+runs it. lm_eval reads files, so a worker writes a task's stored copy once into a local cache
+folder named by its content hash (`<data dir>/cache/lm_eval_tasks/<sha256>/`), a cache and never
+state: losing it loses nothing. Tasks registered under `<data dir>/lm_eval_tasks/<name>/` before
+the database are moved in once (the folders then wait under `lm_eval_tasks/.imported/`). The task
+is built once by lm_eval itself at registration, so a template or data error is refused then, not
+found by the next iteration.
 
 The gate runs each task on base and candidate (`run_task`) and compares the per-item correctness
 under the task's own metric (`acc` or `acc_norm`) like any other regression suite.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.flywheel.eval_set_items import validate_name
+from app.core.data_dir import DataDir
+from app.flywheel.eval_set_items import EvalSetInputError, validate_name
+from app.store.lm_eval_task_store import SqlLmEvalTaskStore, StoredLmEvalTask
 
-TASKS_DIR = "lm_eval_tasks"
+logger = logging.getLogger(__name__)
+TASKS_DIR = "lm_eval_tasks"  # where registered tasks lived before the database
+IMPORTED_DIR = ".imported"  # inside TASKS_DIR: the folders moved into the database
+CACHE_DIR = "cache/lm_eval_tasks"  # local copies of stored tasks, one folder per content hash
 CONFIG_FILE = "task.yaml"
 PER_ITEM_METRICS = ("acc", "acc_norm")  # 0/1 per item: what a paired test compares
 SUITE_PREFIX = "lm-eval "
@@ -33,7 +44,7 @@ class LmEvalTaskError(ValueError):
 @dataclass(frozen=True, slots=True)
 class LmEvalTask:
     name: str  # the flywheel's name for it; the report shows "lm-eval <name>"
-    directory: Path  # the stored copy: task.yaml and its data files
+    directory: Path  # a local copy of the stored task: task.yaml and its data files
     config: dict  # the YAML, with data_files as names inside `directory`
     metric: str
     sha256: str  # of the stored YAML and data: a changed task is measured again
@@ -48,10 +59,6 @@ class ItemResult:
     doc_id: int
     passed: bool
     loglikelihoods: list[float]  # one per choice
-
-
-def tasks_root(data_dir: Path) -> Path:
-    return Path(data_dir) / TASKS_DIR
 
 
 def _find_yaml(source: Path) -> Path:
@@ -111,11 +118,17 @@ def _data_files(config: dict, yaml_path: Path) -> dict[str, Path]:
     return out
 
 
-def _sha256(directory: Path) -> str:
+def _sha256(files: dict[str, bytes]) -> str:
+    # the hash the task folders had (file names in order, each with its bytes), so a gate report
+    # cached before the move to the database stays keyed the same
     digest = hashlib.sha256()
-    for path in sorted(directory.iterdir()):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
     return digest.hexdigest()
+
+
+def _read_files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
 
 
 def _runnable(task: LmEvalTask) -> dict:
@@ -142,40 +155,55 @@ def _task_manager():
     return TaskManager(include_defaults=False)
 
 
-def register_task(data_dir: Path, name: str, source: Path, replace: bool = False) -> LmEvalTask:
+def open_tasks(data: DataDir) -> SqlLmEvalTaskStore:
+    """The registered tasks in `data`'s database, after moving in any task folders still under
+    `<data dir>/lm_eval_tasks/`."""
+    from app.core.engines import shared_engine
+
+    tasks = SqlLmEvalTaskStore(shared_engine(data.database_url))
+    if (data.root / TASKS_DIR).is_dir():
+        import_task_folders(tasks, data.root / TASKS_DIR)
+    return tasks
+
+
+def register_task(data: DataDir, name: str, source: Path, replace: bool = False) -> LmEvalTask:
     """Validate `source` (a task YAML, or a folder holding one) and store a copy as `name`."""
     validate_name(name)
     yaml_path = _find_yaml(Path(source))
     config = _parse(yaml_path)
     metric = _metric(config, yaml_path)
     files = _data_files(config, yaml_path)
-    target = tasks_root(data_dir) / name
-    if target.exists() and not replace:
-        raise LmEvalTaskError(f"an lm-eval task named {name!r} already exists; pass --replace "
-                              "to overwrite it")
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=_ensure(tasks_root(data_dir))))
+    tasks = open_tasks(data)
+    if not replace and tasks.get(name) is not None:
+        raise _exists(name)
+    stored = {split: f"{split}{path.suffix}" for split, path in files.items()}
+    config = {**config, "dataset_kwargs": {**config["dataset_kwargs"], "data_files": stored}}
+    contents = {stored[split]: path.read_bytes() for split, path in files.items()}
+    contents[CONFIG_FILE] = _yaml().safe_dump(config, sort_keys=False).encode()
+    with tempfile.TemporaryDirectory(prefix=f"lm-eval-{name}-") as staging:
+        _write_files(Path(staging), contents)
+        _check_builds(LmEvalTask(name, Path(staging), config, metric, _sha256(contents)),
+                      yaml_path)
+    if not tasks.add(name, contents, _sha256(contents), replace=replace):
+        raise _exists(name)  # registered by someone else meanwhile
+    return load_task(data, name)
+
+
+def _exists(name: str) -> LmEvalTaskError:
+    return LmEvalTaskError(f"an lm-eval task named {name!r} already exists; pass --replace "
+                           "to overwrite it")
+
+
+def _check_builds(task: LmEvalTask, yaml_path: Path) -> None:
     try:
-        stored = {split: f"{split}{path.suffix}" for split, path in files.items()}
-        for split, path in files.items():
-            shutil.copyfile(path, staging / stored[split])
-        config = {**config, "dataset_kwargs": {**config["dataset_kwargs"], "data_files": stored}}
-        (staging / CONFIG_FILE).write_text(_yaml().safe_dump(config, sort_keys=False))
-        task = LmEvalTask(name, staging, config, metric, _sha256(staging))
-        try:
-            docs = list(_build(_runnable(task)).eval_docs)
-        except LmEvalTaskError:
-            raise
-        except Exception as e:  # lm_eval's and datasets' errors: any of them means unusable
-            raise LmEvalTaskError(f"{yaml_path}: lm_eval cannot build the task: "
-                                  f"{type(e).__name__}: {e}") from e
-        if not docs:
-            raise LmEvalTaskError(f"{yaml_path}: the task's evaluation split has no items")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)  # the gate never sees a half-written task
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return load_task(data_dir, name)
+        docs = list(_build(_runnable(task)).eval_docs)
+    except LmEvalTaskError:
+        raise
+    except Exception as e:  # lm_eval's and datasets' errors: any of them means unusable
+        raise LmEvalTaskError(f"{yaml_path}: lm_eval cannot build the task: "
+                              f"{type(e).__name__}: {e}") from e
+    if not docs:
+        raise LmEvalTaskError(f"{yaml_path}: the task's evaluation split has no items")
 
 
 def _yaml():
@@ -186,33 +214,75 @@ def _yaml():
     return yaml
 
 
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _write_files(directory: Path, files: dict[str, bytes]) -> None:
+    for file_name, content in files.items():
+        (directory / file_name).write_bytes(content)
 
 
-def load_task(data_dir: Path, name: str) -> LmEvalTask:
-    directory = tasks_root(data_dir) / name
-    config = _yaml().safe_load((directory / CONFIG_FILE).read_text())
-    return LmEvalTask(name, directory, config, _metric(config, directory / CONFIG_FILE),
-                      _sha256(directory))
+def _local_copy(data: DataDir, stored: StoredLmEvalTask) -> Path:
+    """The stored task's files in this machine's cache (written once per content hash; a
+    concurrent writer's identical copy is as good as ours)."""
+    target = data.root / CACHE_DIR / stored.sha256
+    if (target / CONFIG_FILE).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{stored.sha256[:12]}-", dir=target.parent))
+    try:
+        _write_files(staging, stored.files)
+        with contextlib.suppress(OSError):  # another process put the same copy there first
+            staging.rename(target)  # lm_eval never sees a half-written task
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
-def registered_tasks(data_dir: Path) -> list[LmEvalTask]:
-    """Every registered task, by name (a task removed while an iteration runs is skipped)."""
-    root = tasks_root(data_dir)
-    if not root.is_dir():
-        return []
-    return [load_task(data_dir, d.name) for d in sorted(root.iterdir())
-            if not d.name.startswith(".") and (d / CONFIG_FILE).is_file()]
+def _task(data: DataDir, stored: StoredLmEvalTask) -> LmEvalTask:
+    config = _yaml().safe_load(stored.files[CONFIG_FILE].decode())
+    return LmEvalTask(stored.name, _local_copy(data, stored), config,
+                      _metric(config, Path(stored.name) / CONFIG_FILE), stored.sha256)
 
 
-def remove_task(data_dir: Path, name: str) -> bool:
-    directory = tasks_root(data_dir) / name
-    if not (directory / CONFIG_FILE).is_file():
-        return False
-    shutil.rmtree(directory)
-    return True
+def load_task(data: DataDir, name: str) -> LmEvalTask:
+    stored = open_tasks(data).get(name)
+    if stored is None:
+        raise LmEvalTaskError(f"no lm-eval task named {name!r}")
+    return _task(data, stored)
+
+
+def registered_tasks(data: DataDir) -> list[LmEvalTask]:
+    """Every registered task, by name."""
+    return [_task(data, stored) for stored in open_tasks(data).list()]
+
+
+def remove_task(data: DataDir, name: str) -> bool:
+    return open_tasks(data).remove(name)
+
+
+def import_task_folders(tasks: SqlLmEvalTaskStore, root: Path) -> int:
+    """Move task folders registered before the database (`<root>/<name>/task.yaml` and its data)
+    in, once: each is stored unless the database holds a task of that name (the database wins),
+    then moved to `<root>/.imported/<name>`. A folder that cannot be imported is logged and left
+    for a person to look at. Returns how many were stored."""
+    imported = 0
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not (folder / CONFIG_FILE).is_file():
+            continue  # staging folders of the old registration, and what was imported
+        try:
+            validate_name(folder.name)
+            files = _read_files(folder)
+        except (EvalSetInputError, OSError) as e:
+            logger.warning("lm-eval task folder %s not imported: %s", folder, e)
+            continue
+        imported += tasks.add(folder.name, files, _sha256(files))
+        done = root / IMPORTED_DIR / folder.name
+        done.parent.mkdir(exist_ok=True)
+        try:
+            folder.rename(done)
+        except OSError as e:  # another importer moved it, or an older copy is there: kept
+            logger.warning("lm-eval task folder %s imported but not moved: %s", folder, e)
+    if imported:
+        logger.info("imported %d lm-eval tasks from %s into the database", imported, root)
+    return imported
 
 
 def fingerprint(tasks: list[LmEvalTask]) -> str:

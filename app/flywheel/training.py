@@ -177,5 +177,5 @@ def evaluate_candidate_dir(settings: FlywheelSettings, base_dir: str, candidate_
     if suites is None:
         suites = regression_suites(settings, base_dir)
     if lm_eval_tasks is None:
-        lm_eval_tasks = registered_tasks(settings.data_dir)
+        lm_eval_tasks = registered_tasks(settings.data)
     return evaluate_candidate(base_dir, candidate_dir, split, suites, config, lm_eval_tasks)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.core.data_dir import DataDir
 from app.flywheel.candidate_eval import evaluate_candidate
 from app.flywheel.gate import GateConfig
 from app.flywheel.grouping import SnapshotSplit
@@ -54,6 +55,10 @@ def offline():
         yield
 
 
+def _data(root: Path) -> DataDir:
+    return DataDir.at(root, f"sqlite:///{root / 'flywheel.db'}")
+
+
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app.cli", "eval-set", *args, "--data-dir",
                            str(data_dir)], check=False, capture_output=True, text=True,
@@ -77,7 +82,7 @@ def registered(tmp_path_factory) -> Path:
     assert done.stdout.startswith("added lm-eval task tiny (flywheel_tiny_choice, metric acc)")
     for path in source.iterdir():  # the gate runs the stored copy
         path.unlink()
-    (task,) = registered_tasks(root / "data")
+    (task,) = registered_tasks(_data(root / "data"))
     listed = _cli(root / "data", "list-lm-eval")
     assert listed.stdout == f"tiny  flywheel_tiny_choice  acc  {task.sha256[:12]}\n"
     return root / "data"
@@ -114,7 +119,7 @@ def _hf_reference(task, model_dir: Path) -> list[tuple[bool, list[float]]]:
 
 @pytest.fixture(scope="module")
 def base_reference(registered) -> list[tuple[bool, list[float]]]:
-    (task,) = registered_tasks(registered)
+    (task,) = registered_tasks(_data(registered))
     return _hf_reference(task, STORIES_HF)
 
 
@@ -126,7 +131,7 @@ def _empty_split() -> SnapshotSplit:
 @pytest.mark.slow  # two models through the gate and lm_eval's hf backend: ~1 min on 2 cores
 def test_gate_report_holds_the_lm_eval_suite_as_lm_eval_computes_it(registered, candidate_dir,
                                                                      base_reference):
-    (task,) = registered_tasks(registered)
+    (task,) = registered_tasks(_data(registered))
     report = evaluate_candidate(str(STORIES_HF), str(candidate_dir), _empty_split(), {},
                                 GateConfig(), lm_eval_tasks=[task])
     (suite,) = [s for s in report.regression if s.name == "lm-eval tiny"]
@@ -144,7 +149,7 @@ def test_gate_report_holds_the_lm_eval_suite_as_lm_eval_computes_it(registered, 
 def test_per_item_results_equal_lm_eval_on_the_model_dir(registered, base_reference):
     from model.loader import load_model
 
-    (task,) = registered_tasks(registered)
+    (task,) = registered_tasks(_data(registered))
     loaded = load_model(str(STORIES_HF), dtype="float32")
     mine = run_task(task, loaded.model.eval(), loaded.tokenizer)
     assert len(mine) == len(base_reference) == len(ITEMS)
@@ -172,7 +177,7 @@ def test_bad_registrations_are_refused_and_store_nothing(tmp_path, case, message
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("flywheel: error: ") and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert registered_tasks(tmp_path / "data") == []
+    assert registered_tasks(_data(tmp_path / "data")) == []
 
 
 def test_a_registered_or_changed_task_changes_the_gate_report_cache_key(tmp_path):
@@ -200,7 +205,7 @@ def test_a_task_registered_after_a_measurement_is_in_the_next_gate_report(tmp_pa
     payload = steps.finetune(steps.build_dataset(steps.new_payload(settings)))
     assert not any(name.startswith("lm-eval ") for name in steps.evaluate(payload).metrics[
         "regression"])
-    register_task(settings.data_dir, "tiny", _task_folder(tmp_path / "source"))
+    register_task(settings.data, "tiny", _task_folder(tmp_path / "source"))
     # the same candidate: measured again (the cache key holds the task), not read from cache
     suite = steps.evaluate(payload).metrics["regression"]["lm-eval tiny"]
     assert suite["n"] == len(ITEMS)
@@ -209,10 +214,34 @@ def test_a_task_registered_after_a_measurement_is_in_the_next_gate_report(tmp_pa
 def test_removing_a_task_stops_the_gate_running_it(tmp_path):
     from app.flywheel.lm_eval_tasks import register_task
 
-    register_task(tmp_path, "tiny", _task_folder(tmp_path / "src") / "task.yaml")
-    assert [t.name for t in registered_tasks(tmp_path)] == ["tiny"]
+    register_task(_data(tmp_path), "tiny", _task_folder(tmp_path / "src") / "task.yaml")
+    assert [t.name for t in registered_tasks(_data(tmp_path))] == ["tiny"]
     done = _cli(tmp_path, "remove-lm-eval", "tiny")
     assert (done.returncode, done.stdout) == (0, "removed lm-eval task tiny\n")
-    assert registered_tasks(tmp_path) == []
+    assert registered_tasks(_data(tmp_path)) == []
     again = _cli(tmp_path, "remove-lm-eval", "tiny")
     assert (again.returncode, again.stderr) == (2, "flywheel: error: no lm-eval task named 'tiny'\n")
+
+
+def test_task_folders_from_before_the_database_move_in_once(registered, tmp_path):
+    """A data dir whose tasks were folders (<data dir>/lm_eval_tasks/<name>/, as registration
+    wrote them before): each comes in with the hash it had, so cached gate reports still match,
+    and runs from the database's copy; importing again adds nothing, the database's task wins."""
+    import hashlib
+    import shutil
+
+    (task,) = registered_tasks(_data(registered))
+    old = tmp_path / "lm_eval_tasks"
+    shutil.copytree(task.directory, old / "tiny")  # task.yaml + test.jsonl, as stored then
+    (old / ".tiny-staging").mkdir()  # a registration's leftover staging folder: no task
+    digest = hashlib.sha256()
+    for path in sorted((old / "tiny").iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    (moved,) = registered_tasks(_data(tmp_path))
+    assert (moved.name, moved.sha256, moved.config) == ("tiny", digest.hexdigest(), task.config)
+    assert moved.directory != old / "tiny" and (moved.directory / "test.jsonl").read_bytes() == \
+        (old / ".imported" / "tiny" / "test.jsonl").read_bytes()
+    assert sorted(p.name for p in old.iterdir()) == [".imported", ".tiny-staging"]
+    shutil.copytree(old / ".imported" / "tiny", old / "tiny")  # a backup restored
+    (old / "tiny" / "test.jsonl").write_text("changed\n")
+    assert [t.sha256 for t in registered_tasks(_data(tmp_path))] == [moved.sha256]
