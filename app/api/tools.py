@@ -48,7 +48,10 @@ def stored_messages(messages: list[dict]) -> list[dict]:
 
 
 def with_forced_calls(params: SamplingParams, plan: ToolPlan) -> SamplingParams:
-    """`params` with the grammar of tool_choice "required" / a named function, if any."""
+    """`params` with the grammar of tool_choice "required" / a named function, if any, and
+    special tokens kept in the text when the format's call marker is one (Mistral)."""
+    if plan.keeps_special_tokens:
+        params = dataclasses.replace(params, skip_special_tokens=False)
     constraint = plan.constraint()
     if constraint is None:
         return params

@@ -35,6 +35,12 @@ class ToolPlan:
             return None
         return parser_for(self.format)
 
+    @property
+    def keeps_special_tokens(self) -> bool:
+        """The answer must be decoded with special tokens: Mistral's `[TOOL_CALLS]` marker is
+        one in its tokenizers (vLLM's Mistral parser asks the same), and the parser needs it."""
+        return self.format is ToolFormat.MISTRAL and self.parser() is not None
+
     def parse(self, text: str) -> ParsedMessage:
         parser = self.parser()
         return message_from(parser, text) if parser else ParsedMessage(text, [])

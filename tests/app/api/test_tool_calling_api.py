@@ -303,3 +303,26 @@ def test_bad_tools_are_400_naming_the_field(client, extra, param):
     error = e.value.body
     assert error["param"] == param, error
     assert "pydantic" not in error["message"].lower()
+
+
+def test_mistral_answers_keep_special_tokens():
+    """Mistral's `[TOOL_CALLS]` is a special token in its tokenizers: with tools parsed on a
+    Mistral template the answer is decoded with special tokens (else the marker would vanish
+    before the parser sees it); other formats and tool_choice "none" keep the default."""
+    from types import SimpleNamespace
+
+    from app.api.tools import with_forced_calls
+    from app.tool_calls import ToolPlan, parse_tool_request
+    from shared import SamplingParams
+
+    def params_for(template: str, choice) -> SamplingParams:
+        plan = ToolPlan.for_tokenizer(SimpleNamespace(chat_template=template),
+                                      parse_tool_request(TOOLS, choice))
+        return with_forced_calls(SamplingParams(max_tokens=8), plan)
+
+    assert params_for(MISTRAL_TEMPLATE, "auto").skip_special_tokens is False
+    forced = params_for(MISTRAL_TEMPLATE, "required")
+    assert forced.skip_special_tokens is False and forced.structured_outputs is not None
+    assert params_for(MISTRAL_TEMPLATE, "none").skip_special_tokens is True
+    assert params_for(HERMES_TEMPLATE, "auto").skip_special_tokens is True
+    assert params_for(LLAMA3_TEMPLATE, "required").skip_special_tokens is True
