@@ -97,3 +97,17 @@ def read_iterations(state: StateDep, user: CurrentUser) -> dict:
 
     runs = open_runs(state.settings.data, engine=state.store.engine).list()
     return {"object": "list", "data": [_run_public(run, internals=user.is_admin) for run in runs]}
+
+
+@router.get("/flywheel/runs/{run_id}")
+def read_iteration(run_id: str, state: StateDep, user: CurrentUser) -> dict:
+    """One run record, as `GET /v1/flywheel/runs` lists it."""
+    from app.flywheel.runs import open_runs
+
+    try:
+        run = open_runs(state.settings.data, engine=state.store.engine).read(run_id)
+    except ValueError:  # not a run id at all (too long): no such run either
+        run = None
+    if run is None:
+        raise APIError(404, f"No flywheel run '{run_id}'.", param="run_id")
+    return _run_public(run, internals=user.is_admin)
