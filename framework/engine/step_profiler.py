@@ -17,7 +17,8 @@ timer covers -- scheduling, input preparation, postprocessing and detokenization
 between layers -- is the step's rest, `StepPart.PYTHON`, so the parts always add up to the step.
 
 It knows the layer classes of `framework.layers`, never a model's own modules: the fused matmuls
-are caught where `framework.layers.linear.grouped_linear` calls `linear_packed`.
+are caught where `framework.layers.linear.grouped_linear` calls `linear_packed`. That hook is
+process-wide, so profile one engine at a time.
 """
 from __future__ import annotations
 
@@ -134,23 +135,24 @@ class StepProfiler:
         self._patch(linear_module, "linear_packed", clock.wrap(linear_module.linear_packed,
                                                                 StepPart.LINEARS))
         self._patch(engine.model, "compute_logits", clock.wrap(self._count_rows(
-            engine.model.compute_logits), StepPart.LM_HEAD), instance=True)
+            engine.model.compute_logits), StepPart.LM_HEAD))
         self._patch(runner, "sampler", _TimedSampler(runner.sampler, clock))
-        self._patch(runner, "run", self._capture_batch(runner.run), instance=True)
-        self._patch(engine, "step", self._timed_step(engine.step), instance=True)
+        self._patch(runner, "run", self._capture_batch(runner.run))
+        self._patch(engine, "step", self._timed_step(engine.step))
         return self
 
     def __exit__(self, *exc) -> None:
         while self._undo:
             self._undo.pop()()
 
-    def _patch(self, owner, name: str, replacement, instance: bool = False) -> None:
-        """Replace `owner.name`; undone on exit (an instance attribute over a method is deleted,
-        so the class's method shows through again)."""
+    def _patch(self, owner, name: str, replacement) -> None:
+        """Replace `owner.name` until exit. Where the name came from the class (a method), the
+        instance attribute that shadows it is deleted again."""
+        own = name in vars(owner)
         original = getattr(owner, name)
         setattr(owner, name, replacement)
-        self._undo.append((lambda: delattr(owner, name)) if instance
-                          else (lambda: setattr(owner, name, original)))
+        self._undo.append((lambda: setattr(owner, name, original)) if own
+                          else (lambda: delattr(owner, name)))
 
     def _count_rows(self, compute_logits: Callable) -> Callable:
         def counted(hidden: torch.Tensor) -> torch.Tensor:
