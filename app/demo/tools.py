@@ -63,7 +63,8 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.USub: operator.neg,
+                                                          ast.UAdd: operator.pos}
 
 
 def _check_magnitude(value: int | float) -> int | float:
@@ -156,7 +157,8 @@ def convert_units(value: Any, from_unit: Any, to_unit: Any) -> str:
     from_dimension, from_size = _unit(from_unit, "from_unit")
     to_dimension, to_size = _unit(to_unit, "to_unit")
     if from_dimension != to_dimension:
-        raise ToolError(f"cannot convert {from_dimension} ({from_unit}) to {to_dimension} ({to_unit})")
+        raise ToolError(f"cannot convert {from_dimension} ({from_unit}) to {to_dimension} "
+                        f"({to_unit})")
     return format_number(_check_magnitude(amount * from_size / to_size))
 
 

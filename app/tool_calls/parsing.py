@@ -1,6 +1,7 @@
 """What a tool-call parser reports about a (possibly still growing) answer, and the final message
-built from it. Each format has its own parser module (`hermes`, `llama3_json`, `mistral`); each answers
-`snapshot(text, final)`, which `message_from` (one answer) and `ToolCallStream` (deltas) read.
+built from it. Each format has its own parser module (`hermes`, `llama3_json`, `mistral`); each
+answers `snapshot(text, final)`, which `message_from` (one answer) and `ToolCallStream` (deltas)
+read.
 """
 from __future__ import annotations
 

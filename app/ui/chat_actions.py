@@ -56,22 +56,24 @@ def stream_answer(history: list[dict], extra: dict, model: str, sampling: dict,
     before the stream starts and filled in place as chunks arrive.
 
     A request refused for not fitting the model's context is sent again (three times at most)
-    the way it may fit: max_tokens cut to the room left, or (a tool follow-up) fewer tool definitions shown
-    (`chat_tools.narrower_fields`)."""
+    the way it may fit: max_tokens cut to the room left, or (a tool follow-up) fewer tool
+    definitions shown (`chat_tools.narrower_fields`)."""
     ids = ChatIds()
     st.session_state[STREAMING] = ids
     fields = tool_fields or {}
     with st.chat_message("assistant"):
-        st.button("Stop generating", key="stop_answer" if round_index == 0 else f"stop_answer_{round_index}",
-                  help="Stop here; the text so far is kept")
+        stop_key = "stop_answer" if round_index == 0 else f"stop_answer_{round_index}"
+        st.button("Stop generating", key=stop_key, help="Stop here; the text so far is kept")
         for attempt in range(4):
-            chunks = neutralize_stream(api().stream_chat(history, ids, model=model, sampling=sampling,
-                                                         extra=extra | fields), links=answer_links())
+            stream = api().stream_chat(history, ids, model=model, sampling=sampling,
+                                       extra=extra | fields)
+            chunks = neutralize_stream(stream, links=answer_links())
             try:
                 st.write_stream(chunks)
                 break
             except ApiError as e:
-                refit = _refit(e, sampling, fields, round_index, called) if attempt < 3 and not ids.text else None
+                can_refit = attempt < 3 and not ids.text  # nothing shown yet
+                refit = _refit(e, sampling, fields, round_index, called) if can_refit else None
                 if refit is None:
                     st.session_state.pop(STREAMING, None)  # nothing to wait for
                     show_api_error(e)
@@ -93,7 +95,8 @@ def _refit(error: ApiError, sampling: dict, fields: dict, round_index: int,
     room = completion_room(error)
     if room is not None:
         return sampling | {"max_tokens": room}, fields
-    narrower = narrower_fields(fields, called) if round_index > 0 and error.param == "messages" else None
+    too_long = round_index > 0 and error.param == "messages"  # the prompt itself
+    narrower = narrower_fields(fields, called) if too_long else None
     return (sampling, narrower) if narrower is not None else None
 
 
@@ -127,7 +130,8 @@ def run_pending(path: list[dict], messages: list[dict], model: str, sampling: di
     extra = {"conversation_id": st.session_state.get("conversation_id")}
     choices = st.session_state.setdefault("branch_choices", {})
     if pending["kind"] == "regenerate":
-        new_id = answer(turns[:index], extra | {"regenerate_of": pending["message_id"]}, model, sampling, tools)
+        new_id = answer(turns[:index], extra | {"regenerate_of": pending["message_id"]}, model,
+                        sampling, tools)
         if new_id:
             choices[parent_key(path[index], messages)] = new_id
         return new_id is not None
@@ -137,7 +141,8 @@ def run_pending(path: list[dict], messages: list[dict], model: str, sampling: di
         extra, st.session_state["branch_choices"] = {}, {}
     with st.chat_message("user"):
         st.markdown(neutralize(pending["content"]))
-    if not answer(turns[:index] + [{"role": "user", "content": pending["content"]}], extra, model, sampling, tools):
+    edited = turns[:index] + [{"role": "user", "content": pending["content"]}]
+    if not answer(edited, extra, model, sampling, tools):
         return False
     choices.pop(path[index - 1]["id"] if index > 0 else ROOT, None)  # the newest branch is shown
     return True

@@ -63,7 +63,8 @@ _ROOM = re.compile(r"maximum context length is (\d+) tokens.*?\((\d+) in the pro
 def completion_room(error: ApiError) -> int | None:
     """The tokens left for the answer when `error` refused max_tokens for not fitting the
     context; None for any other error (or no room at all)."""
-    found = _ROOM.search(str(error)) if error.param in ("max_tokens", "max_completion_tokens") else None
+    about_max_tokens = error.param in ("max_tokens", "max_completion_tokens")
+    found = _ROOM.search(str(error)) if about_max_tokens else None
     room = int(found.group(1)) - int(found.group(2)) if found else 0
     return room if room > 0 else None
 
@@ -106,8 +107,8 @@ class ApiClient:
         except httpx.HTTPError as e:
             raise ApiError(f"The API at {self.base_url} is not reachable ({type(e).__name__}).") from e
         if response.status_code >= 400:
-            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})", response.status_code,
-                           _error_param(response))
+            raise ApiError(f"{_error_message(response)} (HTTP {response.status_code})",
+                           response.status_code, _error_param(response))
         return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
