@@ -138,6 +138,8 @@ class LLM:
                     for conversation in _as_conversations(messages)]
         params = _with_constraint(_as_params_list(sampling_params, len(rendered)),
                                   plan.constraint())
+        if plan.keeps_special_tokens:  # Mistral's [TOOL_CALLS] is a special token
+            params = [dataclasses.replace(p, skip_special_tokens=False) for p in params]
         outputs = self.generate(rendered, params, use_tqdm, lora_request)
         for output in outputs:
             output.prompt = tokenizer.decode(output.prompt_token_ids, skip_special_tokens=False)

@@ -12,7 +12,7 @@ import pytest
 from app import LLM, SamplingParams, StructuredOutputsParams
 from app.demo.recipe import DEMO_MODEL_DIR
 from app.serving.chat_template import render_prompt_ids
-from tests.app.tool_calls.templates import HERMES_TEMPLATE, random_checkpoint
+from tests.app.tool_calls.templates import HERMES_TEMPLATE, MISTRAL_TEMPLATE, random_checkpoint
 
 ADD = {"type": "function", "function": {
     "name": "add", "description": "Add numbers",
@@ -24,11 +24,12 @@ CONVERSATIONS = [[{"role": "user", "content": "What is 2 plus 3?"}],
 GREEDY = SamplingParams(temperature=0, max_tokens=400)
 
 
-@pytest.fixture(scope="module", params=["demo", "random-hermes"])
+@pytest.fixture(scope="module", params=["demo", "random-hermes", "random-mistral"])
 def llm(request, tmp_path_factory):
     if request.param == "demo":
         return LLM(str(DEMO_MODEL_DIR), dtype="float32", num_threads=1)
-    directory = random_checkpoint(tmp_path_factory.mktemp("m") / "random", HERMES_TEMPLATE)
+    template = MISTRAL_TEMPLATE if request.param == "random-mistral" else HERMES_TEMPLATE
+    directory = random_checkpoint(tmp_path_factory.mktemp("m") / "random", template)
     return LLM(str(directory), dtype="float32", num_threads=1)
 
 
