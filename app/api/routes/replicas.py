@@ -1,5 +1,8 @@
 """GET /v1/replicas: each served version's engine replicas (Ray Serve) and their stats.
 
+Every version is listed with its rollout status, so during a canary both applications show with
+their own replicas, and after a hot swap only the new one does.
+
 A version served by one in-process engine is listed with `replicas: []`. A replica appears once
 it has finished a request (its stats travel with each answer's last item); `num_in_flight` is
 what this front has open on it now. Needs a signed-in user or an API key, like /v1/models.
@@ -27,7 +30,8 @@ class ReplicaPublic(BaseModel):
 
 
 class ServedReplicasPublic(BaseModel):
-    model: str
+    model: str  # the version these replicas serve
+    status: str | None  # production or canary (the registry's), None for another loaded model
     application: str | None  # the Ray Serve application, None for an in-process engine
     replicas: list[ReplicaPublic]
 
@@ -39,13 +43,14 @@ class ReplicasPublic(BaseModel):
 
 @router.get("/replicas", response_model=ReplicasPublic)
 def read_replicas(state: StateDep, _user: CurrentUser) -> ReplicasPublic:
-    return ReplicasPublic(data=[_served(m) for m in state.host.ready()])
+    return ReplicasPublic(data=[_served(m, state.rollout) for m in state.host.ready()])
 
 
-def _served(model) -> ServedReplicasPublic:
+def _served(model, rollout) -> ServedReplicasPublic:
+    status = rollout.status_of(model.id) if rollout is not None else None
     views = getattr(model.engine, "replica_views", None)
     if views is None:
-        return ServedReplicasPublic(model=model.id, application=None, replicas=[])
+        return ServedReplicasPublic(model=model.id, status=status, application=None, replicas=[])
     replicas = [ReplicaPublic(
         replica_id=replica_id, node_id=view.stats.node_id, num_requests=view.stats.num_requests,
         num_in_flight=view.num_in_flight,
@@ -54,5 +59,5 @@ def _served(model) -> ServedReplicasPublic:
         prefix_cache_hit_rate=view.stats.engine.prefix_cache_hit_rate,
         num_generation_tokens=view.stats.engine.num_generation_tokens,
         last_seen_s=view.last_seen_s) for replica_id, view in sorted(views().items())]
-    return ServedReplicasPublic(model=model.id, application=model.engine.app_name,
-                                replicas=replicas)
+    return ServedReplicasPublic(model=model.id, status=status,
+                                application=model.engine.app_name, replicas=replicas)
