@@ -5,7 +5,8 @@ Each adapter is a `ServedModel` of its own in the `ModelHost`, so clients pick i
 base model's engine with the adapter bound to every request: requests for the base and for any
 number of adapters share the same steps (framework.lora). Retiring an adapter's entry (unload)
 forgets the adapter; the base engine keeps running. An adapter stays on the base version it was
-loaded on.
+loaded on. With `--replicas` the adapter travels with each request to the base version's Ray
+Serve replicas, which read it on first use (`app.serving.ray_replicas`).
 """
 from __future__ import annotations
 
@@ -59,22 +60,32 @@ class _AdapterBoundEngine:
 def adapter_model(base: ServedModel, name: str, path: str | Path) -> ServedModel:
     """A ServedModel answering with `base` plus the adapter at `path`. The adapter is read and
     checked now (ValueError: not a LoRA engine, unreadable, wrong shapes or rank)."""
+    with _ids_lock:
+        lora_request = LoRARequest(name, next(_lora_ids), str(Path(path).resolve()))
+    settings = {**base.engine_settings, "lora_name": name, "lora_path": lora_request.lora_path,
+                "base_model": base.id}
+    if hasattr(base.engine, "with_adapter"):  # Ray Serve replicas: the adapter rides along
+        engine = base.engine.with_adapter(lora_request)
+    else:
+        async_engine, llm_engine = _lora_engine(base)
+        llm_engine.add_lora(lora_request)
+        engine = AsyncEngineClient(_AdapterBoundEngine(async_engine, lora_request))
+    return replace(base, id=name, engine=engine, engine_settings=settings,
+                   model_dir=lora_request.lora_path)
+
+
+def _lora_engine(base: ServedModel):
+    """(AsyncEngine, its LLMEngine) of an in-process base that serves adapters."""
     async_engine = getattr(base.engine, "_engine", None)
     llm_engine = getattr(async_engine, "engine", None)
     if llm_engine is None or llm_engine.lora is None:
         raise ValueError(f"model {base.id!r} is not served with LoRA enabled (--enable-lora)")
-    with _ids_lock:
-        lora_request = LoRARequest(name, next(_lora_ids), str(Path(path).resolve()))
-    llm_engine.add_lora(lora_request)
-    settings = {**base.engine_settings, "lora_name": name, "lora_path": lora_request.lora_path,
-                "base_model": base.id}
-    return replace(base, id=name, engine=AsyncEngineClient(_AdapterBoundEngine(async_engine,
-                                                                               lora_request)),
-                   engine_settings=settings, model_dir=lora_request.lora_path)
+    return async_engine, llm_engine
 
 
 def is_adapter(model: ServedModel) -> bool:
-    return isinstance(getattr(model.engine, "_engine", None), _AdapterBoundEngine)
+    return (isinstance(getattr(model.engine, "_engine", None), _AdapterBoundEngine)
+            or getattr(model.engine, "lora_request", None) is not None)
 
 
 def with_lora_modules(base_id: str, load_base: Callable[[], ServedModel],

@@ -6,6 +6,9 @@ A replica that dies under a request turns into `EngineUnavailableError` (HTTP 50
 for that request; Ray Serve starts a replacement, and the front keeps every answer it
 acknowledged because the outbox lives here, not in a replica.
 
+A LoRA adapter is served by `with_adapter`: a client over the same replicas that sends the
+adapter with each request (replicas read it on first use, `replica.py`).
+
 Stats: each request's last item carries its replica's stats, so the client knows every replica
 that answered recently (`replicas`); `stats` sums them, with running/waiting counted here from
 the requests this process has open (exact, and what draining a retired version waits for).
@@ -21,7 +24,7 @@ import anyio
 
 from app.serving.engine_client import EngineBusyError, EngineUnavailableError
 from app.serving.ray_replicas.messages import ReplicaOutput, ReplicaRequest, ReplicaStats
-from shared import EngineStats, RequestOutput, SamplingParams
+from shared import EngineStats, LoRARequest, RequestOutput, SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +46,10 @@ class ReplicaEngineClient:
         self.replicas: dict[str, ReplicaView] = {}
 
     async def generate(self, prompt_token_ids: list[int], params: SamplingParams,
-                       request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:
-        request = ReplicaRequest(list(prompt_token_ids), params, request_id, priority)
+                       request_id: str, priority: int = 0,
+                       lora_request: LoRARequest | None = None) -> AsyncIterator[RequestOutput]:
+        request = ReplicaRequest(list(prompt_token_ids), params, request_id, priority,
+                                 lora_request)
         self._in_flight[request_id] = None
         stream, finished = None, False
         try:
@@ -54,7 +59,10 @@ class ReplicaEngineClient:
                 finished = item.output.finished
                 yield item.output
         except Exception as e:  # noqa: BLE001 - sorted by what the client can do about it
-            error = _as_engine_error(e, self._in_flight.get(request_id), self.app_name)
+            replica_id = self._in_flight.get(request_id)
+            error = _as_engine_error(e, replica_id, self.app_name)
+            if isinstance(error, EngineUnavailableError) and replica_id is not None:
+                self.replicas.pop(replica_id, None)  # dead: Serve starts another in its place
             if error is e:
                 raise
             raise error from e
@@ -63,6 +71,20 @@ class ReplicaEngineClient:
             if stream is not None and not finished:  # client gone or failure: stop the replica
                 stream.cancel()  # not awaited: returns at once, Ray delivers it to the replica
 
+    def with_adapter(self, lora_request: LoRARequest) -> "AdapterReplicaClient":
+        """A client for `lora_request` on these replicas, once one replica has read and checked
+        it (ValueError when the model cannot serve it). Blocking: call it in a worker thread."""
+        try:
+            self._handle.check_adapter.remote(lora_request).result()
+        except Exception as e:  # noqa: BLE001 - the replica's refusal, or Ray's failure
+            if isinstance(cause := getattr(e, "cause", None), ValueError):
+                raise ValueError(str(cause)) from e  # not Ray's wrapper and its traceback
+            error = _as_engine_error(e, None, self.app_name)
+            if error is e:
+                raise
+            raise error from e
+        return AdapterReplicaClient(self, lora_request)
+
     def _seen(self, request_id: str, item: ReplicaOutput) -> None:
         self._in_flight[request_id] = item.replica_id
         if item.stats is not None:
@@ -70,7 +92,8 @@ class ReplicaEngineClient:
             view.stats, view.last_seen_s = item.stats, time.time()
 
     def replica_views(self) -> dict[str, ReplicaView]:
-        """Each replica known to have answered, with its requests open from here."""
+        """Each replica known to have answered (and not known to have died since), with its
+        requests open from here."""
         counts: dict[str, int] = {}
         for replica_id in self._in_flight.values():
             if replica_id is not None:
@@ -92,6 +115,35 @@ class ReplicaEngineClient:
 
         await anyio.to_thread.run_sync(serve.delete, self.app_name)
         logger.info("deleted Ray Serve application %s", self.app_name)
+
+
+class AdapterReplicaClient:
+    """The base version's replicas with one adapter sent along with every request. Shutting it
+    down only stops routing to the adapter; the replicas (the base's) keep running."""
+
+    def __init__(self, base: ReplicaEngineClient, lora_request: LoRARequest) -> None:
+        self._base, self.lora_request = base, lora_request
+        self._num_open = 0  # this adapter's requests open now: what retiring it waits for
+
+    async def generate(self, prompt_token_ids: list[int], params: SamplingParams,
+                       request_id: str, priority: int = 0) -> AsyncIterator[RequestOutput]:
+        self._num_open += 1
+        stream = self._base.generate(prompt_token_ids, params, request_id, priority,
+                                     self.lora_request)
+        try:
+            async for output in stream:
+                yield output
+        finally:
+            self._num_open -= 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    @property
+    def stats(self) -> EngineStats:
+        return EngineStats(num_running=self._num_open)
+
+    async def shutdown(self) -> None:
+        pass  # replicas keep what they read of the adapter; nothing routes to it any more
 
 
 def _as_engine_error(e: Exception, replica_id: str | None, app_name: str) -> Exception:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared import EngineStats, RequestOutput, SamplingParams
+from shared import EngineStats, LoRARequest, RequestOutput, SamplingParams
 
 
 @dataclass(slots=True)
@@ -12,6 +12,7 @@ class ReplicaRequest:
     params: SamplingParams
     request_id: str
     priority: int = 0  # lower is admitted first, as on one engine
+    lora_request: LoRARequest | None = None  # an adapter (its path readable on every node)
 
 
 @dataclass(slots=True)

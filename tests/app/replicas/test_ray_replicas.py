@@ -30,7 +30,8 @@ from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread
 
 pytestmark = pytest.mark.slow
 
-ENGINE = {"num_kv_blocks": 512, "max_num_seqs": 32, "num_threads": 1}
+ENGINE = {"num_kv_blocks": 512, "max_num_seqs": 32, "num_threads": 1, "enable_lora": True,
+          "max_loras": 2, "max_lora_rank": 8}
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the "
          "park with her friends. One day, ")
 KILL_BOUND_S = 30  # a request on a killed replica fails within this (Ray notices at once)
@@ -61,9 +62,10 @@ def _replicas(url: str) -> dict[str, dict]:
     return {r["replica_id"]: r for r in served["replicas"]}
 
 
-def _reference(prompt_ids: list[int], max_tokens: int) -> str:
-    """The same greedy request on one engine in this process."""
-    model = load_served_model(MODEL_DIR, EngineConfig(**ENGINE))
+def _reference(prompt_ids: list[int], max_tokens: int, model=None) -> str:
+    """The same greedy request on one engine in this process (a new one on the base model
+    unless given; it is shut down)."""
+    model = model or load_served_model(MODEL_DIR, EngineConfig(**ENGINE))
 
     async def run() -> str:
         async for out in model.engine.generate(prompt_ids, SamplingParams(
@@ -179,7 +181,8 @@ def _failure_of(response: httpx.Response) -> dict:
         assert response.headers["retry-after"] == "1"
         return response.json()["error"]
     assert response.status_code in (200, 503), response.text
-    events = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
+    events = [line[len("data: "):] for line in response.text.splitlines()
+              if line.startswith("data: ")]
     assert events[-1] == "[DONE]", events[-3:]
     return json.loads(events[-2])["error"]
 
@@ -237,4 +240,40 @@ def test_dead_replicas_fail_in_flight_requests_on_every_endpoint_with_a_retryabl
     chat = client.chat.completions.create(model=MODEL_ID, max_tokens=4,
                                           messages=[{"role": "user", "content": STORY}])
     assert chat.choices[0].message.content
-    assert victims.isdisjoint(model.engine.replica_views())  # answered by the replacements
+    assert victims.isdisjoint(_replicas(url))  # the dead are no longer listed; new ones answer
+
+
+def test_a_lora_adapter_is_served_by_the_replicas(served, client, tmp_path_factory):
+    """Loaded after the replicas were replaced (the test above): each replica reads the adapter
+    on its first request for it. Reference: the adapter merged into a checkpoint, on one
+    in-process engine."""
+    from model.checkpoint_writer import save_checkpoint
+    from model.loader import load_model as load_weights
+    from tests.utils.lora import merged_copy, write_random_adapter
+
+    _, url = served
+    root = tmp_path_factory.mktemp("lora")
+    loaded = load_weights(MODEL_DIR)
+    weights = write_random_adapter(loaded.model, root / "alpha", rank=8, alpha=16.0, seed=1,
+                                   std=0.3)
+    save_checkpoint(merged_copy(loaded.model, weights), loaded.config, root / "merged",
+                    tokenizer_dir=MODEL_DIR)
+    bad = httpx.post(f"{url}/v1/load_lora_adapter", timeout=60,
+                     json={"lora_name": "nope", "lora_path": str(root / "missing")})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "lora_path", bad.text
+    loaded_reply = httpx.post(f"{url}/v1/load_lora_adapter", timeout=60,
+                              json={"lora_name": "alpha", "lora_path": str(root / "alpha")})
+    assert loaded_reply.status_code == 200, loaded_reply.text
+    model, _ = served
+    differs = False
+    for prompt in (STORY, "The little dog", "Tim and Sue went to"):
+        prompt_ids = model.tokenizer.encode(prompt, add_bos=True)
+        expected = _reference(prompt_ids, 12,
+                              load_served_model(root / "merged", EngineConfig(**ENGINE)))
+        reply = client.completions.create(model="alpha", prompt=prompt, max_tokens=12,
+                                          temperature=0)
+        assert reply.choices[0].text == expected, prompt
+        base = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=12,
+                                         temperature=0)
+        differs |= base.choices[0].text != expected
+    assert differs  # the adapter changes the answers
