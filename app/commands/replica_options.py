@@ -6,8 +6,9 @@ import typer
 
 
 def replica_options(replicas: int | None, ray_address: str | None, router: str,
-                    tensor_parallel_size: int, has_lora_modules: bool):
-    """The ReplicaConfig to deploy with, or None for one engine in this process."""
+                    tensor_parallel_size: int):
+    """The ReplicaConfig to deploy with, or None for one engine in this process. LoRA adapters
+    (`--lora-modules`) work with replicas: each request carries its adapter to the replica."""
     if replicas is None:
         if ray_address is not None:
             raise typer.BadParameter("needs --replicas N", param_hint="--ray-address")
@@ -19,12 +20,11 @@ def replica_options(replicas: int | None, ray_address: str | None, router: str,
     if not ray_available():
         raise typer.BadParameter(RAY_EXTRA_HINT, param_hint="--replicas")
     if tensor_parallel_size > 1:
-        raise typer.BadParameter("replicas of a tensor-parallel engine are not supported; "
-                                 "pass one of --replicas and --tensor-parallel-size",
-                                 param_hint="--replicas")
-    if has_lora_modules:
-        raise typer.BadParameter("LoRA adapters are served by the in-process engine only",
-                                 param_hint="--replicas")
+        # A replica would have to launch and own its ranks' process group inside a Ray actor
+        # (placement of N x TP processes); not built: one of the two scales a model today.
+        raise typer.BadParameter("cannot be combined with --tensor-parallel-size > 1 (replicas of "
+                                 "a tensor-parallel engine are not supported); pass only one of "
+                                 "--replicas and --tensor-parallel-size", param_hint="--replicas")
     from app.serving.ray_replicas.deploy import ReplicaConfig
 
     try:

@@ -102,6 +102,8 @@ def command(
         check_model_splits(model, tensor_parallel_size)  # ValueError (exit 2) before serving
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in [0, 65535], got {port}")
+    # before anything is opened or registered: a bad combination is a usage error (exit 2)
+    replica_config = replica_options(replicas, ray_address, replica_router, tensor_parallel_size)
     settings_kwargs = {"api_keys": list(api_key or []), "require_login": not no_auth,
                        "database_url": database_url,
                        "max_queue_len": max_queue_len, "max_body_bytes": max_body_bytes}
@@ -127,9 +129,6 @@ def command(
     version = version_to_serve(open_registry(settings.data.registry_dir, settings.database_url,
                                              schema=settings.database_schema), model, served_id)
     load_dir, load_id = (version.path, version.id) if version is not None else (model, served_id)
-
-    replica_config = replica_options(replicas, ray_address, replica_router,
-                                     tensor_parallel_size, bool(adapters))
 
     def load():
         if replica_config is not None:

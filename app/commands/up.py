@@ -38,6 +38,9 @@ def command(
              "`distributed` extra).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(
         help="With --replicas: the Ray cluster to join (default: a local Ray instance).")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option(
+        help="Split the model over this many processes (GPUs; gloo on CPU), as `flywheel "
+             "serve --tensor-parallel-size`.")] = 1,
 ) -> int:
     """Start API, UI and worker; print their URLs; stop all of them on Ctrl-C."""
     from app.commands.bootstrap import ensure_admin, needs_admin
@@ -46,6 +49,7 @@ def command(
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"no model at {model_dir} (config.json missing); pass --model DIR"
                                 + (" or run `flywheel train-demo`" if model is None else ""))
+    serve_scaling = _scaling_args(model_dir, replicas, ray_address, tensor_parallel_size)
     # The worker fine-tunes the model being served, and all parts share one data directory.
     env = {**os.environ, "FLYWHEEL_DATA_DIR": str(data_dir.resolve()),
            "FLYWHEEL_BASE_MODEL": str(model_dir.resolve())}
@@ -58,7 +62,7 @@ def command(
             serve += ["--model-name", DEMO_MODEL_NAME]
         if no_auth:
             serve.append("--no-auth")
-        serve += _replica_args(replicas, ray_address)
+        serve += serve_scaling
         api = _start(serve, env, children)
         api_url = _read_url(api, "API")
         typer.echo(f"API   {api_url}/v1  (OpenAI-compatible; metrics at {api_url}/metrics)")
@@ -79,14 +83,24 @@ def command(
         _stop(children)
 
 
-def _replica_args(replicas: int | None, ray_address: str | None) -> list[str]:
-    """`serve` checks them (exit 2 naming the flag); checked here too so that a bad value stops
-    `up` before anything starts."""
+def _scaling_args(model_dir: Path, replicas: int | None, ray_address: str | None,
+                  tensor_parallel_size: int) -> list[str]:
+    """`serve`'s --replicas / --ray-address / --tensor-parallel-size. `serve` checks them (exit 2
+    naming the flag); checked here too so that a bad value stops `up` before anything starts."""
     from app.commands.replica_options import replica_options
 
-    replica_options(replicas, ray_address, "affinity", 1, False)
+    if tensor_parallel_size < 1:
+        raise typer.BadParameter(f"must be >= 1, got {tensor_parallel_size}",
+                                 param_hint="--tensor-parallel-size")
+    replica_options(replicas, ray_address, "affinity", tensor_parallel_size)
+    if tensor_parallel_size > 1:
+        from app.serving.tensor_parallel import check_model_splits
+
+        check_model_splits(model_dir, tensor_parallel_size)  # ValueError: exit 2
     args = ["--replicas", str(replicas)] if replicas is not None else []
-    return args + (["--ray-address", ray_address] if ray_address is not None else [])
+    args += ["--ray-address", ray_address] if ray_address is not None else []
+    return args + (["--tensor-parallel-size", str(tensor_parallel_size)]
+                   if tensor_parallel_size != 1 else [])
 
 
 def _start(args: list[str], env: dict, children: list[subprocess.Popen]) -> subprocess.Popen:
