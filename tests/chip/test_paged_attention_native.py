@@ -109,3 +109,47 @@ def test_build_falls_back_when_disabled_or_the_compiler_fails(tmp_path):
         result = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, (env, result.stderr[-2000:])
+
+
+# Prefill tiles (runs of >= 4 rows of one sequence, up to 64 // group rows per tile, per kv head)
+# in bf16 with AVX-512; the portable row kernel elsewhere and in fp32. Query lengths straddle the
+# tile sizes (3 rows: the row kernel; 4; one row past a full tile; several tiles), chunks start at
+# a block boundary, mid-block and mid-sequence, beside decode rows, all in one call.
+@requires_kernel
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 1.6e-2)])
+@pytest.mark.parametrize("num_kv_heads, group, head_dim, block_size", [
+    (3, 3, 64, 16),  # SmolLM2-135M: tiles of 21 rows
+    (2, 4, 128, 16),  # tiles of 16 rows, head_dim 128 (two 64-dim passes of P V)
+    (1, 16, 64, 32),  # tiles of the minimum 4 rows
+    (4, 1, 64, 16),  # no GQA: tiles of 64 rows
+    (2, 2, 96, 16),  # head_dim 96: a 64-dim and a 32-dim pass of P V
+    (1, 32, 32, 16),  # a group too wide for a tile: every row by the row kernel
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_prefill_tiles_match_reference(dtype, atol, num_kv_heads, group, head_dim, block_size,
+                                              threads):
+    q_lens = [3, 4, 1, 22, 65, 2 * block_size, 17, 1, 130]
+    ctx_lens = [3, 4 + 2 * block_size, 50, 22, 65 + block_size // 2, 3 * block_size, 17 + 5 * block_size,
+                block_size, 130]
+    args = _case(dtype, ctx_lens, num_kv_heads, group, head_dim, block_size, q_lens)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        actual = native.paged_attention(*args, scale=0.11)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(actual.float(), _reference(*args, scale=0.11), atol=atol, rtol=0)
+
+
+@requires_kernel
+def test_native_prefill_tiles_read_only_what_each_row_may_see():
+    # A 37-row chunk over 45 keys (a tile's last block is ragged): poisoning every other block and
+    # the slots past the sequence's end must not change any row.
+    q, k_cache, v_cache, tables, cu, lens = _case(torch.bfloat16, [45], 3, 3, 64, 16, q_lens=[37])
+    clean = native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.2)
+    own = set(tables[0, :3].tolist())
+    for block in range(k_cache.shape[0]):
+        if block not in own:
+            k_cache[block], v_cache[block] = float("nan"), float("nan")
+    k_cache[tables[0, 2], 13:], v_cache[tables[0, 2], 13:] = float("nan"), float("nan")
+    assert torch.equal(clean, native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.2))

@@ -1,0 +1,89 @@
+"""The C paged-attention kernel with prefill tiles against the row kernel it replaced, A/B.
+
+    .venv/bin/python benchmarks/paged_attention_ab.py [--rounds 9] [--threads 1]
+
+SmolLM2-135M shapes (9 query heads, 3 kv heads, head_dim 64, bf16, blocks of 16, scattered).
+Both kernels live in the same shared object (`paged_attention` and `paged_attention_untiled`); each
+round times one call of each, alternating, so load from other processes hits both alike. Prints the
+median seconds of each, their ratio and the tiled kernel's GFLOP/s (4 * head_dim FLOPs per query
+head and key seen: QK^T and PV).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chip.native import build  # noqa: E402
+from chip.ops import paged_attention_native as native  # noqa: E402
+
+HEADS, KV_HEADS, HEAD_DIM, BLOCK = 9, 3, 64, 16
+
+
+def cases(gen: torch.Generator) -> dict[str, tuple[list[int], list[int]]]:
+    """name -> (query rows per sequence, keys per sequence)."""
+    w_prompts = torch.randint(64, 513, (4,), generator=gen).tolist()
+    decode_ctx = torch.randint(64, 641, (64,), generator=gen).tolist()
+    return {
+        "prefill 288": ([288], [288]),
+        "prefill 512": ([512], [512]),
+        "chunk 256 at 768": ([256], [1024]),
+        "4 prompts 64-512": (w_prompts, w_prompts),
+        "mixed: 60 decodes + 256-chunk": ([1] * 60 + [256], decode_ctx[:60] + [400]),
+        "decode 64, ctx 64-640": ([1] * 64, decode_ctx),
+    }
+
+
+def flops(q_lens: list[int], ctx_lens: list[int]) -> float:
+    keys = sum(n * c - n * (n - 1) // 2 for n, c in zip(q_lens, ctx_lens))
+    return 4.0 * HEAD_DIM * HEADS * keys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    untiled = build.function("paged_attention", "paged_attention_untiled", native._SIGNATURE)
+    gen = torch.Generator().manual_seed(0)
+    k_cache = torch.randn(4096, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
+    v_cache = torch.randn(4096, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
+    print(f"threads {args.threads}, rounds {args.rounds}: median ms untiled / tiled, ratio, tiled GFLOP/s")
+    for name, (q_lens, ctx_lens) in cases(gen).items():
+        width = max(-(-c // BLOCK) for c in ctx_lens)
+        tables = torch.randperm(4096, generator=gen)[:len(ctx_lens) * width].view(len(ctx_lens), width)
+        cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()])
+        lens = torch.tensor(ctx_lens)
+        q = torch.randn(sum(q_lens), HEADS, HEAD_DIM, generator=gen).bfloat16()
+        out = torch.empty_like(q)
+
+        def call_untiled():
+            untiled(0, q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), tables.data_ptr(),
+                    width, cu.data_ptr(), lens.data_ptr(), out.data_ptr(), len(ctx_lens), HEADS,
+                    KV_HEADS, HEAD_DIM, BLOCK, 0.125, args.threads)
+            return out.clone()
+
+        def call_tiled():
+            return native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.125)
+
+        worst = float((call_tiled().float() - call_untiled().float()).abs().max())
+        times: dict[str, list[float]] = {"untiled": [], "tiled": []}
+        for _ in range(args.rounds):
+            for label, fn in (("untiled", call_untiled), ("tiled", call_tiled)):
+                start = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - start)
+        old, new = statistics.median(times["untiled"]), statistics.median(times["tiled"])
+        print(f"{name:32s} {old * 1e3:8.2f} / {new * 1e3:8.2f} ms  {old / new:5.2f}x  "
+              f"{flops(q_lens, ctx_lens) / new / 1e9:6.1f} GFLOP/s  (max |diff| {worst:.1e})")
+
+
+if __name__ == "__main__":
+    main()
