@@ -1,7 +1,7 @@
 """Start (or join) Ray, deploy a model version as a Serve application of N replicas, and wrap
 it as a `ServedModel` for the front's ModelHost.
 
-One application per served version (`flywheel-<version id>`): a hot swap loads the new version
+One application per served version and front (`app_name_for`): a hot swap loads the new version
 as a new application on all N replicas and retires the old one once drained (the ModelHost's
 ordinary swap), a canary is a second application beside production. Serve's own HTTP proxy is
 disabled: the FastAPI front is the only ingress.
@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,11 @@ def connect(config: ReplicaConfig) -> None:
 
 
 def app_name_for(model_id: str) -> str:
-    return "flywheel-" + re.sub(r"[^A-Za-z0-9_.-]", "-", model_id)
+    """`flywheel-<version>-<8 hex>`, new for every deployment: two fronts serving one version on a
+    cluster, or a version deployed again while its previous application is still being deleted
+    (a rollback right after a promotion), never share an application, so one's retirement never
+    deletes (or waits on) the other's replicas."""
+    return f"flywheel-{re.sub(r'[^A-Za-z0-9_.-]', '-', model_id)}-{uuid.uuid4().hex[:8]}"
 
 
 def deploy_replicated_model(model_dir: str | Path, engine_config: EngineConfig, model_id: str,

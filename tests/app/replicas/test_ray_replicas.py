@@ -24,7 +24,7 @@ from app.api.main import create_app
 from app.core.config import Settings
 from app.serving.loading import load_served_model
 from app.serving.model_host import ModelHost
-from app.serving.ray_replicas.deploy import ReplicaConfig, app_name_for, deploy_replicated_model
+from app.serving.ray_replicas.deploy import ReplicaConfig, deploy_replicated_model
 from shared import EngineConfig, SamplingParams
 from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread
 
@@ -58,7 +58,7 @@ def client(served) -> openai.OpenAI:
 def _replicas(url: str) -> dict[str, dict]:
     body = httpx.get(f"{url}/v1/replicas", timeout=30).json()
     (served,) = body["data"]
-    assert served["application"] == app_name_for(MODEL_ID)
+    assert served["application"].startswith(f"flywheel-{MODEL_ID}-")
     return {r["replica_id"]: r for r in served["replicas"]}
 
 
@@ -153,8 +153,7 @@ def test_closing_a_stream_aborts_it_on_its_replica(served, client):
     assert sum(v.stats.engine.num_aborted for v in views.values()) >= aborted_before + 1
 
 
-def _replica_actor(replica_id: str):
-    app = app_name_for(MODEL_ID)
+def _replica_actor(app: str, replica_id: str):
     return ray.get_actor(f"SERVE_REPLICA::{app}#engine#{replica_id}", namespace="serve")
 
 
@@ -208,7 +207,7 @@ def test_dead_replicas_fail_in_flight_requests_on_every_endpoint_with_a_retryabl
                "the requests did not all start on a replica", KILL_BOUND_S, poll_s=0.01)
     victims = {r for r in model.engine._in_flight.values() if r}
     for victim in victims:
-        ray.kill(_replica_actor(victim))
+        ray.kill(_replica_actor(model.engine.app_name, victim))
     killed_at = time.monotonic()
     # Sent while Serve has not yet noticed: routed to a dead replica (503) or held until a
     # replacement is up (200); never a 500.
@@ -224,7 +223,7 @@ def test_dead_replicas_fail_in_flight_requests_on_every_endpoint_with_a_retryabl
         assert error["code"] == "replica_unavailable", (name, error)
         assert error["type"] == "service_unavailable_error", (name, error)
     # Ray Serve replaces what died; the service answers again on two new replicas.
-    app = app_name_for(MODEL_ID)
+    app = model.engine.app_name
     wait_until(lambda: running_replicas(app) < 2, "Serve did not notice the dead replicas")
     wait_until(lambda: running_replicas(app) == 2, "Serve did not replace the dead replicas")
     for thread in late:

@@ -24,8 +24,7 @@ from app.api.main import create_app  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.serving.loading import load_served_model  # noqa: E402
 from app.serving.model_host import ModelHost  # noqa: E402
-from app.serving.ray_replicas.deploy import (ReplicaConfig, app_name_for,  # noqa: E402
-                                             deploy_replicated_model)
+from app.serving.ray_replicas.deploy import ReplicaConfig, deploy_replicated_model  # noqa: E402
 from model.registry import BASE_VERSION_ID, VersionStatus  # noqa: E402
 from shared import EngineConfig, SamplingParams  # noqa: E402
 from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread  # noqa: E402
@@ -111,9 +110,9 @@ def test_a_canary_runs_on_its_own_replicas_and_takes_its_share(front):
     served = _served(client)
     assert served["mv-v2"]["status"] == "canary"
     assert served[BASE_VERSION_ID]["status"] == "production"
-    assert served["mv-v2"]["application"] == app_name_for("mv-v2")
-    assert running_replicas(app_name_for("mv-v2")) == 2
-    assert running_replicas(app_name_for(BASE_VERSION_ID)) == 2
+    assert served["mv-v2"]["application"].startswith("flywheel-mv-v2-")
+    assert running_replicas(served["mv-v2"]["application"]) == 2
+    assert running_replicas(served[BASE_VERSION_ID]["application"]) == 2
     for version in (BASE_VERSION_ID, "mv-v2"):  # each version's weights on each of its replicas
         assert _greedy_answer(client, version)["choices"][0]["text"] == texts[version]
         replicas = _until_every_replica_answered(client, version)
@@ -132,15 +131,18 @@ def test_a_canary_runs_on_its_own_replicas_and_takes_its_share(front):
 def test_promotion_and_rollback_swap_every_replica(front):
     """Promoting the canary keeps its replicas serving and deletes the old version's; the
     rollback loads mv-base again as a new application of 2 replicas (a hot swap)."""
+    from ray import serve
+
     client, registry, texts = front["client"], front["registry"], front["texts"]
     for action, version, retired in ((registry.promote, "mv-v2", BASE_VERSION_ID),
                                      (registry.rollback, BASE_VERSION_ID, "mv-v2")):
+        old_application = _served(client)[retired]["application"]
         action("mv-v2")
         wait_until(lambda: set(_served(client)) == {version}, f"{retired} still served")
         assert _served(client)[version]["status"] == "production"
-        wait_until(lambda: running_replicas(app_name_for(retired)) == 0,
+        wait_until(lambda: old_application not in serve.status().applications,
                    f"the application of {retired} was not deleted")
-        assert running_replicas(app_name_for(version)) == 2
+        assert running_replicas(_served(client)[version]["application"]) == 2
         answer = _greedy_answer(client, MODEL_ID)
         assert answer["model_version"] == version
         assert answer["choices"][0]["text"] == texts[version]

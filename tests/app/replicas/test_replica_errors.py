@@ -1,8 +1,10 @@
 """How a failed replica request reaches the routes (no cluster: Ray's own exception classes).
 
-The batch path once answered 500 when Serve raised `ReplicaUnavailableError` (a replica removed
-from routing just as a prompt was sent to it): every way a replica can go away must become the
-retryable `EngineUnavailableError` (503), while what the replica itself raised keeps its kind.
+Only Ray's actor errors used to be mapped, so Serve's own kinds (`ReplicaUnavailableError` for a
+replica removed from routing just as a request was sent to it, a plain `RayServeException` when
+an actor died while Serve resolved the request) reached the routes as 500. Every way a replica
+can go away must become the retryable `EngineUnavailableError` (503), while what the replica
+itself raised keeps its kind.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from app.serving.ray_replicas.client import _as_engine_error  # noqa: E402
 @pytest.mark.parametrize("gone", [
     rex.ActorDiedError(), rex.ActorUnavailableError("unreachable", None),
     sex.ReplicaUnavailableError("r1"), sex.DeploymentUnavailableError("engine"),
-    rex.NodeDiedError("node died"), sex.RequestCancelledError("r1")],
+    rex.NodeDiedError("node died"), sex.RequestCancelledError("r1"),
+    sex.RayServeException("an upstream actor died before finishing a dependent task")],
     ids=lambda e: type(e).__name__)
 def test_a_replica_gone_is_retryable(gone):
     error = _as_engine_error(gone, "r1", "flywheel-mv-1")
