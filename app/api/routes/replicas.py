@@ -49,8 +49,9 @@ def read_replicas(state: StateDep, _user: CurrentUser) -> ReplicasPublic:
 def _served(model, rollout) -> ServedReplicasPublic:
     status = rollout.status_of(model.id) if rollout is not None else None
     views = getattr(model.engine, "replica_views", None)
-    if views is None:
-        return ServedReplicasPublic(model=model.id, status=status, application=None, replicas=[])
+    if views is None:  # one in-process engine, or an adapter (on its base version's replicas)
+        return ServedReplicasPublic(model=model.id, status=status, replicas=[],
+                                    application=getattr(model.engine, "app_name", None))
     replicas = [ReplicaPublic(
         replica_id=replica_id, node_id=view.stats.node_id, num_requests=view.stats.num_requests,
         num_in_flight=view.num_in_flight,

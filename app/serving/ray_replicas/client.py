@@ -139,6 +139,10 @@ class AdapterReplicaClient:
                 await stream.aclose()
 
     @property
+    def app_name(self) -> str:
+        return self._base.app_name  # listed by /v1/replicas; its replicas are the base's
+
+    @property
     def stats(self) -> EngineStats:
         return EngineStats(num_running=self._num_open)
 

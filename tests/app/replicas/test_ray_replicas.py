@@ -263,6 +263,8 @@ def test_a_lora_adapter_is_served_by_the_replicas(served, client, tmp_path_facto
     loaded_reply = httpx.post(f"{url}/v1/load_lora_adapter", timeout=60,
                               json={"lora_name": "alpha", "lora_path": str(root / "alpha")})
     assert loaded_reply.status_code == 200, loaded_reply.text
+    listed = {m["model"]: m for m in httpx.get(f"{url}/v1/replicas", timeout=30).json()["data"]}
+    assert listed["alpha"]["application"] == listed[MODEL_ID]["application"]
     model, _ = served
     differs = False
     for prompt in (STORY, "The little dog", "Tim and Sue went to"):
