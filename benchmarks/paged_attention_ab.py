@@ -1,16 +1,20 @@
-"""The C paged-attention kernel with prefill tiles against the row kernel it replaced, A/B.
+"""The C paged-attention kernel's prefill tiles (with AMX scores, and without) against the row
+kernel they replaced, A/B/C.
 
     .venv/bin/python benchmarks/paged_attention_ab.py [--rounds 9] [--threads 1]
 
 SmolLM2-135M shapes (9 query heads, 3 kv heads, head_dim 64, bf16, blocks of 16, scattered).
-Both kernels live in the same shared object (`paged_attention` and `paged_attention_untiled`); each
-round times one call of each, alternating, so load from other processes hits both alike. Prints the
-median seconds of each, their ratio and the tiled kernel's GFLOP/s (4 * head_dim FLOPs per query
-head and key seen: QK^T and PV).
+All three live in the same shared object (`paged_attention_variant`: 0 rows, 1 tiles, 2 tiles with
+AMX scores where the CPU and OS allow, as the op runs); each round times one call of each, in
+turn, so load from other processes hits all alike. Prints the median milliseconds of each, the
+speedups over the row kernel and the op's GFLOP/s (4 * head_dim FLOPs per query head and key seen:
+QK^T and PV). With one thread the kernel runs on the calling thread, so the clock is that thread's
+CPU time, which time slices lost to other processes do not inflate; with more, wall time.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import statistics
 import sys
 import time
@@ -51,11 +55,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    untiled = build.function("paged_attention", "paged_attention_untiled", native._SIGNATURE)
+    variant = build.function("paged_attention", "paged_attention_variant",
+                             (ctypes.c_int, *native._SIGNATURE))
     gen = torch.Generator().manual_seed(0)
     k_cache = torch.randn(4096, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
     v_cache = torch.randn(4096, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
-    print(f"threads {args.threads}, rounds {args.rounds}: median ms untiled / tiled, ratio, tiled GFLOP/s")
+    print(f"threads {args.threads}, rounds {args.rounds}: median ms rows / tiles / tiles+AMX, speedups, GFLOP/s")
     for name, (q_lens, ctx_lens) in cases(gen).items():
         width = max(-(-c // BLOCK) for c in ctx_lens)
         tables = torch.randperm(4096, generator=gen)[:len(ctx_lens) * width].view(len(ctx_lens), width)
@@ -64,25 +69,25 @@ def main() -> None:
         q = torch.randn(sum(q_lens), HEADS, HEAD_DIM, generator=gen).bfloat16()
         out = torch.empty_like(q)
 
-        def call_untiled():
-            untiled(0, q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), tables.data_ptr(),
+        def call(tiled: int) -> torch.Tensor:
+            variant(tiled, 0, q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), tables.data_ptr(),
                     width, cu.data_ptr(), lens.data_ptr(), out.data_ptr(), len(ctx_lens), HEADS,
                     KV_HEADS, HEAD_DIM, BLOCK, 0.125, args.threads)
             return out.clone()
 
-        def call_tiled():
-            return native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.125)
-
-        worst = float((call_tiled().float() - call_untiled().float()).abs().max())
-        times: dict[str, list[float]] = {"untiled": [], "tiled": []}
+        rows = call(0).float()
+        worst = max(float((call(tiled).float() - rows).abs().max()) for tiled in (1, 2))
+        clock = time.thread_time if args.threads == 1 else time.perf_counter
+        times: list[list[float]] = [[], [], []]
         for _ in range(args.rounds):
-            for label, fn in (("untiled", call_untiled), ("tiled", call_tiled)):
-                start = time.perf_counter()
-                fn()
-                times[label].append(time.perf_counter() - start)
-        old, new = statistics.median(times["untiled"]), statistics.median(times["tiled"])
-        print(f"{name:32s} {old * 1e3:8.2f} / {new * 1e3:8.2f} ms  {old / new:5.2f}x  "
-              f"{flops(q_lens, ctx_lens) / new / 1e9:6.1f} GFLOP/s  (max |diff| {worst:.1e})")
+            for tiled in range(3):
+                start = clock()
+                call(tiled)
+                times[tiled].append(clock() - start)
+        old, tiles, amx = (statistics.median(t) for t in times)
+        print(f"{name:32s} {old * 1e3:7.2f} / {tiles * 1e3:7.2f} / {amx * 1e3:7.2f} ms  "
+              f"{old / tiles:4.2f}x {old / amx:4.2f}x  {flops(q_lens, ctx_lens) / amx / 1e9:6.1f} GFLOP/s"
+              f"  (max |diff| vs rows {worst:.1e})")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@
  * Built at first use by chip/native/build.py with -O3 -march=native -fopenmp-simd; the portable
  * loops are written so the compiler vectorizes them (bf16 -> fp32 is a 16-bit shift).
  */
+#define _GNU_SOURCE /* syscall(), for AMX permission */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -61,6 +62,7 @@ typedef struct {
     int num_heads, num_kv_heads, head_dim, block_size;
     float scale;
     int64_t row_begin, row_end; /* the query rows [begin, end) of this thread */
+    int use_amx; /* prefill tiles compute scores with AMX (the CPU has it, the OS allows it) */
 } AttentionArgs;
 
 /* Calls row_fn(a, row, table, keys) for each of this thread's rows: `keys` is how many of its
@@ -345,10 +347,85 @@ static void tile_scratch_free(TileScratch *w) {
     free(w->qt), free(w->st), free(w->pp), free(w->vp), free(w->acc);
 }
 
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define HAVE_AMX 1
+/* Linux hands out the 8 KB of tile registers only to processes that ask (once per process). */
+static int amx_permitted(void) {
+    static int permitted = -1; /* asked before threads start: see attend() */
+    if (permitted < 0) permitted = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                                           18 /* XFEATURE_XTILEDATA */) == 0;
+    return permitted;
+}
+
+/* Every tile 16 rows x 64 bytes: tmm0-3 the S^T tiles of four 16-vector chunks, tmm4 16 tokens' keys
+ * (32 dims), tmm5-7 the query pairs of those dims. */
+static void amx_configure(void) {
+    struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
+        __attribute__((aligned(64))) config;
+    memset(&config, 0, sizeof(config));
+    config.palette = 1;
+    for (int i = 0; i < 8; i++) config.colsb[i] = 64, config.rows[i] = 16;
+    _tile_loadconfig(&config);
+}
+
+/* S^T rows t0 .. t0 + 15 (tokens) x the tile's vectors, unscaled, into w->st: AMX in place of the
+ * vdpbf16ps loop; the keys are read straight from the block (stride: one token's row). */
+static void amx_scores(TileScratch *w, const uint16_t *k, int64_t row, int D, int nc, int t0) {
+    const int TV = TILE_VECTORS;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int d0 = 0; d0 < D; d0 += 32) {
+        const uint32_t *qt = w->qt + (d0 / 2) * TV;
+        _tile_loadd(4, k + d0, row * 2);
+        _tile_loadd(5, qt, TV * 4);
+        _tile_dpbf16ps(0, 4, 5);
+        if (nc > 1) { _tile_loadd(6, qt + 16, TV * 4); _tile_dpbf16ps(1, 4, 6); }
+        if (nc > 2) { _tile_loadd(7, qt + 32, TV * 4); _tile_dpbf16ps(2, 4, 7); }
+        if (nc > 3) { _tile_loadd(5, qt + 48, TV * 4); _tile_dpbf16ps(3, 4, 5); }
+    }
+    float *st = w->st + t0 * TV;
+    _tile_stored(0, st, TV * 4);
+    if (nc > 1) _tile_stored(1, st + 16, TV * 4);
+    if (nc > 2) _tile_stored(2, st + 32, TV * 4);
+    if (nc > 3) _tile_stored(3, st + 48, TV * 4);
+}
+#endif
+
+/* acc rows j0 .. j0 + tile - 1, dims d0 .. d0 + 16 nd - 1: acc * corr + P V over this block. */
+static inline __attribute__((always_inline)) void tile_pv(TileScratch *w, int j0, int d0, int D, int pairs,
+                                                          int tile, int nd) {
+    const int TV = TILE_VECTORS;
+    __m512 o[4][4];
+    for (int g = 0; g < 4; g++)
+        for (int x = 0; x < 4; x++)
+            if (g < tile && x < nd)
+                o[g][x] = _mm512_mul_ps(_mm512_loadu_ps(w->acc + (j0 + g) * D + d0 + 16 * x),
+                                        _mm512_set1_ps(w->corr[j0 + g]));
+    for (int u = 0; u < pairs; u++) {
+        __m512bh vv[4];
+        for (int x = 0; x < 4; x++)
+            if (x < nd) vv[x] = (__m512bh)_mm512_loadu_si512(w->vp + u * D + d0 + 16 * x);
+        for (int g = 0; g < 4; g++)
+            if (g < tile) {
+                const __m512bh pb = (__m512bh)_mm512_set1_epi32((int32_t)w->pp[u * TV + j0 + g]);
+                for (int x = 0; x < 4; x++)
+                    if (x < nd) o[g][x] = _mm512_dpbf16_ps(o[g][x], vv[x], pb);
+            }
+    }
+    for (int g = 0; g < 4; g++)
+        for (int x = 0; x < 4; x++)
+            if (g < tile && x < nd)
+                _mm512_storeu_ps(w->acc + (j0 + g) * D + d0 + 16 * x, o[g][x]);
+}
+
 /* Rows r0 .. r0 + rows - 1 of one sequence (row r0 sees keys0 keys, each next row one more), the
  * query heads of kv head h. */
 static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0, int rows,
-                             const int64_t *table, int64_t keys0, int h) {
+                             const int64_t *table, int64_t keys0, int h, int amx) {
     const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;
     const int G = Hq / Hk, TV = TILE_VECTORS;
     const int64_t row = (int64_t)Hk * D;
@@ -390,7 +467,22 @@ static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0,
                 _mm512_storeu_si512(w->vp + u * D + d0 + 16, _mm512_permutex2var_epi16(even, hi_pairs, odd));
             }
         }
-        for (int t0 = 0; t0 < n; t0 += 4) { /* rows t0 .. t0 + 3 of S^T (t < BS: inside the block) */
+#ifdef HAVE_AMX
+        if (amx) {
+            for (int t0 = 0; t0 < n; t0 += 16) { /* tokens past n: inside the block, masked below */
+                amx_scores(w, kb + t0 * row, row, D, nc, t0);
+                for (int t = t0; t < t0 + 16; t++) {
+                    const __m512i key = _mm512_set1_epi32((int32_t)(first + t));
+                    for (int c = 0; c < nc; c++) {
+                        const __mmask16 seen = _mm512_cmpgt_epi32_mask(limit[c], key);
+                        float *st = w->st + t * TV + c * 16;
+                        _mm512_store_ps(st, _mm512_mask_mul_ps(minus_inf, seen, _mm512_load_ps(st), scale));
+                    }
+                }
+            }
+        }
+#endif
+        for (int t0 = 0; t0 < n && !amx; t0 += 4) { /* rows t0 .. t0 + 3 of S^T (t < BS: inside the block) */
             __m512 s[4][4];
             const uint32_t *k[4];
             for (int tt = 0; tt < 4; tt++) {
@@ -445,27 +537,10 @@ static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0,
             const int tile = nv - j0 < 4 ? nv - j0 : 4;
             for (int d0 = 0; d0 < D; d0 += 64) {
                 const int nd = D - d0 < 64 ? (D - d0) / 16 : 4;
-                __m512 o[4][4];
-                for (int g = 0; g < 4; g++)
-                    for (int x = 0; x < 4; x++)
-                        if (g < tile && x < nd)
-                            o[g][x] = _mm512_mul_ps(_mm512_loadu_ps(w->acc + (j0 + g) * D + d0 + 16 * x),
-                                                    _mm512_set1_ps(w->corr[j0 + g]));
-                for (int u = 0; u < pairs; u++) {
-                    __m512bh vv[4];
-                    for (int x = 0; x < 4; x++)
-                        if (x < nd) vv[x] = (__m512bh)_mm512_loadu_si512(w->vp + u * D + d0 + 16 * x);
-                    for (int g = 0; g < 4; g++)
-                        if (g < tile) {
-                            const __m512bh pb = (__m512bh)_mm512_set1_epi32((int32_t)w->pp[u * TV + j0 + g]);
-                            for (int x = 0; x < 4; x++)
-                                if (x < nd) o[g][x] = _mm512_dpbf16_ps(o[g][x], vv[x], pb);
-                        }
-                }
-                for (int g = 0; g < 4; g++)
-                    for (int x = 0; x < 4; x++)
-                        if (g < tile && x < nd)
-                            _mm512_storeu_ps(w->acc + (j0 + g) * D + d0 + 16 * x, o[g][x]);
+                if (tile == 4 && nd == 4) /* constants: the 16 accumulators stay in registers */
+                    tile_pv(w, j0, d0, D, pairs, 4, 4);
+                else
+                    tile_pv(w, j0, d0, D, pairs, tile, nd);
             }
         }
     }
@@ -486,6 +561,11 @@ static void *attend_bf16_tiled_thread(void *args) {
     const int G = a->num_heads / a->num_kv_heads, max_rows = TILE_VECTORS / G;
     TileScratch w;
     const int have_scratch = max_rows >= MIN_TILE_ROWS && tile_scratch_alloc(&w, a->head_dim, a->block_size);
+    int amx = 0;
+#ifdef HAVE_AMX
+    amx = have_scratch && a->use_amx;
+    if (amx) amx_configure();
+#endif
     int64_t b = 0;
     for (int64_t r = a->row_begin; r < a->row_end;) {
         while (a->cu_seqlens_q[b + 1] <= r) b++;
@@ -495,12 +575,15 @@ static void *attend_bf16_tiled_thread(void *args) {
         const int64_t keys0 = a->context_lens[b] - (a->cu_seqlens_q[b + 1] - 1 - r);
         const int64_t *table = a->block_tables + b * a->table_width;
         if (have_scratch && rows >= MIN_TILE_ROWS) {
-            for (int h = 0; h < a->num_kv_heads; h++) attend_bf16_tile(a, &w, r, rows, table, keys0, h);
+            for (int h = 0; h < a->num_kv_heads; h++) attend_bf16_tile(a, &w, r, rows, table, keys0, h, amx);
         } else {
             for (int i = 0; i < rows; i++) attend_bf16_avx512_row(a, r + i, table, keys0 + i);
         }
         r += rows;
     }
+#ifdef HAVE_AMX
+    if (amx) _tile_release();
+#endif
     if (have_scratch) tile_scratch_free(&w);
     return NULL;
 }
@@ -553,6 +636,9 @@ static int attend(int dtype, AttentionArgs args, int num_threads, int tiled) {
     if (args.num_kv_heads <= 0 || args.num_heads % args.num_kv_heads != 0 || args.head_dim > 512 ||
         args.block_size > 256)
         return -1;
+#ifdef HAVE_AMX
+    args.use_amx = tiled == 2 && amx_permitted();
+#endif
 #ifdef HAVE_AVX512_BF16
     if (dtype == 0 && args.head_dim % 32 == 0 && args.block_size % 16 == 0)
         return run(tiled ? attend_bf16_tiled_thread : attend_bf16_avx512_thread, args, num_threads);
@@ -566,7 +652,7 @@ static int attend(int dtype, AttentionArgs args, int num_threads, int tiled) {
 #define ATTENTION_ARGS                                                                             \
     AttentionArgs args = {q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, out,      \
                           table_width, num_seqs, num_heads, num_kv_heads, head_dim, block_size,    \
-                          scale, 0, 0}
+                          scale, 0, 0, 0}
 
 /* dtype: 0 = bfloat16, 1 = float32. Returns 0, or -1 for an unsupported shape or dtype. */
 int paged_attention(int dtype, const void *q, const void *k_cache, const void *v_cache,
@@ -574,11 +660,20 @@ int paged_attention(int dtype, const void *q, const void *k_cache, const void *v
                     const int64_t *context_lens, void *out, int64_t num_seqs, int num_heads,
                     int num_kv_heads, int head_dim, int block_size, float scale, int num_threads) {
     ATTENTION_ARGS;
-    return attend(dtype, args, num_threads, 1);
+    return attend(dtype, args, num_threads, 2);
 }
 
-/* The same without prefill tiles (every row by the row kernel): the baseline of
- * benchmarks/chip_ops.py's A/B, not used by the op. */
+/* The same with prefill tiles but no AMX (tiled = 1), or no tiles (0): the baselines of
+ * benchmarks/paged_attention_ab.py, not used by the op. */
+int paged_attention_variant(int tiled, int dtype, const void *q, const void *k_cache, const void *v_cache,
+                            const int64_t *block_tables, int64_t table_width, const int64_t *cu_seqlens_q,
+                            const int64_t *context_lens, void *out, int64_t num_seqs, int num_heads,
+                            int num_kv_heads, int head_dim, int block_size, float scale, int num_threads) {
+    ATTENTION_ARGS;
+    return attend(dtype, args, num_threads, tiled);
+}
+
+/* Without prefill tiles: the baseline of the W A/B, not used by the op. */
 int paged_attention_untiled(int dtype, const void *q, const void *k_cache, const void *v_cache,
                             const int64_t *block_tables, int64_t table_width, const int64_t *cu_seqlens_q,
                             const int64_t *context_lens, void *out, int64_t num_seqs, int num_heads,

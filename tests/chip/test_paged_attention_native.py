@@ -153,3 +153,22 @@ def test_native_prefill_tiles_read_only_what_each_row_may_see():
             k_cache[block], v_cache[block] = float("nan"), float("nan")
     k_cache[tables[0, 2], 13:], v_cache[tables[0, 2], 13:] = float("nan"), float("nan")
     assert torch.equal(clean, native.paged_attention(q, k_cache, v_cache, tables, cu, lens, 0.2))
+
+
+@requires_kernel
+@pytest.mark.parametrize("tiled", [0, 1])  # rows only; tiles without AMX (the op's path elsewhere)
+@pytest.mark.parametrize("num_kv_heads, group, head_dim", [(3, 3, 64), (2, 4, 128)])
+def test_native_variants_without_amx_match_reference(tiled, num_kv_heads, group, head_dim):
+    import ctypes
+
+    variant = build.function("paged_attention", "paged_attention_variant", (ctypes.c_int, *native._SIGNATURE))
+    q_lens, ctx_lens = [4, 1, 22, 65, 37], [4, 50, 22, 73, 90]
+    q, k_cache, v_cache, tables, cu, lens = _case(torch.bfloat16, ctx_lens, num_kv_heads, group, head_dim,
+                                                  16, q_lens)
+    tables, cu, lens = tables.long(), cu.long(), lens.long()
+    out = torch.empty_like(q)
+    assert variant(tiled, 0, q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), tables.data_ptr(),
+                   tables.shape[1], cu.data_ptr(), lens.data_ptr(), out.data_ptr(), len(ctx_lens),
+                   q.shape[1], num_kv_heads, head_dim, 16, 0.11, 1) == 0
+    torch.testing.assert_close(out.float(), _reference(q, k_cache, v_cache, tables, cu, lens, scale=0.11),
+                               atol=1.6e-2, rtol=0)
