@@ -359,14 +359,18 @@ static int amx_permitted(void) {
     return permitted;
 }
 
-/* Every tile 16 rows x 64 bytes: tmm0-3 the S^T tiles of four 16-vector chunks, tmm4 16 tokens' keys
- * (32 dims), tmm5-7 the query pairs of those dims. */
-static void amx_configure(void) {
+/* tmm0-3: 16 x 16 fp32 outputs of four 16-vector chunks (S^T, then O^T); tmm4: 16 tokens' keys
+ * (32 dims); tmm5: the query pairs of those dims; tmm6: 16 dims' value pairs of up to 32 tokens;
+ * tmm7: the probability pairs of those tokens. */
+static void amx_configure(int BS) {
     struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
         __attribute__((aligned(64))) config;
     memset(&config, 0, sizeof(config));
     config.palette = 1;
-    for (int i = 0; i < 8; i++) config.colsb[i] = 64, config.rows[i] = 16;
+    for (int i = 0; i < 6; i++) config.colsb[i] = 64, config.rows[i] = 16;
+    const int step = BS / 2 < 16 ? BS / 2 : 16; /* token pairs per tile product */
+    config.colsb[6] = step * 4, config.rows[6] = 16;
+    config.colsb[7] = 64, config.rows[7] = step;
     _tile_loadconfig(&config);
 }
 
@@ -383,8 +387,8 @@ static void amx_scores(TileScratch *w, const uint16_t *k, int64_t row, int D, in
         _tile_loadd(4, k + d0, row * 2);
         _tile_loadd(5, qt, TV * 4);
         _tile_dpbf16ps(0, 4, 5);
-        if (nc > 1) { _tile_loadd(6, qt + 16, TV * 4); _tile_dpbf16ps(1, 4, 6); }
-        if (nc > 2) { _tile_loadd(7, qt + 32, TV * 4); _tile_dpbf16ps(2, 4, 7); }
+        if (nc > 1) { _tile_loadd(5, qt + 16, TV * 4); _tile_dpbf16ps(1, 4, 5); }
+        if (nc > 2) { _tile_loadd(5, qt + 32, TV * 4); _tile_dpbf16ps(2, 4, 5); }
         if (nc > 3) { _tile_loadd(5, qt + 48, TV * 4); _tile_dpbf16ps(3, 4, 5); }
     }
     float *st = w->st + t0 * TV;
@@ -392,6 +396,39 @@ static void amx_scores(TileScratch *w, const uint16_t *k, int64_t row, int D, in
     if (nc > 1) _tile_stored(1, st + 16, TV * 4);
     if (nc > 2) _tile_stored(2, st + 32, TV * 4);
     if (nc > 3) _tile_stored(3, st + 48, TV * 4);
+}
+
+/* acc^T (D, TILE_VECTORS) = acc^T * corr + O^T for this block, O^T = V^T P^T by AMX: w->vp holds
+ * V^T as (D, BS / 2) value pairs, w->pp the probability pairs (zero past the block's tokens). */
+static void amx_pv(TileScratch *w, int D, int BS, int nc) {
+    const int TV = TILE_VECTORS, KP = BS / 2, step = KP < 16 ? KP : 16;
+    float ot[4][16 * 16] __attribute__((aligned(64)));
+    for (int d0 = 0; d0 < D; d0 += 16) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int u0 = 0; u0 < KP; u0 += step) {
+            const uint32_t *pp = w->pp + u0 * TV;
+            _tile_loadd(6, w->vp + d0 * KP + u0, KP * 4);
+            _tile_loadd(7, pp, TV * 4);
+            _tile_dpbf16ps(0, 6, 7);
+            if (nc > 1) { _tile_loadd(7, pp + 16, TV * 4); _tile_dpbf16ps(1, 6, 7); }
+            if (nc > 2) { _tile_loadd(7, pp + 32, TV * 4); _tile_dpbf16ps(2, 6, 7); }
+            if (nc > 3) { _tile_loadd(7, pp + 48, TV * 4); _tile_dpbf16ps(3, 6, 7); }
+        }
+        _tile_stored(0, ot[0], 64);
+        if (nc > 1) _tile_stored(1, ot[1], 64);
+        if (nc > 2) _tile_stored(2, ot[2], 64);
+        if (nc > 3) _tile_stored(3, ot[3], 64);
+        for (int c = 0; c < nc; c++) {
+            const __m512 corr = _mm512_loadu_ps(w->corr + c * 16);
+            for (int dd = 0; dd < 16; dd++) {
+                float *acc = w->acc + (d0 + dd) * TV + c * 16;
+                _mm512_store_ps(acc, _mm512_fmadd_ps(_mm512_load_ps(acc), corr, _mm512_load_ps(ot[c] + dd * 16)));
+            }
+        }
+    }
 }
 #endif
 
@@ -446,7 +483,7 @@ static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0,
         _mm512_storeu_ps(w->m + c * 16, _mm512_set1_ps(-INFINITY));
         _mm512_storeu_ps(w->l + c * 16, _mm512_setzero_ps());
     }
-    memset(w->acc, 0, sizeof(float) * nc * 16 * D);
+    memset(w->acc, 0, sizeof(float) * (amx ? TV : nc * 16) * D); /* acc^T with AMX: (D, TV) */
     const __m512i lo_pairs = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9,
                                               40, 8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
     const __m512i hi_pairs = _mm512_add_epi16(lo_pairs, _mm512_set1_epi16(16));
@@ -458,8 +495,24 @@ static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0,
         const int64_t base = table[first / BS] * BS * row + (int64_t)h * D;
         const uint16_t *kb = (const uint16_t *)a->k_cache + base;
         const uint16_t *vb = (const uint16_t *)a->v_cache + base;
+        if (amx) memset(w->vp, 0, sizeof(uint32_t) * D * (BS / 2)); /* pairs past n: zeros */
         for (int u = 0; u < pairs; u++) { /* a token past n pairs with zeros, not the pool's bytes */
             const uint16_t *v0 = vb + 2 * u * row;
+#ifdef HAVE_AMX
+            if (amx) { /* V^T: dim d's pair u at vp[d * BS / 2 + u] */
+                const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                          _mm512_set1_epi32(BS / 2));
+                for (int d0 = 0; d0 < D; d0 += 32) {
+                    const __m512i even = _mm512_loadu_si512(v0 + d0);
+                    const __m512i odd = 2 * u + 1 < n ? _mm512_loadu_si512(v0 + row + d0) : _mm512_setzero_si512();
+                    _mm512_i32scatter_epi32(w->vp + d0 * (BS / 2) + u, column,
+                                            _mm512_permutex2var_epi16(even, lo_pairs, odd), 4);
+                    _mm512_i32scatter_epi32(w->vp + (d0 + 16) * (BS / 2) + u, column,
+                                            _mm512_permutex2var_epi16(even, hi_pairs, odd), 4);
+                }
+                continue;
+            }
+#endif
             for (int d0 = 0; d0 < D; d0 += 32) {
                 const __m512i even = _mm512_loadu_si512(v0 + d0);
                 const __m512i odd = 2 * u + 1 < n ? _mm512_loadu_si512(v0 + row + d0) : _mm512_setzero_si512();
@@ -529,10 +582,18 @@ static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0,
                 const __m512i odd = _mm512_cvtepu16_epi32((__m256i)p16[1]);
                 _mm512_store_si512(w->pp + u * TV + c * 16, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
             }
+            for (int u = pairs; u < BS / 2; u++) /* AMX multiplies whole tiles */
+                _mm512_store_si512(w->pp + u * TV + c * 16, _mm512_setzero_si512());
             const __m512 corr = _mm512_loadu_ps(w->corr + c * 16);
             _mm512_storeu_ps(w->l + c * 16, _mm512_fmadd_ps(_mm512_loadu_ps(w->l + c * 16), corr, sum));
             _mm512_storeu_ps(w->m + c * 16, top);
         }
+#ifdef HAVE_AMX
+        if (amx) {
+            amx_pv(w, D, BS, nc);
+            continue;
+        }
+#endif
         for (int j0 = 0; j0 < nv; j0 += 4) { /* acc = acc * corr + P V */
             const int tile = nv - j0 < 4 ? nv - j0 : 4;
             for (int d0 = 0; d0 < D; d0 += 64) {
@@ -545,7 +606,12 @@ static void attend_bf16_tile(const AttentionArgs *a, TileScratch *w, int64_t r0,
         }
     }
     uint16_t *out = (uint16_t *)a->out;
-    for (int j = 0; j < nv; j++) {
+    for (int j = 0; j < nv && amx; j++) { /* acc^T */
+        uint16_t *o = out + ((r0 + j / G) * Hq + h * G + j % G) * D;
+        const float inv = w->l[j] > 0.0f ? 1.0f / w->l[j] : 0.0f;
+        for (int d = 0; d < D; d++) bf16_store(o, d, w->acc[d * TV + j] * inv);
+    }
+    for (int j = 0; j < nv && !amx; j++) {
         uint16_t *o = out + ((r0 + j / G) * Hq + h * G + j % G) * D;
         const __m512 inv = _mm512_set1_ps(w->l[j] > 0.0f ? 1.0f / w->l[j] : 0.0f);
         for (int d = 0; d < D; d += 16)
@@ -564,7 +630,7 @@ static void *attend_bf16_tiled_thread(void *args) {
     int amx = 0;
 #ifdef HAVE_AMX
     amx = have_scratch && a->use_amx;
-    if (amx) amx_configure();
+    if (amx) amx_configure(a->block_size);
 #endif
     int64_t b = 0;
     for (int64_t r = a->row_begin; r < a->row_end;) {

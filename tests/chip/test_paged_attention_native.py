@@ -123,6 +123,7 @@ def test_build_falls_back_when_disabled_or_the_compiler_fails(tmp_path):
     (1, 16, 64, 32),  # tiles of the minimum 4 rows
     (4, 1, 64, 16),  # no GQA: tiles of 64 rows
     (2, 2, 96, 16),  # head_dim 96: a 64-dim and a 32-dim pass of P V
+    (2, 3, 64, 64),  # blocks of 64 tokens: two AMX products of P V per block
     (1, 32, 32, 16),  # a group too wide for a tile: every row by the row kernel
 ])
 @pytest.mark.parametrize("threads", [1, 2])
