@@ -140,6 +140,10 @@ def command(
     app = create_app(settings, public_name=served_id, models=with_lora_modules(
         load_id, load, adapters))
     run_server(app, host, port)
+    if replica_config is not None:
+        from app.serving.ray_replicas.deploy import disconnect
+
+        disconnect()  # in the main thread, before the interpreter tears Ray's threads down
     if tensor_parallel_size > 1:
         from app.serving.tensor_parallel import group_failure
 

@@ -41,8 +41,19 @@ class ReplicaConfig:
 def connect(config: ReplicaConfig) -> None:
     """Join the cluster at `ray_address`, or start a local Ray instance; start Serve without
     its HTTP proxy. Idempotent."""
-    import ray
-    from ray import serve
+    # Ray's driver treats SIGTERM as a crash: its failure signal handler aborts the process 3 s
+    # later, cutting the server's graceful drain short (`flywheel serve` died of SIGABRT). Ray
+    # reads the switch when imported (this runs before anything here imports it); unset again
+    # after, so the Ray processes a local instance starts keep their crash reports.
+    switch = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+    set_here = switch not in os.environ
+    os.environ.setdefault(switch, "1")
+    try:
+        import ray
+        from ray import serve
+    finally:
+        if set_here:
+            del os.environ[switch]
 
     if not ray.is_initialized():
         # Replicas run this package from the same environment: a local Ray starts its workers
@@ -52,6 +63,15 @@ def connect(config: ReplicaConfig) -> None:
         ray.init(address=config.ray_address or "local", runtime_env=env, log_to_driver=False,
                  include_dashboard=False, configure_logging=False)
     serve.start(proxy_location="Disabled")
+
+
+def disconnect() -> None:
+    """Leave Ray (stopping a local instance this process started) once the server has stopped
+    and deleted its applications; from the main thread, rather than at interpreter exit."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def app_name_for(model_id: str) -> str:
@@ -65,6 +85,7 @@ def app_name_for(model_id: str) -> str:
 def deploy_replicated_model(model_dir: str | Path, engine_config: EngineConfig, model_id: str,
                             config: ReplicaConfig) -> ServedModel:
     """Blocking (until every replica has loaded the model): run it in a worker thread."""
+    connect(config)  # first: it sets what Ray reads when imported
     from ray import serve
 
     from app.serving.ray_replicas.client import ReplicaEngineClient
@@ -72,7 +93,6 @@ def deploy_replicated_model(model_dir: str | Path, engine_config: EngineConfig, 
     from model.hf_config import load_model_config
     from model.tokenizer import Tokenizer
 
-    connect(config)
     model_dir = str(Path(model_dir).resolve())
     deployment = serve.deployment(
         EngineReplica, name="engine", num_replicas=config.num_replicas,

@@ -98,3 +98,19 @@ def wait_until(condition, what: str, timeout_s: float = RESTART_BOUND_S, poll_s:
         assert time.monotonic() < deadline, what
         time.sleep(poll_s)
     return result
+
+
+def adapter_and_merged(root: Path) -> tuple[Path, Path]:
+    """A random LoRA adapter for stories260K under `root`, and the reference: the adapter merged
+    into a checkpoint (served by one in-process engine, it must answer as the adapter does)."""
+    from model.checkpoint_writer import save_checkpoint
+    from model.loader import load_model as load_weights
+    from tests.shared_data import STORIES_HF
+    from tests.utils.lora import merged_copy, write_random_adapter
+
+    loaded = load_weights(STORIES_HF)
+    weights = write_random_adapter(loaded.model, root / "alpha", rank=8, alpha=16.0, seed=1,
+                                   std=0.3)
+    save_checkpoint(merged_copy(loaded.model, weights), loaded.config, root / "merged",
+                    tokenizer_dir=STORIES_HF)
+    return root / "alpha", root / "merged"

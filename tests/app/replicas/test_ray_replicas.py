@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from tests.app.replicas.conftest import (RAY_MISSING, RESTART_BOUND_S, running_replicas,
-                                         wait_until)
+from tests.app.replicas.conftest import (RAY_MISSING, RESTART_BOUND_S, adapter_and_merged,
+                                         running_replicas, wait_until)
 
 ray = pytest.importorskip("ray", reason=RAY_MISSING)
 
@@ -246,22 +246,14 @@ def test_a_lora_adapter_is_served_by_the_replicas(served, client, tmp_path_facto
     """Loaded after the replicas were replaced (the test above): each replica reads the adapter
     on its first request for it. Reference: the adapter merged into a checkpoint, on one
     in-process engine."""
-    from model.checkpoint_writer import save_checkpoint
-    from model.loader import load_model as load_weights
-    from tests.utils.lora import merged_copy, write_random_adapter
-
     _, url = served
     root = tmp_path_factory.mktemp("lora")
-    loaded = load_weights(MODEL_DIR)
-    weights = write_random_adapter(loaded.model, root / "alpha", rank=8, alpha=16.0, seed=1,
-                                   std=0.3)
-    save_checkpoint(merged_copy(loaded.model, weights), loaded.config, root / "merged",
-                    tokenizer_dir=MODEL_DIR)
+    adapter_dir, merged_dir = adapter_and_merged(root)
     bad = httpx.post(f"{url}/v1/load_lora_adapter", timeout=60,
                      json={"lora_name": "nope", "lora_path": str(root / "missing")})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "lora_path", bad.text
     loaded_reply = httpx.post(f"{url}/v1/load_lora_adapter", timeout=60,
-                              json={"lora_name": "alpha", "lora_path": str(root / "alpha")})
+                              json={"lora_name": "alpha", "lora_path": str(adapter_dir)})
     assert loaded_reply.status_code == 200, loaded_reply.text
     listed = {m["model"]: m for m in httpx.get(f"{url}/v1/replicas", timeout=30).json()["data"]}
     assert listed["alpha"]["application"] == listed[MODEL_ID]["application"]
@@ -270,7 +262,7 @@ def test_a_lora_adapter_is_served_by_the_replicas(served, client, tmp_path_facto
     for prompt in (STORY, "The little dog", "Tim and Sue went to"):
         prompt_ids = model.tokenizer.encode(prompt, add_bos=True)
         expected = _reference(prompt_ids, 12,
-                              load_served_model(root / "merged", EngineConfig(**ENGINE)))
+                              load_served_model(merged_dir, EngineConfig(**ENGINE)))
         reply = client.completions.create(model="alpha", prompt=prompt, max_tokens=12,
                                           temperature=0)
         assert reply.choices[0].text == expected, prompt

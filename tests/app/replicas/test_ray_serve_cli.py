@@ -1,0 +1,61 @@
+"""`flywheel serve --replicas 1 --ray-address ... --lora-modules alpha=DIR` as a user runs it: the
+server joins the session's Ray cluster, deploys the replica, and serves the adapter from it.
+Reference: the adapter merged into a checkpoint, on one in-process engine."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.app.replicas.conftest import RAY_MISSING, adapter_and_merged, wait_until
+
+pytest.importorskip("ray", reason=RAY_MISSING)
+
+from app.serving.loading import load_served_model  # noqa: E402
+from shared import EngineConfig, SamplingParams  # noqa: E402
+from tests.shared_data import STORIES_HF  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "The little dog"
+
+
+def _merged_greedy(merged_dir, max_tokens: int = 12) -> str:
+    model = load_served_model(merged_dir, EngineConfig(num_kv_blocks=64))
+
+    async def run() -> str:
+        prompt_ids = model.tokenizer.encode(PROMPT, add_bos=True)
+        async for out in model.engine.generate(prompt_ids, SamplingParams(
+                max_tokens=max_tokens, temperature=0), "reference"):
+            pass
+        await model.engine.shutdown()
+        return out.outputs[0].text
+
+    return asyncio.run(run())
+
+
+def test_serve_replicas_with_lora_modules(cluster_address, tmp_path):
+    adapter_dir, merged_dir = adapter_and_merged(tmp_path)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--model", str(STORIES_HF), "--port", "0",
+         "--no-auth", "--data-dir", str(tmp_path / "data"), "--num-threads", "1",
+         "--replicas", "1", "--ray-address", cluster_address,
+         "--lora-modules", f"alpha={adapter_dir}"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://"), url
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok",
+                   "the replica or the adapter did not load")
+        reply = httpx.post(f"{url}/v1/completions", timeout=60, json={
+            "model": "alpha", "prompt": PROMPT, "max_tokens": 12, "temperature": 0})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["choices"][0]["text"] == _merged_greedy(merged_dir)
+        listed = httpx.get(f"{url}/v1/replicas", timeout=30).json()["data"]
+        assert {m["application"] for m in listed} != {None}  # served by the Serve application
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=120) == 0
