@@ -4,8 +4,9 @@ It reads each sequence's blocks in place, so unlike the torch path it copies no 
 pads nothing, and needs no per-head copies for GQA; decode tokens and prefill chunks go in one
 call. Measured at SmolLM2-135M shapes, one thread (benchmarks/chip_ops.py has the comparison):
 decode of 64 sequences with contexts around 350 runs 2-3x faster than gather + batched matmuls,
-and a 288-token prefill about 2x faster than torch's flash-attention CPU kernel; prefill in tiles
-of rows (AVX-512 BF16) doubled that again (benchmarks/paged_attention_ab.py).
+and a 288-token prefill about 2x faster than torch's flash-attention CPU kernel. Prefill rows then
+went into tiles (bf16 with AVX-512, both products on AMX where the CPU has it): another 2.9-3.9x
+with AMX, 1.7-1.9x without (benchmarks/paged_attention_ab.py).
 """
 from __future__ import annotations
 
