@@ -128,11 +128,12 @@ FAMILIES: dict[str, tuple[Callable[[random.Random], Turn], float]] = {
     "greeting": (greeting, 1.0), "arithmetic": (arithmetic, 2.0),
     "unit_conversion": (unit_conversion, 1.5), "dates": (dates, 1.5),
     "capital": (capital, 2.0), "flywheel_faq": (flywheel_faq, 1.0), "copying": (copying, 1.5),
-    "long_copying": (long_copying, 1.0),
+    # Weight 0 in the default mix, which reproduces the bundled model; a recipe opts in by weight.
+    "long_copying": (long_copying, 0.0),
 }
 # Families that are whole conversations rather than turns: tool use (`app.demo.tool_use`).
 TOOL_USE = "tool_use"
-CONVERSATION_FAMILIES: dict[str, float] = {TOOL_USE: 1.2}
+CONVERSATION_FAMILIES: dict[str, float] = {TOOL_USE: 0.0}
 
 
 def sample_turn(rng: random.Random, family: str | None = None,

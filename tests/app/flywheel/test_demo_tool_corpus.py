@@ -54,8 +54,9 @@ def test_calls_are_right_and_answers_carry_the_result():
 
 
 def test_the_corpus_mixes_in_tool_conversations_only_by_weight():
-    corpus = generate_corpus(400, seed=3)
+    corpus = generate_corpus(400, seed=3, weights={"arithmetic": 2.0, "dates": 2.0, TOOL_USE: 1.0})
     with_tools = [c for c in corpus if c[0]["content"].startswith("# Tools")]
-    assert 10 < len(with_tools) < 120
-    none = generate_corpus(200, seed=3, weights={"arithmetic": 1.0, TOOL_USE: 0.0})
-    assert not any("<tool_call>" in m["content"] for c in none for m in c)
+    assert 40 < len(with_tools) < 130  # a fifth by weight (80 expected)
+    for weights in (None, {"arithmetic": 1.0, TOOL_USE: 0.0}):  # the default mix has none
+        none = generate_corpus(200, seed=3, weights=weights)
+        assert not any("<tool_call>" in m["content"] for c in none for m in c)
