@@ -338,6 +338,10 @@ typedef struct {
     float m[TILE_VECTORS], l[TILE_VECTORS], corr[TILE_VECTORS];
 } TileScratch;
 
+static void tile_scratch_free(TileScratch *w) {
+    free(w->qt), free(w->st), free(w->pp), free(w->vp), free(w->acc);
+}
+
 static int tile_scratch_alloc(TileScratch *w, int D, int BS) {
     const size_t TV = TILE_VECTORS;
     w->qt = aligned_alloc(64, TV * D / 2 * 4);
@@ -345,11 +349,9 @@ static int tile_scratch_alloc(TileScratch *w, int D, int BS) {
     w->pp = aligned_alloc(64, TV * BS / 2 * 4);
     w->vp = aligned_alloc(64, (size_t)BS / 2 * D * 4);
     w->acc = aligned_alloc(64, TV * D * 4);
-    return w->qt && w->st && w->pp && w->vp && w->acc;
-}
-
-static void tile_scratch_free(TileScratch *w) {
-    free(w->qt), free(w->st), free(w->pp), free(w->vp), free(w->acc);
+    if (w->qt && w->st && w->pp && w->vp && w->acc) return 1;
+    tile_scratch_free(w);
+    return 0;
 }
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
@@ -632,12 +634,8 @@ static void *attend_bf16_tiled_thread(void *args) {
     const AttentionArgs *a = (const AttentionArgs *)args;
     const int G = a->num_heads / a->num_kv_heads, max_rows = TILE_VECTORS / G;
     TileScratch w;
-    const int have_scratch = max_rows >= MIN_TILE_ROWS && tile_scratch_alloc(&w, a->head_dim, a->block_size);
+    int scratch = max_rows >= MIN_TILE_ROWS ? -1 : 0; /* -1: at the first tile (decode: never) */
     int amx = 0;
-#ifdef HAVE_AMX
-    amx = have_scratch && a->use_amx;
-    if (amx) amx_configure(a->block_size);
-#endif
     int64_t b = 0;
     for (int64_t r = a->row_begin; r < a->row_end;) {
         while (a->cu_seqlens_q[b + 1] <= r) b++;
@@ -646,7 +644,14 @@ static void *attend_bf16_tiled_thread(void *args) {
         const int rows = (int)((end - r + num_tiles - 1) / num_tiles);
         const int64_t keys0 = a->context_lens[b] - (a->cu_seqlens_q[b + 1] - 1 - r);
         const int64_t *table = a->block_tables + b * a->table_width;
-        if (have_scratch && rows >= MIN_TILE_ROWS) {
+        if (rows >= MIN_TILE_ROWS && scratch < 0) {
+            scratch = tile_scratch_alloc(&w, a->head_dim, a->block_size);
+#ifdef HAVE_AMX
+            amx = scratch && a->use_amx;
+            if (amx) amx_configure(a->block_size);
+#endif
+        }
+        if (scratch == 1 && rows >= MIN_TILE_ROWS) {
             for (int h = 0; h < a->num_kv_heads; h++) attend_bf16_tile(a, &w, r, rows, table, keys0, h, amx);
         } else {
             for (int i = 0; i < rows; i++) attend_bf16_avx512_row(a, r + i, table, keys0 + i);
@@ -656,7 +661,7 @@ static void *attend_bf16_tiled_thread(void *args) {
 #ifdef HAVE_AMX
     if (amx) _tile_release();
 #endif
-    if (have_scratch) tile_scratch_free(&w);
+    if (scratch == 1) tile_scratch_free(&w);
     return NULL;
 }
 #endif
