@@ -5,6 +5,7 @@ modules share it; each module deploys its own front and Serve applications on it
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -60,7 +61,19 @@ def cluster_address(tmp_path_factory):
             [ray_cli, "start", "--address", address, "--node-ip-address", "127.0.0.1",
              *node_args], env=env, stdout=open(logs / "node.log", "w"),  # noqa: SIM115
             stderr=subprocess.STDOUT))
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # The driver joins as a process on the nodes' own address (127.0.0.1, not the host's
+        # outward IP), and retries: on a loaded box the head's port listens a while before its
+        # raylet has registered ("No node info found ... when trying to resolve node").
+        joined_by = time.monotonic() + 120
+        while True:
+            try:
+                ray.init(address=address, _node_ip_address="127.0.0.1", include_dashboard=False,
+                         log_to_driver=False)
+                break
+            except (ConnectionError, RuntimeError):
+                if time.monotonic() > joined_by:
+                    raise
+                time.sleep(1)
         deadline = time.monotonic() + 120
         while sum(n["Alive"] for n in ray.nodes()) < 2:
             assert time.monotonic() < deadline, "the second Ray node did not join"
@@ -114,3 +127,21 @@ def adapter_and_merged(root: Path) -> tuple[Path, Path]:
     save_checkpoint(merged_copy(loaded.model, weights), loaded.config, root / "merged",
                     tokenizer_dir=STORIES_HF)
     return root / "alpha", root / "merged"
+
+
+def greedy_text(model_dir, prompt_ids: list[int], max_tokens: int = 12, engine=None) -> str:
+    """The reference a replica must match: the same greedy request on one engine of `model_dir`
+    in this process (shut down afterwards)."""
+    from app.serving.loading import load_served_model
+    from shared import EngineConfig, SamplingParams
+
+    model = load_served_model(model_dir, engine or EngineConfig(num_kv_blocks=64))
+
+    async def run() -> str:
+        async for out in model.engine.generate(prompt_ids, SamplingParams(
+                max_tokens=max_tokens, temperature=0), "reference"):
+            pass
+        await model.engine.shutdown()
+        return out.outputs[0].text
+
+    return asyncio.run(run())

@@ -6,7 +6,6 @@ run by one in-process engine (greedy text must be equal).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -16,16 +15,16 @@ import openai
 import pytest
 
 from tests.app.replicas.conftest import (RAY_MISSING, RESTART_BOUND_S, adapter_and_merged,
+                                         greedy_text,
                                          running_replicas, wait_until)
 
 ray = pytest.importorskip("ray", reason=RAY_MISSING)
 
 from app.api.main import create_app
 from app.core.config import Settings
-from app.serving.loading import load_served_model
 from app.serving.model_host import ModelHost
 from app.serving.ray_replicas.deploy import ReplicaConfig, deploy_replicated_model
-from shared import EngineConfig, SamplingParams
+from shared import EngineConfig
 from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread
 
 pytestmark = pytest.mark.slow
@@ -62,21 +61,6 @@ def _replicas(url: str) -> dict[str, dict]:
     return {r["replica_id"]: r for r in served["replicas"]}
 
 
-def _reference(prompt_ids: list[int], max_tokens: int, model=None) -> str:
-    """The same greedy request on one engine in this process (a new one on the base model
-    unless given; it is shut down)."""
-    model = model or load_served_model(MODEL_DIR, EngineConfig(**ENGINE))
-
-    async def run() -> str:
-        async for out in model.engine.generate(prompt_ids, SamplingParams(
-                max_tokens=max_tokens, temperature=0), "reference"):
-            pass
-        await model.engine.shutdown()
-        return out.outputs[0].text
-
-    return asyncio.run(run())
-
-
 def test_replicas_are_placed_on_both_nodes(served, client):
     """Prompts with no cached prefix are spread by queue length (ties at random): within a few
     of them both replicas have answered, each reporting its own Ray node."""
@@ -94,7 +78,8 @@ def test_two_replicas_answer_like_one_engine(served, client):
 
     model, _ = served
     messages = [{"role": "user", "content": STORY}]
-    expected = _reference(render_prompt_ids(model.tokenizer, messages), 24)
+    expected = greedy_text(MODEL_DIR, render_prompt_ids(model.tokenizer, messages), 24,
+                           EngineConfig(**ENGINE))
     reply = client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=24,
                                            temperature=0)
     assert reply.choices[0].message.content == expected
@@ -261,8 +246,7 @@ def test_a_lora_adapter_is_served_by_the_replicas(served, client, tmp_path_facto
     differs = False
     for prompt in (STORY, "The little dog", "Tim and Sue went to"):
         prompt_ids = model.tokenizer.encode(prompt, add_bos=True)
-        expected = _reference(prompt_ids, 12,
-                              load_served_model(merged_dir, EngineConfig(**ENGINE)))
+        expected = greedy_text(merged_dir, prompt_ids, 12, EngineConfig(**ENGINE))
         reply = client.completions.create(model="alpha", prompt=prompt, max_tokens=12,
                                           temperature=0)
         assert reply.choices[0].text == expected, prompt

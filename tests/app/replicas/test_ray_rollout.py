@@ -10,23 +10,22 @@ answer's conversation id (sha256, as documented for `canary_fraction`).
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 import httpx
 import pytest
 
-from tests.app.replicas.conftest import RAY_MISSING, running_replicas, wait_until
+from tests.app.replicas.conftest import RAY_MISSING, greedy_text, running_replicas, wait_until
 
 ray = pytest.importorskip("ray", reason=RAY_MISSING)
 
 from app.api.main import create_app  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from app.serving.loading import load_served_model  # noqa: E402
 from app.serving.model_host import ModelHost  # noqa: E402
 from app.serving.ray_replicas.deploy import ReplicaConfig, deploy_replicated_model  # noqa: E402
 from model.registry import BASE_VERSION_ID, VersionStatus  # noqa: E402
-from shared import EngineConfig, SamplingParams  # noqa: E402
+from model.tokenizer import Tokenizer  # noqa: E402
+from shared import EngineConfig  # noqa: E402
 from tests.app.api.conftest import MODEL_DIR, MODEL_ID, ServerThread  # noqa: E402
 from tests.app.api.test_rollout import _perturbed_copy  # noqa: E402
 from tests.utils.registry import data_registry  # noqa: E402
@@ -38,19 +37,10 @@ PROMPT = "Once upon a time, there was a little girl named Lily. She"
 CANARY_FRACTION = 0.5
 
 
-def _greedy(model_dir, prompt: str, max_tokens: int = 12) -> str:
+def _greedy(model_dir, prompt: str) -> str:
     """The version's greedy completion on one engine in this process."""
-    model = load_served_model(model_dir, EngineConfig(**ENGINE))
-    prompt_ids = model.tokenizer.encode(prompt, add_bos=True)
-
-    async def run() -> str:
-        async for out in model.engine.generate(prompt_ids, SamplingParams(
-                max_tokens=max_tokens, temperature=0), "reference"):
-            pass
-        await model.engine.shutdown()
-        return out.outputs[0].text
-
-    return asyncio.run(run())
+    prompt_ids = Tokenizer.from_dir(model_dir).encode(prompt, add_bos=True)
+    return greedy_text(model_dir, prompt_ids, 12, EngineConfig(**ENGINE))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ server joins the session's Ray cluster, deploys the replica, and serves the adap
 Reference: the adapter merged into a checkpoint, on one in-process engine."""
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
@@ -11,31 +10,17 @@ import sys
 import httpx
 import pytest
 
-from tests.app.replicas.conftest import RAY_MISSING, adapter_and_merged, wait_until
+from tests.app.replicas.conftest import RAY_MISSING, adapter_and_merged, greedy_text, wait_until
 
 pytest.importorskip("ray", reason=RAY_MISSING)
 
-from app.serving.loading import load_served_model  # noqa: E402
-from shared import EngineConfig, SamplingParams  # noqa: E402
+from model.tokenizer import Tokenizer  # noqa: E402
+from shared import EngineConfig  # noqa: E402
 from tests.shared_data import STORIES_HF  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 PROMPT = "The little dog"
-
-
-def _merged_greedy(merged_dir, max_tokens: int = 12) -> str:
-    model = load_served_model(merged_dir, EngineConfig(num_kv_blocks=64))
-
-    async def run() -> str:
-        prompt_ids = model.tokenizer.encode(PROMPT, add_bos=True)
-        async for out in model.engine.generate(prompt_ids, SamplingParams(
-                max_tokens=max_tokens, temperature=0), "reference"):
-            pass
-        await model.engine.shutdown()
-        return out.outputs[0].text
-
-    return asyncio.run(run())
 
 
 def test_serve_replicas_with_lora_modules(cluster_address, tmp_path):
@@ -53,7 +38,8 @@ def test_serve_replicas_with_lora_modules(cluster_address, tmp_path):
         reply = httpx.post(f"{url}/v1/completions", timeout=60, json={
             "model": "alpha", "prompt": PROMPT, "max_tokens": 12, "temperature": 0})
         assert reply.status_code == 200, reply.text
-        assert reply.json()["choices"][0]["text"] == _merged_greedy(merged_dir)
+        prompt_ids = Tokenizer.from_dir(merged_dir).encode(PROMPT, add_bos=True)
+        assert reply.json()["choices"][0]["text"] == greedy_text(merged_dir, prompt_ids)
         listed = httpx.get(f"{url}/v1/replicas", timeout=30).json()["data"]
         assert {m["application"] for m in listed} != {None}  # served by the Serve application
     finally:
