@@ -1,15 +1,17 @@
-"""The C paged-attention kernel's prefill tiles (with AMX scores, and without) against the row
-kernel they replaced, A/B/C.
+"""The C paged-attention kernel's variants against each other, A/B/C in one process.
 
     .venv/bin/python benchmarks/paged_attention_ab.py [--rounds 9] [--threads 1]
+    .venv/bin/python benchmarks/paged_attention_ab.py --decode --variants 2,3
 
 SmolLM2-135M shapes (9 query heads, 3 kv heads, head_dim 64, bf16, blocks of 16, scattered).
-All three live in the same shared object (`paged_attention_variant`: 0 rows, 1 tiles, 2 tiles with
-AMX scores where the CPU and OS allow, as the op runs); each round times one call of each, in
-turn, so load from other processes hits all alike. Prints the median milliseconds of each, the
-speedups over the row kernel and the op's GFLOP/s (4 * head_dim FLOPs per query head and key seen:
-QK^T and PV). With one thread the kernel runs on the calling thread, so the clock is that thread's
-CPU time, which time slices lost to other processes do not inflate; with more, wall time.
+All variants live in the same shared object (`paged_attention_variant`: 0 rows, 1 prefill tiles,
+2 tiles with AMX scores where the CPU and OS allow, 3 that with decode rows by GQA group, as the op
+runs); each round times one call of each, in turn, so load from other processes hits all alike.
+The default cases are prefill-heavy; `--decode` runs decode-only batches of 1, 8 and 64 sequences
+at contexts of 128-1024. Prints the median milliseconds of each, the speedups over the first and
+the last one's GFLOP/s (4 * head_dim FLOPs per query head and key seen: QK^T and PV). With one
+thread the kernel runs on the calling thread, so the clock is that thread's CPU time, which time
+slices lost to other processes do not inflate; with more, wall time.
 """
 from __future__ import annotations
 
@@ -44,6 +46,17 @@ def cases(gen: torch.Generator) -> dict[str, tuple[list[int], list[int]]]:
     }
 
 
+def decode_cases(gen: torch.Generator) -> dict[str, tuple[list[int], list[int]]]:
+    """Decode-only batches (one query row per sequence), as most steps of W and all of batch 1."""
+    out = {}
+    for batch in (1, 8, 64):
+        for low, high in ((128, 128), (512, 512), (1024, 1024), (128, 1024)):
+            ctx = torch.randint(low, high + 1, (batch,), generator=gen).tolist()
+            span = f"{low}" if low == high else f"{low}-{high}"
+            out[f"decode {batch}, ctx {span}"] = ([1] * batch, ctx)
+    return out
+
+
 def flops(q_lens: list[int], ctx_lens: list[int]) -> float:
     keys = sum(n * c - n * (n - 1) // 2 for n, c in zip(q_lens, ctx_lens))
     return 4.0 * HEAD_DIM * HEADS * keys
@@ -53,17 +66,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--variants", default="0,1,2",
+                        help="paged_attention_variant codes, the first is the baseline")
+    parser.add_argument("--decode", action="store_true", help="decode-only batches instead")
     args = parser.parse_args()
+    codes = [int(c) for c in args.variants.split(",")]
     torch.set_num_threads(args.threads)
     variant = build.function("paged_attention", "paged_attention_variant",
                              (ctypes.c_int, *native._SIGNATURE))
     gen = torch.Generator().manual_seed(0)
-    k_cache = torch.randn(4096, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
-    v_cache = torch.randn(4096, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
-    print(f"threads {args.threads}, rounds {args.rounds}: median ms rows / tiles / tiles+AMX, speedups, GFLOP/s")
-    for name, (q_lens, ctx_lens) in cases(gen).items():
+    k_cache = torch.randn(8192, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
+    v_cache = torch.randn(8192, BLOCK, KV_HEADS, HEAD_DIM, generator=gen).bfloat16()
+    print(f"threads {args.threads}, rounds {args.rounds}: median ms of variants {codes}, "
+          f"speedups over {codes[0]}, GFLOP/s of the last")
+    for name, (q_lens, ctx_lens) in (decode_cases(gen) if args.decode else cases(gen)).items():
         width = max(-(-c // BLOCK) for c in ctx_lens)
-        tables = torch.randperm(4096, generator=gen)[:len(ctx_lens) * width].view(len(ctx_lens), width)
+        tables = torch.randperm(8192, generator=gen)[:len(ctx_lens) * width].view(len(ctx_lens), width)
         cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()])
         lens = torch.tensor(ctx_lens)
         q = torch.randn(sum(q_lens), HEADS, HEAD_DIM, generator=gen).bfloat16()
@@ -75,19 +93,20 @@ def main() -> None:
                     KV_HEADS, HEAD_DIM, BLOCK, 0.125, args.threads)
             return out.clone()
 
-        rows = call(0).float()
-        worst = max(float((call(tiled).float() - rows).abs().max()) for tiled in (1, 2))
+        base = call(codes[0]).float()
+        worst = max(float((call(code).float() - base).abs().max()) for code in codes)
         clock = time.thread_time if args.threads == 1 else time.perf_counter
-        times: list[list[float]] = [[], [], []]
+        times: list[list[float]] = [[] for _ in codes]
         for _ in range(args.rounds):
-            for tiled in range(3):
+            for i, code in enumerate(codes):
                 start = clock()
-                call(tiled)
-                times[tiled].append(clock() - start)
-        old, tiles, amx = (statistics.median(t) for t in times)
-        print(f"{name:32s} {old * 1e3:7.2f} / {tiles * 1e3:7.2f} / {amx * 1e3:7.2f} ms  "
-              f"{old / tiles:4.2f}x {old / amx:4.2f}x  {flops(q_lens, ctx_lens) / amx / 1e9:6.1f} GFLOP/s"
-              f"  (max |diff| vs rows {worst:.1e})")
+                call(code)
+                times[i].append(clock() - start)
+        med = [statistics.median(t) for t in times]
+        print(f"{name:32s} " + " / ".join(f"{t * 1e3:7.3f}" for t in med) + " ms  "
+              + " ".join(f"{med[0] / t:4.2f}x" for t in med[1:])
+              + f"  {flops(q_lens, ctx_lens) / med[-1] / 1e9:6.1f} GFLOP/s"
+              f"  (max |diff| vs {codes[0]} {worst:.1e})")
 
 
 if __name__ == "__main__":

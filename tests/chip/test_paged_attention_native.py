@@ -31,6 +31,11 @@ requires_kernel = pytest.mark.skipif(build.load("paged_attention") is None, reas
     (2, 4, 32, 8),
     (4, 1, 48, 16),  # no GQA; head_dim not a multiple of 32: the portable path
     (1, 8, 128, 32),
+    # Decode by GQA group (AVX-512 BF16): group sizes 1-4 with constant shapes, else the
+    # runtime-shaped body (head_dim 96, group 5); blocks of 16/32/64.
+    (2, 1, 64, 64),
+    (3, 2, 128, 16),
+    (2, 5, 96, 32),
 ])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("step", ["decode", "mixed"])
@@ -157,7 +162,8 @@ def test_native_prefill_tiles_read_only_what_each_row_may_see():
 
 
 @requires_kernel
-@pytest.mark.parametrize("tiled", [0, 1])  # rows only; tiles without AMX (the op's path elsewhere)
+# 0 rows only; 1 tiles without AMX (the op's path elsewhere); 2 with decode rows by the row kernel
+@pytest.mark.parametrize("tiled", [0, 1, 2])
 @pytest.mark.parametrize("num_kv_heads, group, head_dim", [(3, 3, 64), (2, 4, 128)])
 def test_native_variants_without_amx_match_reference(tiled, num_kv_heads, group, head_dim):
     import ctypes
