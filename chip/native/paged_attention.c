@@ -412,18 +412,23 @@ static inline __attribute__((always_inline)) void group_row_body(
     for (int64_t first = 0; first < ctx; first += BS) {
         const int n = ctx - first < BS ? (int)(ctx - first) : BS;
         const int64_t base = table[first / BS] * BS * row;
-        if (first + BS < ctx) { /* blocks are scattered: fetch the next one while on this */
-            const char *next_k = (const char *)a->k_cache + table[first / BS + 1] * block_bytes;
-            const char *next_v = (const char *)a->v_cache + table[first / BS + 1] * block_bytes;
-            for (int64_t off = 0; off < block_bytes; off += 64) {
+        const char *next_k = NULL, *next_v = NULL; /* blocks are scattered: fetch the next */
+        if (first + BS < ctx) {
+            next_k = (const char *)a->k_cache + table[first / BS + 1] * block_bytes;
+            next_v = (const char *)a->v_cache + table[first / BS + 1] * block_bytes;
+        }
+        for (int h = 0; h < Hk; h++) {
+            /* a 1/Hk share of the next block per kv head: a burst of the whole block at once
+             * waits on full fill buffers */
+            const int64_t begin = (block_bytes / 64 * h / Hk) * 64, end = (block_bytes / 64 * (h + 1) / Hk) * 64;
+            for (int64_t off = begin; next_k && off < end; off += 64) {
                 _mm_prefetch(next_k + off, _MM_HINT_T0);
                 _mm_prefetch(next_v + off, _MM_HINT_T0);
             }
-        }
-        for (int h = 0; h < Hk; h++)
             group_block(a, q + (int64_t)h * G * D, (const uint16_t *)a->k_cache + base + h * D,
                         (const uint16_t *)a->v_cache + base + h * D, n, acc + h * G * D, m + h * G,
                         l + h * G, G, D);
+        }
     }
     uint16_t *o = (uint16_t *)a->out + r * Hq * D;
     for (int i = 0; i < Hq; i++) {
