@@ -8,7 +8,7 @@
  * out (T, Hq, D). The row kernels: one work item is a query row: all its heads walk the blocks
  * together, token by token (a token's keys for every kv head are one contiguous row), with an
  * online softmax (running max and sum) per head. Decode rows take them, except with AVX-512 BF16,
- * where the GQA-group kernel does (see "decode by GQA group"; 1.1-1.3x the row kernel). Runs of
+ * where the GQA-group kernel does (see "decode by GQA group"; 1.16-1.23x the row kernel). Runs of
  * a prefill chunk's rows go in tiles instead (see "prefill tiles" below), which read each block
  * once per tile rather than once per row: about 1.9x faster at prompt lengths of 288-1024.
  * (Over 500 lines: the kernels share their helpers and one build; chip/native/build.py compiles

@@ -7,7 +7,7 @@ decode of 64 sequences with contexts around 350 runs 2-3x faster than gather + b
 and a 288-token prefill about 2x faster than torch's flash-attention CPU kernel. Prefill rows then
 went into tiles (bf16 with AVX-512, both products on AMX where the CPU has it): another 2.9-3.9x
 with AMX, 1.7-1.9x without (benchmarks/paged_attention_ab.py). Decode rows then went by GQA group
-(the query heads sharing a kv head take each loaded key and value row together): 1.1-1.2x the row
+(the query heads sharing a kv head take each loaded key and value row together): 1.16-1.23x the row
 kernel on decode-only batches of 1-64 sequences at contexts 128-1024 (`--decode`).
 """
 from __future__ import annotations
