@@ -187,6 +187,34 @@ static inline __m512 lane_sums16(const __m512 v[16]) {
  * in groups of 16: scores by vdpbf16ps (32 bf16 products per instruction, fp32 sums) reduced
  * 16 at a time by lane_sums16; softmax on 16-lane vectors; P @ V with the output rows of up to
  * four query heads x 32 dims held in registers across the block's tokens. */
+/* One head's scaled scores over a block (`n` of them at `s`) -> bf16 probabilities at `pb`, with
+ * the online-softmax update of its running max `m` and normalizer `l`. Returns the factor the
+ * head's output accumulator must be scaled by (0 on the first block). P @ V runs on the bf16
+ * probabilities, so the normalizer sums those same values; lanes past `n` are zero. */
+static inline __attribute__((always_inline)) float softmax_block_bf16(const float *s, int n, float *m,
+                                                                      float *l, uint16_t *pb) {
+    float top = *m;
+    for (int c = 0; c < n; c += 16) {
+        const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+        const float chunk_max = _mm512_mask_reduce_max_ps(lanes, _mm512_maskz_loadu_ps(lanes, s + c));
+        top = chunk_max > top ? chunk_max : top;
+    }
+    const float correction = exp_nonpositive(*m - top);
+    const __m512 top16 = _mm512_set1_ps(top);
+    __m512 sum = _mm512_setzero_ps();
+    for (int c = 0; c < n; c += 16) {
+        const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
+        const __m512 p = _mm512_maskz_mov_ps(lanes, exp_nonpositive16(
+            _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, s + c), top16)));
+        const __m256bh p16 = _mm512_cvtneps_pbh(p);
+        sum = _mm512_add_ps(sum, _mm512_cvtpbh_ps(p16));
+        _mm256_storeu_si256((__m256i *)(pb + c), (__m256i)p16);
+    }
+    *l = *l * correction + _mm512_reduce_add_ps(sum);
+    *m = top;
+    return correction;
+}
+
 static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int64_t *table, int64_t ctx) {
     const int D = a->head_dim, BS = a->block_size, Hk = a->num_kv_heads, Hq = a->num_heads;
     const int G = Hq / Hk;
@@ -229,26 +257,7 @@ static void attend_bf16_avx512_row(const AttentionArgs *a, int64_t r, const int6
                 }
             }
             for (int i = 0; i < Hq; i++) {
-                float *si = s + i * BS, top = m[i];
-                for (int c = 0; c < n; c += 16) {
-                    const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-                    const float chunk_max = _mm512_mask_reduce_max_ps(lanes, _mm512_maskz_loadu_ps(lanes, si + c));
-                    top = chunk_max > top ? chunk_max : top;
-                }
-                const float correction = exp_nonpositive(m[i] - top); /* 0 on the first block */
-                const __m512 top16 = _mm512_set1_ps(top);
-                __m512 sum = _mm512_setzero_ps();
-                for (int c = 0; c < n; c += 16) {
-                    const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-                    const __m512 p = _mm512_maskz_mov_ps(lanes, exp_nonpositive16(
-                        _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, si + c), top16)));
-                    /* P @ V runs on bf16 probabilities; the normalizer sums those same values. */
-                    const __m256bh p16 = _mm512_cvtneps_pbh(p); /* zero past the sequence's end */
-                    sum = _mm512_add_ps(sum, _mm512_cvtpbh_ps(p16));
-                    _mm256_storeu_si256((__m256i *)(pb + i * BS + c), (__m256i)p16);
-                }
-                l[i] = l[i] * correction + _mm512_reduce_add_ps(sum);
-                m[i] = top;
+                const float correction = softmax_block_bf16(s + i * BS, n, m + i, l + i, pb + i * BS);
                 if (correction != 1.0f) {
                     const __m512 corr = _mm512_set1_ps(correction);
                     for (int d = 0; d < D; d += 16)
@@ -349,27 +358,8 @@ static inline __attribute__((always_inline)) void group_block(
         for (int g = 0; g < G; g++)
             _mm512_mask_storeu_ps(s + g * BS + c, lanes, _mm512_mul_ps(lane_sums16(dots[g]), scale));
     }
-    for (int g = 0; g < G; g++) {
-        float *sg = s + g * BS, top = m[g];
-        for (int c = 0; c < n; c += 16) {
-            const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-            const float chunk_max = _mm512_mask_reduce_max_ps(lanes, _mm512_maskz_loadu_ps(lanes, sg + c));
-            top = chunk_max > top ? chunk_max : top;
-        }
-        corr[g] = exp_nonpositive(m[g] - top); /* 0 on the first block */
-        const __m512 top16 = _mm512_set1_ps(top);
-        __m512 sum = _mm512_setzero_ps();
-        for (int c = 0; c < n; c += 16) {
-            const __mmask16 lanes = n - c >= 16 ? 0xFFFF : (__mmask16)((1u << (n - c)) - 1);
-            const __m512 p = _mm512_maskz_mov_ps(lanes, exp_nonpositive16(
-                _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, sg + c), top16)));
-            const __m256bh p16 = _mm512_cvtneps_pbh(p); /* zero past the sequence's end */
-            sum = _mm512_add_ps(sum, _mm512_cvtpbh_ps(p16));
-            _mm256_storeu_si256((__m256i *)(pb + g * BS + c), (__m256i)p16);
-        }
-        l[g] = l[g] * corr[g] + _mm512_reduce_add_ps(sum);
-        m[g] = top;
-    }
+    for (int g = 0; g < G; g++)
+        corr[g] = softmax_block_bf16(s + g * BS, n, m + g, l + g, pb + g * BS);
     /* acc = acc * corr + P V, 32 dims at a time: V rows t and t+1 interleaved times the broadcast
      * pair (p_t, p_t+1) per head; the interleaved order is undone at the output store. */
     for (int j = 0; j < C; j++) {
