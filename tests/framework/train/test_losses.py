@@ -29,6 +29,29 @@ def test_packed_token_logps_equal_per_sequence_forward():
         offset += n
 
 
+def test_packed_sequences_of_very_different_lengths_match_one_by_one_with_gradients():
+    # Lengths far apart put the sequences in several padding buckets.
+    from framework.train.packing import _buckets
+    from framework.train.data import SFTExample
+
+    g = torch.Generator().manual_seed(3)
+    lengths = [3, 70, 5, 110, 4, 64, 9]
+    examples = [SFTExample(torch.randint(3, 64, (n,), generator=g).tolist(), [0] + [1] * (n - 1))
+                for n in lengths]
+    assert len(_buckets(lengths)) >= 3
+    model = tiny_model(1)
+    losses.token_logps(model, pack(examples)).sum().backward()
+    packed_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for ex in examples:
+        n = len(ex.input_ids)
+        ids = torch.tensor(ex.input_ids)
+        logits = model.compute_logits(model(ids, torch.arange(n)))
+        torch.log_softmax(logits[:-1], -1).gather(-1, ids[1:, None]).sum().backward()
+    for packed, ref in zip(packed_grads, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(packed, ref, atol=1e-5, rtol=1e-4)
+
+
 def test_sft_loss_matches_masked_cross_entropy():
     model = tiny_model()
     examples = sft_examples(4, seed=3)
