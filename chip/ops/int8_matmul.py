@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from chip.dispatch import register
+from chip.ops import int8_matmul_native
 
 
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +49,19 @@ PACKED_K_MULTIPLE = 64
 
 @register("int8_matmul", "cpu")
 def int8_matmul_cpu(x: torch.Tensor, w_int8: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """Same contract as `int8_matmul`; bf16 decode batches use torch's packed int8 CPU kernel."""
+    """Same contract as `int8_matmul`. Up to 8 rows (bf16 or float32): the C kernel of
+    int8_matmul_native; larger bf16 decode batches: torch's packed int8 CPU kernel."""
+    if torch.is_grad_enabled() and x.requires_grad:  # neither fast path has a backward
+        return int8_matmul(x, w_int8, scales)
+    if int8_matmul_native.supports(x, w_int8, scales):
+        y = int8_matmul_native.int8_gemv(x, w_int8, scales)
+        if y is not None:
+            return y
+    return int8_matmul_packed(x, w_int8, scales)
+
+
+def int8_matmul_packed(x: torch.Tensor, w_int8: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Same contract; torch's packed int8 kernel where it is safe and pays, else the reference."""
     in_features = x.shape[-1]
     num_rows = x.numel() // max(in_features, 1)
     usable = (not (x.requires_grad and torch.is_grad_enabled())  # the packed kernel has no backward

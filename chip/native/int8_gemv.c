@@ -1,0 +1,456 @@
+/* Weight-only int8 matrix-vector product for decode-sized batches:
+ *
+ *     y (M, N) = x (M, K) @ (w (N, K) int8 * scales (N,)[:, None]).T,   M = 1..8
+ *
+ * x and y bfloat16 or float32, w row-major, scales float32 (chip/ops/int8_matmul.py quantizes).
+ * Decode is bound by the bytes of the weights, so each weight row is read from memory once for all
+ * M rows of x: a block of R weight rows is dequantized in registers (int8 -> fp32, exact) and
+ * multiplied with every row of x, accumulating in fp32. bfloat16 x: the weights go on to bf16 (int8
+ * values are exact in bf16) and `vdpbf16ps` takes 32 products per instruction; float32 x: fp32
+ * FMAs. The scale is applied once per output, to the fp32 sum, which is rounded once to y's dtype.
+ *
+ * Threads: the output rows N are split into contiguous ranges, one per thread, run by a small
+ * persistent pool (creating threads per call costs more than a 576x576 product takes). Its workers
+ * spin briefly after each call, since a decode step's next product follows within microseconds,
+ * then sleep on a futex. A call made while another is running (two Python threads) runs alone on
+ * its caller's thread. Needs AVX-512 (bf16 x: AVX512_BF16); `int8_gemv_supported` says which.
+ *
+ * Built at first use by chip/native/build.py with -O3 -march=native.
+ */
+#define _GNU_SOURCE /* syscall() for the futex */
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_ROWS 8     /* rows of x per call (the caller splits larger batches or takes another path) */
+#define MAX_THREADS 64
+#define MIN_ROWS_PER_THREAD 32 /* fewer output rows than this per thread: the handoff costs more */
+#define PREFETCH_BYTES 1024    /* how far ahead of each weight row's reads to prefetch */
+
+typedef struct {
+    const void *x;
+    const int8_t *w;
+    const float *scales;
+    void *y;
+    int64_t num_rows, n, k; /* M, N, K */
+    int64_t n_begin, n_end; /* this thread's output rows [begin, end) */
+    const int16_t *xq;      /* the VNNI path's x: (M, kp) 16-bit fixed point, zero past K */
+    const float *x_scales;  /* (M,): x[m] ~= xq[m] * x_scales[m] */
+    int64_t kp;             /* K rounded up to 32 */
+} GemvArgs;
+
+typedef void (*RangeFn)(const GemvArgs *);
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define HAVE_AVX512 1
+
+static inline void bf16_store(uint16_t *p, float x) {
+    union { uint32_t u; float f; } c;
+    c.f = x;
+    const uint16_t rounded = (uint16_t)((c.u + 0x7fffu + ((c.u >> 16) & 1u)) >> 16); /* to nearest even */
+    *p = (c.u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((c.u >> 16) | 0x40u) : rounded; /* NaN stays NaN */
+}
+
+/* 16 int8 weights -> 16 fp32 (exact). */
+static inline __m512 widen16(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
+
+/* out[i] = the sum of v[i]'s 16 lanes, i < count. From 5 vectors on, by a tree that halves 16
+ * vectors' partial sums at each level (vector i ends in lane 4 * (i % 4) + i / 4): about a third
+ * of the instructions of one reduction per vector. */
+static inline __attribute__((always_inline)) void sum_each(const __m512 *v, const int count, float *out) {
+    if (count <= 4) {
+        _Pragma("GCC unroll 4") for (int i = 0; i < count; i++) out[i] = _mm512_reduce_add_ps(v[i]);
+        return;
+    }
+    __m512 a[16], b[8], c[4], d[2];
+    _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) a[i] = i < count ? v[i] : _mm512_setzero_ps();
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) /* 256-bit halves: 8 partials each of 2 */
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) /* 128-bit blocks: 4 partials each of 4 */
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
+    _Pragma("GCC unroll 2") for (int i = 0; i < 2; i++) { /* 64-bit pairs: 2 partials each of 8 */
+        const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(c[2 * i]), _mm512_castps_pd(c[2 * i + 1]));
+        const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(c[2 * i]), _mm512_castps_pd(c[2 * i + 1]));
+        d[i] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+    }
+    float lanes[16];
+    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                          _mm512_shuffle_ps(d[0], d[1], _MM_SHUFFLE(3, 1, 3, 1))));
+    _Pragma("GCC unroll 16") for (int i = 0; i < count; i++) out[i] = lanes[4 * (i % 4) + i / 4];
+}
+
+/* Writes sum(acc[r][m]) * scales[n + r] * x_scale(m) to y[m, n + r]: R weight rows, M rows of x. */
+#define STORE_OUTPUTS(a, n, R, M, acc, X_SCALE, BF16)                                              \
+    do {                                                                                           \
+        float sums[R][M];                                                                          \
+        sum_each(&acc[0][0], R * M, &sums[0][0]);                                                  \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                      \
+            const float s = (a)->scales[(n) + r];                                                  \
+            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {                                  \
+                const float v = sums[r][m] * s * (X_SCALE);                                        \
+                const int64_t at = m * (a)->n + (n) + r;                                           \
+                if (BF16) bf16_store((uint16_t *)(a)->y + at, v);                                  \
+                else ((float *)(a)->y)[at] = v;                                                    \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* ---- float32 x: weights to fp32, one FMA per 16 products ---------------------------------- */
+static inline __attribute__((always_inline)) void block_f32(const GemvArgs *a, int64_t n, const int M,
+                                                           const int R) {
+    const int64_t K = a->k;
+    const int8_t *w = a->w + n * K;
+    const float *x = (const float *)a->x;
+    __m512 acc[R][M];
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 wf[R];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
+            if ((k & 63) == 0) _mm_prefetch((const char *)(w + r * K + k + PREFETCH_BYTES), _MM_HINT_T0);
+            wf[r] = widen16(_mm_loadu_si128((const __m128i *)(w + r * K + k)));
+        }
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+            const __m512 xf = _mm512_loadu_ps(x + m * K + k);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_fmadd_ps(wf[r], xf, acc[r][m]);
+        }
+    }
+    if (k < K) { /* the last K % 16: masked loads read zeros past the end */
+        const __mmask16 mask = (__mmask16)((1u << (K - k)) - 1);
+        __m512 wf[R];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            wf[r] = widen16(_mm_maskz_loadu_epi8(mask, w + r * K + k));
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+            const __m512 xf = _mm512_maskz_loadu_ps(mask, x + m * K + k);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_fmadd_ps(wf[r], xf, acc[r][m]);
+        }
+    }
+    STORE_OUTPUTS(a, n, R, M, acc, 1.0f, 0);
+}
+
+#if defined(__AVX512BF16__)
+#define HAVE_AVX512_BF16 1
+/* ---- bfloat16 x: weights to bf16 pairs, one vdpbf16ps per 32 products --------------------- */
+static inline __m512bh widen32_bf16(__m128i lo, __m128i hi) {
+    return _mm512_cvtne2ps_pbh(widen16(hi), widen16(lo)); /* exact: |w| <= 127 fits bf16's 8 bits */
+}
+
+static inline __attribute__((always_inline)) void block_bf16(const GemvArgs *a, int64_t n, const int M,
+                                                            const int R) {
+    const int64_t K = a->k;
+    const int8_t *w = a->w + n * K;
+    const uint16_t *x = (const uint16_t *)a->x;
+    __m512 acc[R][M];
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32) {
+        __m512bh wb[R];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
+            const int8_t *row = w + r * K + k;
+            if ((k & 63) == 0) _mm_prefetch((const char *)(row + PREFETCH_BYTES), _MM_HINT_T0);
+            wb[r] = widen32_bf16(_mm_loadu_si128((const __m128i *)row),
+                                 _mm_loadu_si128((const __m128i *)(row + 16)));
+        }
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+            const __m512bh xb = (__m512bh)_mm512_loadu_si512(x + m * K + k);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wb[r], xb);
+        }
+    }
+    if (k < K) { /* the last K % 32: masked loads read zeros past the end */
+        const int64_t left = K - k;
+        const __mmask16 lo = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
+        const __mmask16 hi = (__mmask16)(left <= 16 ? 0u : (1u << (left - 16)) - 1);
+        const __mmask32 both = (__mmask32)(((uint64_t)1 << left) - 1);
+        __m512bh wb[R];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
+            const int8_t *row = w + r * K + k;
+            wb[r] = widen32_bf16(_mm_maskz_loadu_epi8(lo, row), _mm_maskz_loadu_epi8(hi, row + 16));
+        }
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+            const __m512bh xb = (__m512bh)_mm512_maskz_loadu_epi16(both, x + m * K + k);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wb[r], xb);
+        }
+    }
+    STORE_OUTPUTS(a, n, R, M, acc, 1.0f, 1);
+}
+#endif
+
+#if defined(__AVX512VNNI__)
+#define HAVE_AVX512_VNNI 1
+/* ---- bfloat16 x by VNNI: x as 16-bit fixed point, one vpdpwssd per 32 products --------------
+ * Each row of x is rounded to int16 with one scale (max|x[m]| / 32767), so |x - xq * s| <= s / 2
+ * per element: with |w_int8| <= 127 and exact int32 products and sums, each output is off by at
+ * most scales[n] * sum_k |w_int8[n, k]| * max|x[m]| / 65534 before its final rounding, 128x below
+ * a bf16 rounding of x's largest elements. Widening the weights is one instruction per 32 (the
+ * bf16 path needs about six), which is what bounds batches of 2-8 rows. */
+#define VNNI_CHUNK 8192 /* k per int32 accumulation: 8192/32 * 2 * 32767 * 127 < 2^31 */
+
+static inline __attribute__((always_inline)) void block_vnni(const GemvArgs *a, int64_t n, const int M,
+                                                            const int R) {
+    const int64_t K = a->k, KP = a->kp;
+    const int8_t *w = a->w + n * K;
+    __m512 lanes[R][M]; /* int32 lanes of each chunk, summed in fp32 */
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) lanes[r][m] = _mm512_setzero_ps();
+    for (int64_t begin = 0; begin < K; begin += VNNI_CHUNK) {
+        const int64_t end = K - begin < VNNI_CHUNK ? K : begin + VNNI_CHUNK;
+        __m512i acc[R][M];
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_si512();
+        int64_t k = begin;
+        for (; k + 32 <= end; k += 32) {
+            __m512i wv[R];
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
+                const int8_t *row = w + r * K + k;
+                if ((k & 63) == 0) _mm_prefetch((const char *)(row + PREFETCH_BYTES), _MM_HINT_T0);
+                wv[r] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)row));
+            }
+            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+                const __m512i xv = _mm512_loadu_si512(a->xq + m * KP + k);
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpwssd_epi32(acc[r][m], wv[r], xv);
+            }
+        }
+        if (k < end) { /* the last K % 32 weights, masked; xq is zero there */
+            const __mmask32 mask = (__mmask32)(((uint64_t)1 << (end - k)) - 1);
+            __m512i wv[R];
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+                wv[r] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(mask, w + r * K + k));
+            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
+                const __m512i xv = _mm512_loadu_si512(a->xq + m * KP + k);
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpwssd_epi32(acc[r][m], wv[r], xv);
+            }
+        }
+        /* lanes to fp32 before summing them: 16 lanes of int32 may overflow it */
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++)
+                lanes[r][m] = _mm512_add_ps(lanes[r][m], _mm512_cvtepi32_ps(acc[r][m]));
+    }
+    STORE_OUTPUTS(a, n, R, M, lanes, a->x_scales[m], 1);
+}
+
+/* x (M, K) bf16 -> xq (M, kp) int16 and x_scales (M,); returns -1 if x has an inf or a NaN. */
+static int quantize_rows(const uint16_t *x, int64_t num_rows, int64_t k, int64_t kp, int16_t *xq,
+                         float *x_scales) {
+    for (int64_t m = 0; m < num_rows; m++) {
+        const uint16_t *row = x + m * k;
+        __m512 top = _mm512_setzero_ps();
+        for (int64_t i = 0; i < k; i += 16) {
+            const __mmask16 mask = (__mmask16)(k - i >= 16 ? 0xffffu : (1u << (k - i)) - 1);
+            const __m512i bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, row + i));
+            top = _mm512_max_ps(top, _mm512_abs_ps(_mm512_castsi512_ps(_mm512_slli_epi32(bits, 16))));
+        }
+        const float largest = _mm512_reduce_max_ps(top);
+        if (!(largest <= 3.4e38f)) return -1; /* inf or NaN */
+        x_scales[m] = largest / 32767.0f;
+        const __m512 inverse = _mm512_set1_ps(largest > 0.0f ? 32767.0f / largest : 0.0f);
+        for (int64_t i = 0; i < kp; i += 16) {
+            const int64_t left = k - i;
+            const __mmask16 mask = (__mmask16)(left >= 16 ? 0xffffu : left > 0 ? (1u << left) - 1 : 0u);
+            const __m512i bits = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, row + i));
+            const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(bits, 16)), inverse);
+            _mm256_storeu_si256((__m256i *)(xq + m * kp + i), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(v)));
+        }
+    }
+    return 0;
+}
+#endif
+
+/* A thread's output rows for M rows of x: blocks of R weight rows (R * M accumulators stay in
+ * registers: R = 4 up to M = 4, else 2), then the remainder one row at a time. */
+#define DEFINE_RANGE(DTYPE, M)                                                                     \
+    static void range_##DTYPE##_##M(const GemvArgs *a) {                                           \
+        enum { R = (M) <= 4 ? 4 : 2 };                                                             \
+        int64_t n = a->n_begin;                                                                    \
+        for (; n + R <= a->n_end; n += R) block_##DTYPE(a, n, (M), R);                             \
+        for (; n < a->n_end; n++) block_##DTYPE(a, n, (M), 1);                                     \
+    }
+#define DEFINE_RANGES(DTYPE)                                                                       \
+    DEFINE_RANGE(DTYPE, 1) DEFINE_RANGE(DTYPE, 2) DEFINE_RANGE(DTYPE, 3) DEFINE_RANGE(DTYPE, 4)    \
+    DEFINE_RANGE(DTYPE, 5) DEFINE_RANGE(DTYPE, 6) DEFINE_RANGE(DTYPE, 7) DEFINE_RANGE(DTYPE, 8)    \
+    static const RangeFn ranges_##DTYPE[MAX_ROWS + 1] = {                                          \
+        0, range_##DTYPE##_1, range_##DTYPE##_2, range_##DTYPE##_3, range_##DTYPE##_4,             \
+        range_##DTYPE##_5, range_##DTYPE##_6, range_##DTYPE##_7, range_##DTYPE##_8};
+
+DEFINE_RANGES(f32)
+#ifdef HAVE_AVX512_BF16
+DEFINE_RANGES(bf16)
+#endif
+#ifdef HAVE_AVX512_VNNI
+DEFINE_RANGES(vnni)
+#endif
+#endif /* HAVE_AVX512 */
+
+/* ---- the thread pool ---------------------------------------------------------------------- */
+#define SPIN_PAUSES 4000 /* ~100-200 us of `pause` before a worker sleeps */
+
+static struct {
+    pthread_mutex_t lock;  /* held by the thread whose call uses the pool */
+    int num_workers;       /* started so far (they never exit) */
+    _Atomic uint32_t generation; /* bumped to hand out a call's parts */
+    _Atomic int pending;   /* workers that have not finished the current generation */
+    _Atomic int sleeping;  /* workers in (or entering) a futex wait */
+    RangeFn fn;
+    int num_parts;
+    GemvArgs parts[MAX_THREADS];
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static long futex(_Atomic uint32_t *address, int op, uint32_t value) {
+    return syscall(SYS_futex, (uint32_t *)address, op, value, NULL, NULL, 0);
+}
+
+typedef struct { int index; uint32_t generation; } WorkerStart;
+
+static void *worker(void *arg) {
+    const WorkerStart start = *(WorkerStart *)arg;
+    free(arg);
+    uint32_t seen = start.generation;
+    for (;;) {
+        uint32_t now;
+        for (int spins = 0; (now = atomic_load(&pool.generation)) == seen;) {
+            if (++spins < SPIN_PAUSES) {
+#ifdef HAVE_AVX512
+                _mm_pause();
+#endif
+                continue;
+            }
+            atomic_fetch_add(&pool.sleeping, 1);
+            futex(&pool.generation, FUTEX_WAIT_PRIVATE, seen); /* returns at once if it moved on */
+            atomic_fetch_sub(&pool.sleeping, 1);
+            spins = 0;
+        }
+        seen = now;
+        if (start.index < pool.num_parts) pool.fn(&pool.parts[start.index]);
+        atomic_fetch_sub(&pool.pending, 1);
+    }
+    return NULL;
+}
+
+static void forget_workers_after_fork(void) { /* the child has none of the parent's threads */
+    pool.num_workers = 0;
+    pthread_mutex_init(&pool.lock, NULL);
+}
+
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers_after_fork); }
+
+/* Starts workers up to `wanted` (fewer if the system refuses); returns how many there are. */
+static int ensure_workers(int wanted) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
+    while (pool.num_workers < wanted) {
+        WorkerStart *start = malloc(sizeof *start);
+        if (start == NULL) break;
+        start->index = pool.num_workers + 1; /* part 0 is the caller's */
+        start->generation = atomic_load(&pool.generation);
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const int failed = pthread_create(&thread, &attr, worker, start);
+        pthread_attr_destroy(&attr);
+        if (failed) { free(start); break; }
+        pool.num_workers++;
+    }
+    return pool.num_workers;
+}
+
+/* Runs fn over [0, N) split into `num_parts` contiguous ranges; part 0 on the caller's thread. */
+static void run_parts(RangeFn fn, const GemvArgs *args, int num_parts) {
+    const int pooled = num_parts > 1 && pthread_mutex_trylock(&pool.lock) == 0; /* else: busy */
+    if (pooled && ensure_workers(num_parts - 1) < num_parts - 1) num_parts = pool.num_workers + 1;
+    if (!pooled || num_parts <= 1) {
+        GemvArgs all = *args;
+        all.n_begin = 0, all.n_end = args->n;
+        fn(&all);
+        if (pooled) pthread_mutex_unlock(&pool.lock);
+        return;
+    }
+    for (int i = 0; i < num_parts; i++) {
+        pool.parts[i] = *args;
+        pool.parts[i].n_begin = args->n * i / num_parts;
+        pool.parts[i].n_end = args->n * (i + 1) / num_parts;
+    }
+    pool.fn = fn, pool.num_parts = num_parts;
+    atomic_store(&pool.pending, pool.num_workers);
+    atomic_fetch_add(&pool.generation, 1);
+    if (atomic_load(&pool.sleeping) > 0) futex(&pool.generation, FUTEX_WAKE_PRIVATE, INT_MAX);
+    fn(&pool.parts[0]);
+    for (int spins = 0; atomic_load(&pool.pending) > 0;) {
+        if (++spins < SPIN_PAUSES) {
+#ifdef HAVE_AVX512
+            _mm_pause();
+#endif
+        } else {
+            sched_yield(); /* a worker was descheduled: let it run */
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+/* The range function for this dtype (0 = bfloat16, 1 = float32), rows and variant (0 = the op's:
+ * bf16 by VNNI where the CPU has it; 1 = bf16 by vdpbf16ps), or 0 where there is none. */
+static RangeFn choose(int variant, int dtype, int64_t num_rows) {
+    if (num_rows < 1 || num_rows > MAX_ROWS) return 0;
+#ifdef HAVE_AVX512
+    if (dtype == 1 && variant == 0) return ranges_f32[num_rows];
+#endif
+#ifdef HAVE_AVX512_VNNI
+    if (dtype == 0 && variant == 0) return ranges_vnni[num_rows];
+#endif
+#ifdef HAVE_AVX512_BF16
+    if (dtype == 0 && (variant == 1 || variant == 0)) return ranges_bf16[num_rows];
+#endif
+    (void)variant, (void)dtype;
+    return 0;
+}
+
+/* Whether int8_gemv takes this dtype here: 0 = bfloat16, 1 = float32. */
+int int8_gemv_supported(int dtype) { return choose(0, dtype, 1) != 0; }
+
+/* int8_gemv with a chosen variant (see `choose`): benchmarks/int8_gemv_ab.py compares them. */
+int int8_gemv_variant(int variant, int dtype, const void *x, const int8_t *w, const float *scales, void *y,
+                      int64_t num_rows, int64_t n, int64_t k, int num_threads) {
+    const RangeFn fn = choose(variant, dtype, num_rows);
+    if (fn == 0 || n < 1 || k < 1) return -1;
+    GemvArgs args = {x, w, scales, y, num_rows, n, k, 0, n, 0, 0, 0};
+    int16_t *xq = 0;
+    float x_scales[MAX_ROWS];
+#ifdef HAVE_AVX512_VNNI
+    if (fn == ranges_vnni[num_rows]) {
+        args.kp = (k + 31) / 32 * 32;
+        xq = aligned_alloc(64, (size_t)(num_rows * args.kp * 2));
+        if (xq == 0) return -1;
+        if (quantize_rows((const uint16_t *)x, num_rows, k, args.kp, xq, x_scales) != 0) {
+            free(xq);
+            return 1;
+        }
+        args.xq = xq, args.x_scales = x_scales;
+    }
+#endif
+    int num_parts = num_threads < MAX_THREADS ? num_threads : MAX_THREADS;
+    if (num_parts > n / MIN_ROWS_PER_THREAD) num_parts = (int)(n / MIN_ROWS_PER_THREAD);
+    if (num_parts < 1) num_parts = 1;
+    run_parts(fn, &args, num_parts);
+    free(xq);
+    return 0;
+}
+
+/* y (M, N) = x (M, K) @ (w (N, K) * scales[:, None]).T; dtype of x and y: 0 = bfloat16, 1 = float32.
+ * Returns 0; 1 when x holds an inf or a NaN (bf16 by VNNI cannot scale it: use another path); -1
+ * for an unsupported dtype or M outside 1..MAX_ROWS. */
+int int8_gemv(int dtype, const void *x, const int8_t *w, const float *scales, void *y, int64_t num_rows,
+              int64_t n, int64_t k, int num_threads) {
+    return int8_gemv_variant(0, dtype, x, w, scales, y, num_rows, n, k, num_threads);
+}
