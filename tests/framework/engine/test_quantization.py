@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from chip import override
+from chip.ops import int8_matmul_native
 from chip.ops.int8_matmul import dequantize_int8, quantize_int8
 from framework.layers import Linear
 from shared import EngineConfig
@@ -43,6 +45,22 @@ def test_int8_bf16_decode_path_stays_close_to_bf16():
     bound = (x.float().abs() @ (scales / 2).expand(layer.in_features, -1)).max()  # per-output bound
     assert (quantized - full).abs().max() <= bound * 1.05 + 0.05 * full.abs().max()
     layer.quantization = None
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_int8_decode_by_the_c_kernel_generates_what_the_reference_int8_path_does(dtype, monkeypatch):
+    # Decode steps (<= 8 rows) go to chip/native/int8_gemv.c; the reference dequantizes in torch.
+    if not int8_matmul_native._dtype_supported(dtype):
+        pytest.skip("no AVX-512 kernel here")
+    calls = []
+    kernel = int8_matmul_native.int8_gemv
+    monkeypatch.setattr(int8_matmul_native, "int8_gemv", lambda *a: calls.append(1) or kernel(*a))
+    model = create_model(seed=5, dtype=dtype)
+    got = greedy_batch(create_engine(model, quantization="int8"), PROMPTS, 12)
+    assert len(calls) >= 7 * 2 * 11  # 7 linears x 2 layers x 11 decode steps at least
+    with override("int8_matmul", "reference"):
+        want = greedy_batch(create_engine(model, quantization="int8"), PROMPTS, 12)
+    assert got == want
 
 
 def test_quantization_setting_is_validated():
