@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_ROWS 8     /* rows of x per call (the caller splits larger batches or takes another path) */
@@ -291,47 +292,69 @@ DEFINE_RANGES(vnni)
 #endif
 #endif /* HAVE_AVX512 */
 
-/* ---- the thread pool ---------------------------------------------------------------------- */
-#define SPIN_PAUSES 4000 /* ~100-200 us of `pause` before a worker sleeps */
+/* ---- the thread pool ----------------------------------------------------------------------
+ * A call's output rows are cut into chunks that the caller and the workers claim one at a time
+ * (a compare-and-swap on `ticket`), so nobody waits for a worker that the OS has not scheduled
+ * yet: the caller takes its chunks too. A worker reads the call's arguments only while it holds an
+ * unfinished chunk, when the caller cannot have moved on to the next call. */
+static _Atomic int64_t spin_ns = 30000; /* a worker spins this long for the next call, then sleeps */
+#define CHUNKS_PER_THREAD 4
+#define MIN_CHUNK_ROWS 16
 
 static struct {
-    pthread_mutex_t lock;  /* held by the thread whose call uses the pool */
-    int num_workers;       /* started so far (they never exit) */
-    _Atomic uint32_t generation; /* bumped to hand out a call's parts */
-    _Atomic int pending;   /* workers that have not finished the current generation */
-    _Atomic int sleeping;  /* workers in (or entering) a futex wait */
+    pthread_mutex_t lock;          /* held by the thread whose call uses the pool */
+    int num_workers;               /* started so far (they never exit) */
+    _Atomic uint64_t ticket;       /* call number << 32 | next chunk << 16 | number of chunks */
+    _Atomic int64_t chunks_done;   /* of the current call */
+    _Atomic uint32_t wake;         /* bumped once per call: what sleeping workers wait on */
+    _Atomic int sleeping;          /* workers in (or entering) a futex wait */
+    uint32_t calls;
     RangeFn fn;
-    int num_parts;
-    GemvArgs parts[MAX_THREADS];
+    GemvArgs job;
+    int64_t chunk_rows;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static long futex(_Atomic uint32_t *address, int op, uint32_t value) {
     return syscall(SYS_futex, (uint32_t *)address, op, value, NULL, NULL, 0);
 }
 
-typedef struct { int index; uint32_t generation; } WorkerStart;
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Claims and runs chunks of the current call until none is left. */
+static void run_chunks(void) {
+    for (;;) {
+        uint64_t t = atomic_load(&pool.ticket);
+        do {
+            if (((t >> 16) & 0xffff) >= (t & 0xffff)) return; /* all claimed */
+        } while (!atomic_compare_exchange_weak(&pool.ticket, &t, t + (1u << 16)));
+        GemvArgs part = pool.job; /* stable: the caller waits for this chunk */
+        part.n_begin = (int64_t)((t >> 16) & 0xffff) * pool.chunk_rows;
+        part.n_end = part.n_begin + pool.chunk_rows < part.n ? part.n_begin + pool.chunk_rows : part.n;
+        pool.fn(&part);
+        atomic_fetch_add(&pool.chunks_done, 1);
+    }
+}
 
 static void *worker(void *arg) {
-    const WorkerStart start = *(WorkerStart *)arg;
-    free(arg);
-    uint32_t seen = start.generation;
+    uint32_t seen = (uint32_t)(uintptr_t)arg;
     for (;;) {
-        uint32_t now;
-        for (int spins = 0; (now = atomic_load(&pool.generation)) == seen;) {
-            if (++spins < SPIN_PAUSES) {
+        const int64_t spin_until = now_ns() + atomic_load(&spin_ns);
+        for (int spins = 0; atomic_load(&pool.wake) == seen; spins++) {
 #ifdef HAVE_AVX512
-                _mm_pause();
+            _mm_pause();
 #endif
-                continue;
+            if ((spins & 63) == 63 && now_ns() > spin_until) {
+                atomic_fetch_add(&pool.sleeping, 1);
+                futex(&pool.wake, FUTEX_WAIT_PRIVATE, seen); /* returns at once if it moved on */
+                atomic_fetch_sub(&pool.sleeping, 1);
             }
-            atomic_fetch_add(&pool.sleeping, 1);
-            futex(&pool.generation, FUTEX_WAIT_PRIVATE, seen); /* returns at once if it moved on */
-            atomic_fetch_sub(&pool.sleeping, 1);
-            spins = 0;
         }
-        seen = now;
-        if (start.index < pool.num_parts) pool.fn(&pool.parts[start.index]);
-        atomic_fetch_sub(&pool.pending, 1);
+        seen = atomic_load(&pool.wake);
+        run_chunks();
     }
     return NULL;
 }
@@ -343,56 +366,46 @@ static void forget_workers_after_fork(void) { /* the child has none of the paren
 
 static void register_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers_after_fork); }
 
-/* Starts workers up to `wanted` (fewer if the system refuses); returns how many there are. */
-static int ensure_workers(int wanted) {
+/* Starts workers up to `wanted` (fewer if the system refuses). */
+static void ensure_workers(int wanted) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, register_fork_handler);
     while (pool.num_workers < wanted) {
-        WorkerStart *start = malloc(sizeof *start);
-        if (start == NULL) break;
-        start->index = pool.num_workers + 1; /* part 0 is the caller's */
-        start->generation = atomic_load(&pool.generation);
         pthread_t thread;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        const int failed = pthread_create(&thread, &attr, worker, start);
+        const int failed = pthread_create(&thread, &attr, worker, (void *)(uintptr_t)atomic_load(&pool.wake));
         pthread_attr_destroy(&attr);
-        if (failed) { free(start); break; }
+        if (failed) break;
         pool.num_workers++;
     }
-    return pool.num_workers;
 }
 
-/* Runs fn over [0, N) split into `num_parts` contiguous ranges; part 0 on the caller's thread. */
-static void run_parts(RangeFn fn, const GemvArgs *args, int num_parts) {
-    const int pooled = num_parts > 1 && pthread_mutex_trylock(&pool.lock) == 0; /* else: busy */
-    if (pooled && ensure_workers(num_parts - 1) < num_parts - 1) num_parts = pool.num_workers + 1;
-    if (!pooled || num_parts <= 1) {
+/* Runs fn over all output rows, on `num_threads` threads (the caller's one of them). */
+static void run_parts(RangeFn fn, const GemvArgs *args, int num_threads) {
+    if (num_threads <= 1 || pthread_mutex_trylock(&pool.lock) != 0) { /* or the pool is busy */
         GemvArgs all = *args;
         all.n_begin = 0, all.n_end = args->n;
         fn(&all);
-        if (pooled) pthread_mutex_unlock(&pool.lock);
         return;
     }
-    for (int i = 0; i < num_parts; i++) {
-        pool.parts[i] = *args;
-        pool.parts[i].n_begin = args->n * i / num_parts;
-        pool.parts[i].n_end = args->n * (i + 1) / num_parts;
-    }
-    pool.fn = fn, pool.num_parts = num_parts;
-    atomic_store(&pool.pending, pool.num_workers);
-    atomic_fetch_add(&pool.generation, 1);
-    if (atomic_load(&pool.sleeping) > 0) futex(&pool.generation, FUTEX_WAKE_PRIVATE, INT_MAX);
-    fn(&pool.parts[0]);
-    for (int spins = 0; atomic_load(&pool.pending) > 0;) {
-        if (++spins < SPIN_PAUSES) {
+    ensure_workers(num_threads - 1);
+    int64_t rows = args->n / ((int64_t)num_threads * CHUNKS_PER_THREAD);
+    rows = rows < MIN_CHUNK_ROWS ? MIN_CHUNK_ROWS : (rows + 3) / 4 * 4; /* whole blocks of rows */
+    if ((args->n + rows - 1) / rows > 0xffff) rows = (args->n + 0xfffe) / 0xffff;
+    const uint64_t num_chunks = (uint64_t)((args->n + rows - 1) / rows);
+    pool.fn = fn, pool.job = *args, pool.chunk_rows = rows;
+    atomic_store(&pool.chunks_done, 0);
+    atomic_store(&pool.ticket, (uint64_t)(++pool.calls) << 32 | num_chunks); /* publishes the call */
+    atomic_fetch_add(&pool.wake, 1);
+    if (atomic_load(&pool.sleeping) > 0) futex(&pool.wake, FUTEX_WAKE_PRIVATE, INT_MAX);
+    run_chunks();
+    for (int spins = 0; atomic_load(&pool.chunks_done) < (int64_t)num_chunks; spins++) {
 #ifdef HAVE_AVX512
-            _mm_pause();
+        _mm_pause();
 #endif
-        } else {
-            sched_yield(); /* a worker was descheduled: let it run */
-        }
+        if (spins > 2000) sched_yield(); /* a worker holding a chunk was descheduled */
     }
     pthread_mutex_unlock(&pool.lock);
 }
@@ -415,6 +428,9 @@ static RangeFn choose(int variant, int dtype, int64_t num_rows) {
     (void)variant, (void)dtype;
     return 0;
 }
+
+/* For benchmarks/int8_gemv_ab.py: how long workers spin before they sleep (0: at once). */
+void int8_gemv_set_spin_ns(int64_t ns) { atomic_store(&spin_ns, ns); }
 
 /* Whether int8_gemv takes this dtype here: 0 = bfloat16, 1 = float32. */
 int int8_gemv_supported(int dtype) { return choose(0, dtype, 1) != 0; }
@@ -439,10 +455,9 @@ int int8_gemv_variant(int variant, int dtype, const void *x, const int8_t *w, co
         args.xq = xq, args.x_scales = x_scales;
     }
 #endif
-    int num_parts = num_threads < MAX_THREADS ? num_threads : MAX_THREADS;
-    if (num_parts > n / MIN_ROWS_PER_THREAD) num_parts = (int)(n / MIN_ROWS_PER_THREAD);
-    if (num_parts < 1) num_parts = 1;
-    run_parts(fn, &args, num_parts);
+    int threads = num_threads < MAX_THREADS ? num_threads : MAX_THREADS;
+    if (threads > n / MIN_ROWS_PER_THREAD) threads = (int)(n / MIN_ROWS_PER_THREAD);
+    run_parts(fn, &args, threads);
     free(xq);
     return 0;
 }
