@@ -73,6 +73,7 @@ class Linear(nn.Module):
             nn.init.normal_(self.weight, std=0.02)
         self._packed = PackedWeightCache()
         self._int8 = PackedWeightCache(quantize_int8)
+        self._int8_group = PackedWeightCache(quantize_int8)  # its group's, when it leads one
         self.quantization: str | None = None  # "int8": inference uses a weight-only int8 copy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,15 +90,26 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
 
     For inference with packable weights it is one matmul against their packed concatenation
     (q/k/v or gate/up: one call instead of three or two, and no concatenation of the outputs);
-    otherwise (autograd, int8, float32, no packing) each layer runs on its own. The layers keep
+    likewise with int8 weights, against the int8 copy of their concatenation; otherwise
+    (autograd, float32, no packing) each layer runs on its own. The layers keep
     their own parameters, so checkpoint names and LoRA targets do not change.
     """
     if _fusable(x, layers):
         packed = cache.get(*(layer.weight for layer in layers))
         if packed is not None:
-            bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])
-            return _add_lora(linear_packed(x, packed, bias), x, layers)
+            return _add_lora(linear_packed(x, packed, _group_bias(layers)), x, layers)
+    if _int8_fusable(layers):
+        # Per-row scales: the int8 copy of the concatenation is the concatenation of the copies.
+        w_int8, scales = layers[0]._int8_group.get(*(layer.weight for layer in layers)) or (None, None)
+        if w_int8 is not None:
+            y = dispatch("int8_matmul", x.device.type)(x, w_int8, scales)
+            bias = _group_bias(layers)
+            return _add_lora(y if bias is None else y + bias, x, layers)
     return torch.cat([layer(x) for layer in layers], dim=-1)
+
+
+def _group_bias(layers: tuple[Linear, ...]) -> torch.Tensor | None:
+    return None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])
 
 
 def _add_lora(y: torch.Tensor, x: torch.Tensor, layers: tuple[Linear, ...]) -> torch.Tensor:
@@ -113,6 +125,13 @@ def _add_lora(y: torch.Tensor, x: torch.Tensor, layers: tuple[Linear, ...]) -> t
             slots.add_to(y[..., offset:offset + layer.out_features], x)
         offset += layer.out_features
     return y
+
+
+def _int8_fusable(layers: tuple[Linear, ...]) -> bool:
+    # Plain int8 Linears at inference (their own forward's condition), all with a bias or none.
+    return (not torch.is_grad_enabled()
+            and all(type(layer) is Linear and layer.quantization == "int8" for layer in layers)
+            and len({layer.bias is None for layer in layers}) == 1)
 
 
 def _fusable(x: torch.Tensor, layers: tuple[Linear, ...]) -> bool:

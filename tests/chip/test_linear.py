@@ -119,6 +119,26 @@ def test_grouped_linear_is_the_concatenation_of_its_layers(with_bias):
         torch.testing.assert_close(grouped_linear(x, layers, cache), expected, atol=2e-2, rtol=8e-3)
 
 
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("rows", [1, 5, 40])  # the C kernel (<= 8 rows), torch's paths beyond
+def test_int8_grouped_linear_is_exactly_the_concatenation_of_its_int8_layers(with_bias, rows):
+    from framework.layers.linear import PackedWeightCache, grouped_linear
+
+    torch.manual_seed(1)
+    layers = tuple(Linear(64, n, bias=with_bias).bfloat16() for n in (36, 12, 12))
+    for layer in layers:
+        layer.quantization = "int8"
+    x = torch.randn(rows, 64).bfloat16()
+    with torch.no_grad():
+        got = grouped_linear(x, layers, PackedWeightCache())
+        assert layers[0]._int8_group._key is not None  # one matmul on the group's int8 copy
+        # Per-row scales: each output column is the layer's own int8 result, bit for bit.
+        assert torch.equal(got, torch.cat([layer(x) for layer in layers], dim=-1))
+        layers[2].weight.mul_(-3)  # one member changes in place: the group requantizes
+        assert torch.equal(grouped_linear(x, layers, PackedWeightCache()),
+                           torch.cat([layer(x) for layer in layers], dim=-1))
+
+
 def test_grouped_linear_falls_back_for_autograd_and_lora():
     from framework.layers.linear import PackedWeightCache, grouped_linear
     from framework.train.lora import LoRALinear
