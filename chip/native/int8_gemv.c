@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #define MAX_ROWS 8     /* rows of x per call (the caller splits larger batches or takes another path) */
+#define MAX_BLOCK 4    /* weight rows per block (R below) */
 #define MAX_THREADS 64
 #define MIN_ROWS_PER_THREAD 32 /* fewer output rows than this per thread: the handoff costs more */
 #define PREFETCH_BYTES 1024    /* how far ahead of each weight row's reads to prefetch */
@@ -92,12 +93,15 @@ static inline __attribute__((always_inline)) void sum_each(const __m512 *v, cons
 /* Writes sum(acc[r][m]) * scales[n + r] * x_scale(m) to y[m, n + r]: R weight rows, M rows of x. */
 #define STORE_OUTPUTS(a, n, R, M, acc, X_SCALE, BF16)                                              \
     do {                                                                                           \
-        float sums[R][M];                                                                          \
-        sum_each(&acc[0][0], R * M, &sums[0][0]);                                                  \
+        __m512 flat[MAX_BLOCK * MAX_ROWS];                                                         \
+        float sums[MAX_BLOCK * MAX_ROWS];                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                        \
+            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) flat[r * M + m] = acc[r][m];       \
+        sum_each(flat, R * M, sums);                                                               \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                      \
             const float s = (a)->scales[(n) + r];                                                  \
             _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {                                  \
-                const float v = sums[r][m] * s * (X_SCALE);                                        \
+                const float v = sums[r * M + m] * s * (X_SCALE);                                   \
                 const int64_t at = m * (a)->n + (n) + r;                                           \
                 if (BF16) bf16_store((uint16_t *)(a)->y + at, v);                                  \
                 else ((float *)(a)->y)[at] = v;                                                    \
@@ -105,37 +109,43 @@ static inline __attribute__((always_inline)) void sum_each(const __m512 *v, cons
         }                                                                                          \
     } while (0)
 
+/* GCC's partial redundancy elimination carries the x loads of one step into the next and then
+ * shuffles the accumulators between registers (and the stack) on every step: off for the kernels. */
+#pragma GCC optimize("no-tree-pre")
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define FOR_R _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
+#define FOR_M _Pragma("GCC unroll 8") for (int m = 0; m < M; m++)
+
+/* Each block walks K in steps of 64 weights per row (one prefetch per row and cache line, no
+ * branch inside), then the rest in steps of the kernel's width, the last one masked. The R x M
+ * accumulators are arrays of constant size indexed by constants after unrolling, so they live in
+ * registers. */
+
 /* ---- float32 x: weights to fp32, one FMA per 16 products ---------------------------------- */
-static inline __attribute__((always_inline)) void block_f32(const GemvArgs *a, int64_t n, const int M,
-                                                           const int R) {
+ALWAYS_INLINE void step_f32(const GemvArgs *a, const int8_t *w, int64_t k, __mmask16 mask, const int masked,
+                            __m512 acc[MAX_BLOCK][MAX_ROWS], const int M, const int R) {
+    const float *x = (const float *)a->x;
+    __m512 wf[MAX_BLOCK];
+    FOR_R wf[r] = widen16(masked ? _mm_maskz_loadu_epi8(mask, w + r * a->k + k)
+                                 : _mm_loadu_si128((const __m128i *)(w + r * a->k + k)));
+    FOR_M {
+        const __m512 xf = masked ? _mm512_maskz_loadu_ps(mask, x + m * a->k + k) : _mm512_loadu_ps(x + m * a->k + k);
+        FOR_R acc[r][m] = _mm512_fmadd_ps(wf[r], xf, acc[r][m]);
+    }
+}
+
+ALWAYS_INLINE void block_f32(const GemvArgs *a, int64_t n, const int M, const int R) {
     const int64_t K = a->k;
     const int8_t *w = a->w + n * K;
-    const float *x = (const float *)a->x;
-    __m512 acc[R][M];
-    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
+    __m512 acc[MAX_BLOCK][MAX_ROWS];
+    FOR_R FOR_M acc[r][m] = _mm512_setzero_ps();
     int64_t k = 0;
-    for (; k + 16 <= K; k += 16) {
-        __m512 wf[R];
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
-            if ((k & 63) == 0) _mm_prefetch((const char *)(w + r * K + k + PREFETCH_BYTES), _MM_HINT_T0);
-            wf[r] = widen16(_mm_loadu_si128((const __m128i *)(w + r * K + k)));
-        }
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
-            const __m512 xf = _mm512_loadu_ps(x + m * K + k);
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_fmadd_ps(wf[r], xf, acc[r][m]);
-        }
+    for (; k + 64 <= K; k += 64) {
+        FOR_R _mm_prefetch((const char *)(w + r * K + k + PREFETCH_BYTES), _MM_HINT_T0);
+        _Pragma("GCC unroll 4") for (int i = 0; i < 64; i += 16) step_f32(a, w, k + i, 0, 0, acc, M, R);
     }
-    if (k < K) { /* the last K % 16: masked loads read zeros past the end */
-        const __mmask16 mask = (__mmask16)((1u << (K - k)) - 1);
-        __m512 wf[R];
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-            wf[r] = widen16(_mm_maskz_loadu_epi8(mask, w + r * K + k));
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
-            const __m512 xf = _mm512_maskz_loadu_ps(mask, x + m * K + k);
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_fmadd_ps(wf[r], xf, acc[r][m]);
-        }
-    }
+    for (; k + 16 <= K; k += 16) step_f32(a, w, k, 0, 0, acc, M, R);
+    if (k < K) step_f32(a, w, k, (__mmask16)((1u << (K - k)) - 1), 1, acc, M, R);
     STORE_OUTPUTS(a, n, R, M, acc, 1.0f, 0);
 }
 
@@ -146,43 +156,39 @@ static inline __m512bh widen32_bf16(__m128i lo, __m128i hi) {
     return _mm512_cvtne2ps_pbh(widen16(hi), widen16(lo)); /* exact: |w| <= 127 fits bf16's 8 bits */
 }
 
-static inline __attribute__((always_inline)) void block_bf16(const GemvArgs *a, int64_t n, const int M,
-                                                            const int R) {
+ALWAYS_INLINE void step_bf16(const GemvArgs *a, const int8_t *w, int64_t k, int64_t left, const int masked,
+                             __m512 acc[MAX_BLOCK][MAX_ROWS], const int M, const int R) {
+    const uint16_t *x = (const uint16_t *)a->x;
+    const __mmask16 lo = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
+    const __mmask16 hi = (__mmask16)(left <= 16 ? 0u : (1u << (left - 16)) - 1);
+    const __mmask32 both = (__mmask32)(((uint64_t)1 << left) - 1);
+    __m512bh wb[MAX_BLOCK];
+    FOR_R {
+        const int8_t *row = w + r * a->k + k;
+        wb[r] = masked ? widen32_bf16(_mm_maskz_loadu_epi8(lo, row), _mm_maskz_loadu_epi8(hi, row + 16))
+                       : widen32_bf16(_mm_loadu_si128((const __m128i *)row),
+                                      _mm_loadu_si128((const __m128i *)(row + 16)));
+    }
+    FOR_M {
+        const __m512bh xb = (__m512bh)(masked ? _mm512_maskz_loadu_epi16(both, x + m * a->k + k)
+                                              : _mm512_loadu_si512(x + m * a->k + k));
+        FOR_R acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wb[r], xb);
+    }
+}
+
+ALWAYS_INLINE void block_bf16(const GemvArgs *a, int64_t n, const int M, const int R) {
     const int64_t K = a->k;
     const int8_t *w = a->w + n * K;
-    const uint16_t *x = (const uint16_t *)a->x;
-    __m512 acc[R][M];
-    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
+    __m512 acc[MAX_BLOCK][MAX_ROWS];
+    FOR_R FOR_M acc[r][m] = _mm512_setzero_ps();
     int64_t k = 0;
-    for (; k + 32 <= K; k += 32) {
-        __m512bh wb[R];
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
-            const int8_t *row = w + r * K + k;
-            if ((k & 63) == 0) _mm_prefetch((const char *)(row + PREFETCH_BYTES), _MM_HINT_T0);
-            wb[r] = widen32_bf16(_mm_loadu_si128((const __m128i *)row),
-                                 _mm_loadu_si128((const __m128i *)(row + 16)));
-        }
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
-            const __m512bh xb = (__m512bh)_mm512_loadu_si512(x + m * K + k);
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wb[r], xb);
-        }
+    for (; k + 64 <= K; k += 64) {
+        FOR_R _mm_prefetch((const char *)(w + r * K + k + PREFETCH_BYTES), _MM_HINT_T0);
+        step_bf16(a, w, k, 32, 0, acc, M, R);
+        step_bf16(a, w, k + 32, 32, 0, acc, M, R);
     }
-    if (k < K) { /* the last K % 32: masked loads read zeros past the end */
-        const int64_t left = K - k;
-        const __mmask16 lo = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
-        const __mmask16 hi = (__mmask16)(left <= 16 ? 0u : (1u << (left - 16)) - 1);
-        const __mmask32 both = (__mmask32)(((uint64_t)1 << left) - 1);
-        __m512bh wb[R];
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
-            const int8_t *row = w + r * K + k;
-            wb[r] = widen32_bf16(_mm_maskz_loadu_epi8(lo, row), _mm_maskz_loadu_epi8(hi, row + 16));
-        }
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
-            const __m512bh xb = (__m512bh)_mm512_maskz_loadu_epi16(both, x + m * K + k);
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpbf16_ps(acc[r][m], wb[r], xb);
-        }
-    }
+    for (; k + 32 <= K; k += 32) step_bf16(a, w, k, 32, 0, acc, M, R);
+    if (k < K) step_bf16(a, w, k, K - k, 1, acc, M, R);
     STORE_OUTPUTS(a, n, R, M, acc, 1.0f, 1);
 }
 #endif
@@ -197,45 +203,36 @@ static inline __attribute__((always_inline)) void block_bf16(const GemvArgs *a, 
  * bf16 path needs about six), which is what bounds batches of 2-8 rows. */
 #define VNNI_CHUNK 8192 /* k per int32 accumulation: 8192/32 * 2 * 32767 * 127 < 2^31 */
 
-static inline __attribute__((always_inline)) void block_vnni(const GemvArgs *a, int64_t n, const int M,
-                                                            const int R) {
-    const int64_t K = a->k, KP = a->kp;
+ALWAYS_INLINE void step_vnni(const GemvArgs *a, const int8_t *w, int64_t k, __mmask32 mask, const int masked,
+                             __m512i acc[MAX_BLOCK][MAX_ROWS], const int M, const int R) {
+    __m512i wv[MAX_BLOCK];
+    FOR_R wv[r] = _mm512_cvtepi8_epi16(masked ? _mm256_maskz_loadu_epi8(mask, w + r * a->k + k)
+                                              : _mm256_loadu_si256((const __m256i *)(w + r * a->k + k)));
+    FOR_M {
+        const __m512i xv = _mm512_loadu_si512(a->xq + m * a->kp + k); /* zero past K */
+        FOR_R acc[r][m] = _mm512_dpwssd_epi32(acc[r][m], wv[r], xv);
+    }
+}
+
+ALWAYS_INLINE void block_vnni(const GemvArgs *a, int64_t n, const int M, const int R) {
+    const int64_t K = a->k;
     const int8_t *w = a->w + n * K;
-    __m512 lanes[R][M]; /* int32 lanes of each chunk, summed in fp32 */
-    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-        _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) lanes[r][m] = _mm512_setzero_ps();
+    __m512 lanes[MAX_BLOCK][MAX_ROWS]; /* int32 lanes of each chunk, summed in fp32 */
+    FOR_R FOR_M lanes[r][m] = _mm512_setzero_ps();
     for (int64_t begin = 0; begin < K; begin += VNNI_CHUNK) {
         const int64_t end = K - begin < VNNI_CHUNK ? K : begin + VNNI_CHUNK;
-        __m512i acc[R][M];
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_si512();
+        __m512i acc[MAX_BLOCK][MAX_ROWS];
+        FOR_R FOR_M acc[r][m] = _mm512_setzero_si512();
         int64_t k = begin;
-        for (; k + 32 <= end; k += 32) {
-            __m512i wv[R];
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {
-                const int8_t *row = w + r * K + k;
-                if ((k & 63) == 0) _mm_prefetch((const char *)(row + PREFETCH_BYTES), _MM_HINT_T0);
-                wv[r] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)row));
-            }
-            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
-                const __m512i xv = _mm512_loadu_si512(a->xq + m * KP + k);
-                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpwssd_epi32(acc[r][m], wv[r], xv);
-            }
+        for (; k + 64 <= end; k += 64) {
+            FOR_R _mm_prefetch((const char *)(w + r * K + k + PREFETCH_BYTES), _MM_HINT_T0);
+            step_vnni(a, w, k, 0, 0, acc, M, R);
+            step_vnni(a, w, k + 32, 0, 0, acc, M, R);
         }
-        if (k < end) { /* the last K % 32 weights, masked; xq is zero there */
-            const __mmask32 mask = (__mmask32)(((uint64_t)1 << (end - k)) - 1);
-            __m512i wv[R];
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-                wv[r] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(mask, w + r * K + k));
-            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) {
-                const __m512i xv = _mm512_loadu_si512(a->xq + m * KP + k);
-                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r][m] = _mm512_dpwssd_epi32(acc[r][m], wv[r], xv);
-            }
-        }
+        for (; k + 32 <= end; k += 32) step_vnni(a, w, k, 0, 0, acc, M, R);
+        if (k < end) step_vnni(a, w, k, (__mmask32)(((uint64_t)1 << (end - k)) - 1), 1, acc, M, R);
         /* lanes to fp32 before summing them: 16 lanes of int32 may overflow it */
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-            _Pragma("GCC unroll 8") for (int m = 0; m < M; m++)
-                lanes[r][m] = _mm512_add_ps(lanes[r][m], _mm512_cvtepi32_ps(acc[r][m]));
+        FOR_R FOR_M lanes[r][m] = _mm512_add_ps(lanes[r][m], _mm512_cvtepi32_ps(acc[r][m]));
     }
     STORE_OUTPUTS(a, n, R, M, lanes, a->x_scales[m], 1);
 }
