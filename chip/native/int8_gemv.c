@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_ROWS 8     /* rows of x per call (the caller splits larger batches or takes another path) */
+#define MAX_ROWS 16    /* rows of x per call (the caller takes another path for more) */
 #define MAX_BLOCK 4    /* weight rows per block (R below) */
 #define MAX_THREADS 64
 #define MIN_ROWS_PER_THREAD 32 /* fewer output rows than this per thread: the handoff costs more */
@@ -93,8 +93,8 @@ static inline __attribute__((always_inline)) void sum_each(const __m512 *v, cons
 /* Writes sum(acc[r][m]) * scales[n + r] * x_scale(m) to y[m, n + r]: R weight rows, M rows of x. */
 #define STORE_OUTPUTS(a, n, R, M, acc, X_SCALE, BF16)                                              \
     do {                                                                                           \
-        __m512 flat[MAX_BLOCK * MAX_ROWS];                                                         \
-        float sums[MAX_BLOCK * MAX_ROWS];                                                          \
+        __m512 flat[16];                                                         \
+        float sums[16];                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                        \
             _Pragma("GCC unroll 8") for (int m = 0; m < M; m++) flat[r * M + m] = acc[r][m];       \
         sum_each(flat, R * M, sums);                                                               \
@@ -264,11 +264,11 @@ static int quantize_rows(const uint16_t *x, int64_t num_rows, int64_t k, int64_t
 }
 #endif
 
-/* A thread's output rows for M rows of x: blocks of R weight rows (R * M accumulators stay in
- * registers: R = 4 up to M = 4, else 2), then the remainder one row at a time. */
+/* A thread's output rows for M rows of x: blocks of R weight rows (R * M <= 16 accumulators stay
+ * in registers), then the remainder one row at a time. */
 #define DEFINE_RANGE(DTYPE, M)                                                                     \
     static void range_##DTYPE##_##M(const GemvArgs *a) {                                           \
-        enum { R = (M) <= 4 ? 4 : 2 };                                                             \
+        enum { R = (M) <= 4 ? 4 : (M) <= 8 ? 2 : 1 };                                              \
         int64_t n = a->n_begin;                                                                    \
         for (; n + R <= a->n_end; n += R) block_##DTYPE(a, n, (M), R);                             \
         for (; n < a->n_end; n++) block_##DTYPE(a, n, (M), 1);                                     \
@@ -276,9 +276,13 @@ static int quantize_rows(const uint16_t *x, int64_t num_rows, int64_t k, int64_t
 #define DEFINE_RANGES(DTYPE)                                                                       \
     DEFINE_RANGE(DTYPE, 1) DEFINE_RANGE(DTYPE, 2) DEFINE_RANGE(DTYPE, 3) DEFINE_RANGE(DTYPE, 4)    \
     DEFINE_RANGE(DTYPE, 5) DEFINE_RANGE(DTYPE, 6) DEFINE_RANGE(DTYPE, 7) DEFINE_RANGE(DTYPE, 8)    \
+    DEFINE_RANGE(DTYPE, 9) DEFINE_RANGE(DTYPE, 10) DEFINE_RANGE(DTYPE, 11) DEFINE_RANGE(DTYPE, 12) \
+    DEFINE_RANGE(DTYPE, 13) DEFINE_RANGE(DTYPE, 14) DEFINE_RANGE(DTYPE, 15) DEFINE_RANGE(DTYPE, 16) \
     static const RangeFn ranges_##DTYPE[MAX_ROWS + 1] = {                                          \
         0, range_##DTYPE##_1, range_##DTYPE##_2, range_##DTYPE##_3, range_##DTYPE##_4,             \
-        range_##DTYPE##_5, range_##DTYPE##_6, range_##DTYPE##_7, range_##DTYPE##_8};
+        range_##DTYPE##_5, range_##DTYPE##_6, range_##DTYPE##_7, range_##DTYPE##_8,                \
+        range_##DTYPE##_9, range_##DTYPE##_10, range_##DTYPE##_11, range_##DTYPE##_12,             \
+        range_##DTYPE##_13, range_##DTYPE##_14, range_##DTYPE##_15, range_##DTYPE##_16};
 
 DEFINE_RANGES(f32)
 #ifdef HAVE_AVX512_BF16
