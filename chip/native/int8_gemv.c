@@ -1,19 +1,19 @@
 /* Weight-only int8 matrix-vector product for decode-sized batches:
  *
- *     y (M, N) = x (M, K) @ (w (N, K) int8 * scales (N,)[:, None]).T,   M = 1..8
+ *     y (M, N) = x (M, K) @ (w (N, K) int8 * scales (N,)[:, None]).T,   M = 1..16
  *
  * x and y bfloat16 or float32, w row-major, scales float32 (chip/ops/int8_matmul.py quantizes).
  * Decode is bound by the bytes of the weights, so each weight row is read from memory once for all
- * M rows of x: a block of R weight rows is dequantized in registers (int8 -> fp32, exact) and
- * multiplied with every row of x, accumulating in fp32. bfloat16 x: the weights go on to bf16 (int8
- * values are exact in bf16) and `vdpbf16ps` takes 32 products per instruction; float32 x: fp32
- * FMAs. The scale is applied once per output, to the fp32 sum, which is rounded once to y's dtype.
+ * M rows of x: a block of R weight rows is widened in registers and multiplied with every row of
+ * x. bfloat16 x (the op's path): x is rounded per row to 16-bit fixed point (the bound is stated
+ * at "bfloat16 x by VNNI"), the weights are sign-extended to int16 and `vpdpwssd` takes 32 exact
+ * products per instruction into int32. float32 x: weights to fp32, FMAs. A second bf16 variant
+ * (weights to bf16, `vdpbf16ps`, exact products) is kept for benchmarks/int8_gemv_ab.py: it needs
+ * about six instructions per 32 weights to widen them, against one. Scales apply once per output,
+ * which is rounded once to y's dtype.
  *
- * Threads: the output rows N are split into contiguous ranges, one per thread, run by a small
- * persistent pool (creating threads per call costs more than a 576x576 product takes). Its workers
- * spin briefly after each call, since a decode step's next product follows within microseconds,
- * then sleep on a futex. A call made while another is running (two Python threads) runs alone on
- * its caller's thread. Needs AVX-512 (bf16 x: AVX512_BF16); `int8_gemv_supported` says which.
+ * Threads: see "the thread pool". Needs AVX-512 (bf16 x: AVX512_VNNI or AVX512_BF16);
+ * `int8_gemv_supported` says which.
  *
  * Built at first use by chip/native/build.py with -O3 -march=native.
  */
@@ -33,7 +33,9 @@
 #define MAX_BLOCK 4    /* weight rows per block (R below) */
 #define MAX_THREADS 64
 #define MIN_ROWS_PER_THREAD 32 /* fewer output rows than this per thread: the handoff costs more */
+#ifndef PREFETCH_BYTES
 #define PREFETCH_BYTES 1024    /* how far ahead of each weight row's reads to prefetch */
+#endif
 
 typedef struct {
     const void *x;
