@@ -15,7 +15,7 @@ import torch
 from chip.native import build
 
 _DTYPE_CODES = {torch.bfloat16: 0, torch.float32: 1}
-MAX_ROWS = 16  # the kernel's limit (chip/native/int8_gemv.c MAX_ROWS)
+MAX_ROWS = 8  # the kernel's limit (chip/native/int8_gemv.c MAX_ROWS; bf16 wins at 16)
 
 _SIGNATURE = (ctypes.c_int, ctypes.c_int, *[ctypes.c_void_p] * 4, *[ctypes.c_int64] * 3, ctypes.c_int)
 

@@ -1,5 +1,5 @@
 """The int8 GEMV kernel (chip/native/int8_gemv.c) against a float64 product with the dequantized
-weights, on ragged shapes, bf16 and float32, 1-16 rows, 1 and 2 threads."""
+weights, on ragged shapes, bf16 and float32, 1-8 rows, 1 and 2 threads."""
 import os
 import signal
 import threading
@@ -52,7 +52,7 @@ SHAPES = [(1, 1), (3, 17), (97, 31), (33, 64), (781, 1823), (64, 576), (40, 9000
 
 @requires_f32
 @pytest.mark.parametrize("n, k", SHAPES)
-@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 11, 16])
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8])
 def test_float32_matches_the_dequantized_product(n, k, rows):
     x, w_int8, scales = _case(n, k, rows, torch.float32, seed=n + rows)
     got = _run(x, w_int8, scales, threads=2)
@@ -65,7 +65,7 @@ def test_float32_matches_the_dequantized_product(n, k, rows):
 
 @requires_bf16
 @pytest.mark.parametrize("n, k", SHAPES + [(5, 16500)])  # K over one int32 accumulation chunk
-@pytest.mark.parametrize("rows", [1, 2, 4, 6, 7, 8, 9, 16])
+@pytest.mark.parametrize("rows", [1, 2, 4, 6, 7, 8])
 def test_bfloat16_by_vnni_within_its_fixed_point_bound(n, k, rows):
     x, w_int8, scales = _case(n, k, rows, torch.bfloat16, seed=n + rows)
     got = _run(x, w_int8, scales, threads=2)
@@ -81,7 +81,7 @@ def test_bfloat16_by_vnni_within_its_fixed_point_bound(n, k, rows):
 
 @requires_bf16
 @pytest.mark.parametrize("n, k", [(3, 17), (97, 31), (781, 1823), (40, 9000)])
-@pytest.mark.parametrize("rows", [1, 3, 8, 13])
+@pytest.mark.parametrize("rows", [1, 3, 8])
 def test_bfloat16_by_dpbf16_rounds_only_the_output(n, k, rows):
     x, w_int8, scales = _case(n, k, rows, torch.bfloat16, seed=n * rows)
     got = _run(x, w_int8, scales, threads=2, variant=1)

@@ -59,11 +59,11 @@ def test_cpu_packed_path_matches_dequantized_matmul_in_bf16(rows):
     assert bool(((got.double() - exact).abs() <= scale * 2**-6 + 1e-6).all())
 
 
-@pytest.mark.parametrize("dtype,k,rows", [(torch.float32, 128, 17), (torch.bfloat16, 72, 17),
+@pytest.mark.parametrize("dtype,k,rows", [(torch.float32, 128, 9), (torch.bfloat16, 72, 9),
                                           (torch.bfloat16, 128, 65)])
 def test_cpu_path_falls_back_to_the_reference_outside_its_range(dtype, k, rows):
-    # Up to 16 rows go to the C kernel (tests/chip/test_int8_gemv_native.py); beyond, bf16 with K
-    # a multiple of 64 up to 64 rows to torch's packed kernel; the rest to the reference.
+    # Up to 8 rows go to the C kernel (tests/chip/test_int8_gemv_native.py); beyond, bf16 with K a
+    # multiple of 64 up to 64 rows to torch's packed kernel; the rest to the reference.
     w_int8, scales = quantize_int8(_weight(33, k))
     x = torch.randn(rows, k).to(dtype)
     assert torch.equal(int8_matmul_cpu(x, w_int8, scales), int8_matmul(x, w_int8, scales))
