@@ -441,8 +441,8 @@ int int8_gemv_variant(int variant, int dtype, const void *x, const int8_t *w, co
     if (fn == 0 || n < 1 || k < 1) return -1;
     GemvArgs args = {x, w, scales, y, num_rows, n, k, 0, n, 0, 0, 0};
     int16_t *xq = 0;
-    float x_scales[MAX_ROWS];
 #ifdef HAVE_AVX512_VNNI
+    float x_scales[MAX_ROWS];
     if (fn == ranges_vnni[num_rows]) {
         args.kp = (k + 31) / 32 * 32;
         xq = aligned_alloc(64, (size_t)(num_rows * args.kp * 2));

@@ -4,7 +4,7 @@ Each int8 weight row is read once for all rows of x and widened in registers, so
 reads half a bf16 weight's bytes. torch's packed int8 kernel (`_weight_int8pack_mm`) lost to
 prepacked bf16 oneDNN from 4-8 rows on, which left int8 decode slower than bf16. At SmolLM2-135M
 shapes, 1 thread, this kernel runs 1.8-3.4x prepacked bf16 at 1-8 rows (benchmarks/int8_gemv_ab.py
-has the table); batch-1 decode through `LLM` 1.65x bf16 (benchmarks/int8_decode_ab.py). bf16 x is
+has the table); batch-1 decode through `LLM` 1.50-1.65x bf16 (benchmarks/int8_decode_ab.py). bf16 x is
 rounded per row to 16-bit fixed point (the error bound is in chip/native/int8_gemv.c).
 """
 from __future__ import annotations
