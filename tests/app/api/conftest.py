@@ -2,10 +2,13 @@
 the real tiny model stories260K, with its store in a temp SQLite file."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import openai
@@ -60,6 +63,17 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(30)
         self.sock.close()
+
+
+@contextlib.contextmanager
+def demo_model_server(data_dir: Path, model_id: str, **engine) -> Iterator[str]:
+    """The bundled demo model alone behind a live server (its URL), with its store in `data_dir`."""
+    from app.demo.recipe import DEMO_MODEL_DIR
+
+    host = ModelHost()
+    host.add(load_served_model(DEMO_MODEL_DIR, EngineConfig(**engine), model_id=model_id))
+    with ServerThread(create_app(Settings(data_dir=data_dir), host=host)) as url:
+        yield url
 
 
 def load_model(**engine_overrides) -> ServedModel:

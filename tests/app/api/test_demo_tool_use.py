@@ -14,25 +14,16 @@ import jsonschema
 import openai
 import pytest
 
-from app.api.main import create_app
-from app.core.config import Settings
-from app.demo.recipe import DEMO_MODEL_DIR
 from app.demo.tools import DEMO_TOOLS, run_tool
-from app.serving.loading import load_served_model
-from app.serving.model_host import ModelHost
-from shared import EngineConfig
-from tests.app.api.conftest import ServerThread
+from tests.app.api.conftest import demo_model_server
 
 DEMO = "demo"
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    host = ModelHost()
-    host.add(load_served_model(DEMO_MODEL_DIR, EngineConfig(num_kv_blocks=512, max_num_seqs=16),
-                               model_id=DEMO))
-    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("data")), host=host)
-    with ServerThread(app) as url:
+    with demo_model_server(tmp_path_factory.mktemp("data"), DEMO, num_kv_blocks=512,
+                           max_num_seqs=16) as url:
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
 
 

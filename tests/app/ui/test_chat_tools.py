@@ -13,17 +13,11 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.api.main import create_app
-from app.core.config import Settings
-from app.demo.recipe import DEMO_MODEL_DIR
 from app.demo.tools import DEMO_TOOLS, run_tool
-from app.serving.loading import load_served_model
-from app.serving.model_host import ModelHost
 from app.ui.chat_tools import (MAX_TOOL_ROUNDS, ToolSettings, narrower_fields, request_fields,
                               run_calls)
 from app.ui.client import ApiClient, ApiError, completion_room
-from shared import EngineConfig
-from tests.app.api.conftest import ServerThread
+from tests.app.api.conftest import demo_model_server
 
 MAIN = str(Path(__file__).resolve().parents[3] / "app" / "ui" / "main.py")
 DEMO = "demo"
@@ -31,11 +25,8 @@ DEMO = "demo"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    host = ModelHost()
-    host.add(load_served_model(DEMO_MODEL_DIR, EngineConfig(num_kv_blocks=256, max_num_seqs=8),
-                               model_id=DEMO))
-    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("data")), host=host)
-    with ServerThread(app) as url:
+    with demo_model_server(tmp_path_factory.mktemp("data"), DEMO, num_kv_blocks=256,
+                           max_num_seqs=8) as url:
         yield url
 
 
