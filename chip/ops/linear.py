@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from chip.dispatch import register
+from chip.ops import bf16_gemv_native
 
 
 def packing_supported(weight: torch.Tensor) -> bool:
@@ -41,9 +42,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 @register("linear", "cpu")
 def linear_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                packed: torch.Tensor | None = None) -> torch.Tensor:
-    """Same contract as `linear`; uses the packed weight for bf16 inputs that need no gradient."""
+    """Same contract as `linear`; for bf16 inputs that need no gradient: 1-8 rows by the C GEMV of
+    bf16_gemv_native where the CPU has AVX512_BF16, else the packed weight."""
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
+    if not needs_grad and bf16_gemv_native.supports(x, weight, bias):
+        return bf16_gemv_native.bf16_gemv(x, weight, bias)
     if (packed is None or needs_grad or x.shape[-1] != weight.shape[1]
             or not packed_linear_accepts(x, bias)):
         return F.linear(x, weight, bias)

@@ -1,7 +1,7 @@
 """Linear layers. A plain y = x W^T (+ b); the tensor-parallel split is a transform applied later.
 
 Inference (no gradient needed) goes through chip's `linear` op with a weight packed once for the
-device's fast kernel; the packed copy is rebuilt when the weight's storage, version or dtype
+device's fast kernel (bf16 decode rows, 1-8: chip's C bf16 GEMV on the weight itself); the packed copy is rebuilt when the weight's storage, version or dtype
 changes (load_state_dict, .to(), LoRA merge, an optimizer step), so it is never stale. Training
 with autograd keeps plain F.linear. Parameter names are unchanged (checkpoints, LoRA rely on them).
 
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chip import dispatch
+from chip.ops import bf16_gemv_native
 from chip.ops.int8_matmul import quantize_int8
 from chip.ops.linear import linear_packed, pack_linear_weight, packed_linear_accepts
 
@@ -94,6 +95,8 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
     (autograd, float32, no packing) each layer runs on its own. The layers keep
     their own parameters, so checkpoint names and LoRA targets do not change.
     """
+    if _fusable(x, layers) and _gemv_fusable(x, layers):
+        return _add_lora(_grouped_gemv(x, layers), x, layers)
     if _fusable(x, layers):
         packed = cache.get(*(layer.weight for layer in layers))
         if packed is not None:
@@ -106,6 +109,22 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
             bias = _group_bias(layers)
             return _add_lora(y if bias is None else y + bias, x, layers)
     return torch.cat([layer(x) for layer in layers], dim=-1)
+
+
+def _gemv_fusable(x: torch.Tensor, layers: tuple[Linear, ...]) -> bool:
+    return all(bf16_gemv_native.supports(x, layer.weight, layer.bias) for layer in layers)
+
+
+def _grouped_gemv(x: torch.Tensor, layers: tuple[Linear, ...]) -> torch.Tensor:
+    # Decode rows (1-8): each layer's own bf16 weight into its slice of one output, so no
+    # concatenated copy of the weights is kept and the outputs are not concatenated either.
+    num_rows = x.numel() // x.shape[-1]
+    out = torch.empty(num_rows, sum(layer.out_features for layer in layers), dtype=torch.bfloat16)
+    offset = 0
+    for layer in layers:
+        bf16_gemv_native.bf16_gemv(x, layer.weight, layer.bias, out[:, offset:offset + layer.out_features])
+        offset += layer.out_features
+    return out.view(*x.shape[:-1], out.shape[-1])
 
 
 def _group_bias(layers: tuple[Linear, ...]) -> torch.Tensor | None:
