@@ -17,8 +17,8 @@ timer covers -- scheduling, input preparation, postprocessing and detokenization
 between layers -- is the step's rest, `StepPart.PYTHON`, so the parts always add up to the step.
 
 It knows the layer classes of `framework.layers`, never a model's own modules: the fused matmuls
-are caught where `framework.layers.linear.grouped_linear` calls `linear_packed`. That hook is
-process-wide, so profile one engine at a time.
+are caught where `framework.layers.linear.grouped_linear` calls `linear_packed` or (decode rows)
+`grouped_gemv`. Those hooks are process-wide, so profile one engine at a time.
 """
 from __future__ import annotations
 
@@ -134,6 +134,8 @@ class StepProfiler:
                 self._undo += [pre.remove, post.remove]
         self._patch(linear_module, "linear_packed", clock.wrap(linear_module.linear_packed,
                                                                 StepPart.LINEARS))
+        self._patch(linear_module, "grouped_gemv", clock.wrap(linear_module.grouped_gemv,
+                                                               StepPart.LINEARS))  # bf16, 1-8 rows
         self._patch(engine.model, "compute_logits", clock.wrap(self._count_rows(
             engine.model.compute_logits), StepPart.LM_HEAD))
         self._patch(runner, "sampler", _TimedSampler(runner.sampler, clock))

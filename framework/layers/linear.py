@@ -96,7 +96,7 @@ def grouped_linear(x: torch.Tensor, layers: tuple[Linear, ...], cache: PackedWei
     their own parameters, so checkpoint names and LoRA targets do not change.
     """
     if _fusable(x, layers) and _gemv_fusable(x, layers):
-        return _add_lora(_grouped_gemv(x, layers), x, layers)
+        return _add_lora(grouped_gemv(x, layers), x, layers)
     if _fusable(x, layers):
         packed = cache.get(*(layer.weight for layer in layers))
         if packed is not None:
@@ -115,9 +115,10 @@ def _gemv_fusable(x: torch.Tensor, layers: tuple[Linear, ...]) -> bool:
     return all(bf16_gemv_native.supports(x, layer.weight, layer.bias) for layer in layers)
 
 
-def _grouped_gemv(x: torch.Tensor, layers: tuple[Linear, ...]) -> torch.Tensor:
-    # Decode rows (1-8): each layer's own bf16 weight into its slice of one output, so no
-    # concatenated copy of the weights is kept and the outputs are not concatenated either.
+def grouped_gemv(x: torch.Tensor, layers: tuple[Linear, ...]) -> torch.Tensor:
+    """`grouped_linear` for decode rows (1-8, `_gemv_fusable`): each layer's own bf16 weight into
+    its slice of one output, so no concatenated copy of the weights is kept and the outputs are not
+    concatenated either. Without LoRA (the caller adds it)."""
     num_rows = x.numel() // x.shape[-1]
     out = torch.empty(num_rows, sum(layer.out_features for layer in layers), dtype=torch.bfloat16)
     offset = 0

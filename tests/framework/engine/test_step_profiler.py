@@ -92,6 +92,13 @@ def test_fused_bf16_matmuls_count_as_linears(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(linear_module, "linear_packed", slow_linear_packed)
+    real_gemv = linear_module.grouped_gemv  # the decode steps' (1-8 rows) fused path
+
+    def slow_grouped_gemv(*args):
+        time.sleep(SLEEP_S / 4)
+        return real_gemv(*args)
+
+    monkeypatch.setattr(linear_module, "grouped_gemv", slow_grouped_gemv)
     add_requests(engine, max_tokens=2)
     with StepProfiler(engine) as profiler:
         run_to_end(engine)
