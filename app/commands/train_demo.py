@@ -18,10 +18,10 @@ def command(
         min=0, help="Optimizer steps of 32 chats (default: the recipe's; 0: run --epochs "
         "instead).")] = None,
     curriculum_steps: Annotated[Optional[int], typer.Option(
-        min=0, help="Steps of the second stage, which over-samples sums, copying and tool use "
+        min=0, help="Steps of the second stage, which over-samples sums and copying "
         "(default: the recipe's; 0: no second stage).")] = None,
 ) -> None:
-    """Train the demo model (about 40 minutes on 2 idle CPU cores) and write a Hugging Face
+    """Train the demo model (about 20 minutes on 2 CPU cores) and write a Hugging Face
     directory. The defaults reproduce the bundled model: same seed and threads, same weights."""
     import json
     import logging

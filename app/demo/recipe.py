@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.demo.corpus import FAMILIES
 from framework.train import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -23,22 +22,23 @@ DEMO_MODEL_DIR = Path(__file__).resolve().parent / "model"
 @dataclass(slots=True)
 class CurriculumStage:
     """A second SFT stage on a fresh corpus that over-samples the families the first stage leaves
-    weakest (sums, copying made-up words, tool use), with every other family kept in the mix so
-    nothing is forgotten. Starts from the first stage's weights, with its own warm-up and decay."""
+    weakest (sums and copying made-up words), with every other family kept in the mix so nothing
+    is forgotten. Starts from the first stage's weights, with its own warm-up and decay.
+    Measured (benchmarks/demo_model.py): 300 steps raise the flywheel's regression suite from
+    84.2% to 87.9% (sums 50% -> 52.5%, copying 55% -> 75%), the made-up capitals stay at 0%."""
 
     family_weights: dict[str, float] = field(default_factory=lambda: {
         "greeting": 0.5, "arithmetic": 6.0, "unit_conversion": 1.0, "dates": 1.0,
-        "capital": 1.0, "flywheel_faq": 0.5, "copying": 4.0, "long_copying": 2.0,
-        "tool_use": 2.0})
+        "capital": 1.0, "flywheel_faq": 0.5, "copying": 4.0})
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        objective="sft", learning_rate=1e-3, max_steps=600, micro_batch_size=32,
+        objective="sft", learning_rate=1e-3, max_steps=300, micro_batch_size=32,
         warmup_steps=20, weight_decay=0.01, min_lr_ratio=0.05, progress=True))
 
 
 @dataclass(slots=True)
 class DemoRecipe:
     seed: int = 1234
-    num_conversations: int = 96000  # one epoch of the first stage: a fresh chat in every slot
+    num_conversations: int = 24000
     num_validation: int = 400
     vocab_size: int = 1024
     hidden_size: int = 256
@@ -46,14 +46,9 @@ class DemoRecipe:
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     max_position_embeddings: int = 512
-    # The first stage's mix: the corpus' own weights plus longer names to copy and tool use (the
-    # calculator and unit converter of `app.demo.tools`, in the Hermes format the server renders).
-    family_weights: dict[str, float] = field(default_factory=lambda: {
-        **{name: weight for name, (_, weight) in FAMILIES.items()}, "long_copying": 1.0,
-        "tool_use": 1.5})
     curriculum: CurriculumStage | None = field(default_factory=CurriculumStage)  # None: one stage
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        objective="sft", learning_rate=3e-3, max_steps=3000, micro_batch_size=32,
+        objective="sft", learning_rate=3e-3, max_steps=750, micro_batch_size=32,
         warmup_steps=40, weight_decay=0.01, min_lr_ratio=0.05, progress=True))
 
     def model_config(self, eos_token_id: int, pad_token_id: int):
@@ -74,14 +69,6 @@ class DemoRecipe:
         return out
 
 
-def rehearsal_corpus(num_conversations: int, seed: int = 555) -> list[list[dict]]:
-    """Fresh chats in the bundled model's first-stage mix (tool use included): what a fine-tune
-    of the demo model rehearses so it keeps everything the base could do."""
-    from app.demo.corpus import generate_corpus
-
-    return generate_corpus(num_conversations, seed, DemoRecipe().family_weights)
-
-
 def build_demo_model(recipe: DemoRecipe, out_dir: str | Path = DEMO_MODEL_DIR) -> dict:
     """Train the demo model from scratch and write it to `out_dir`. Returns a summary dict."""
     import torch
@@ -95,8 +82,8 @@ def build_demo_model(recipe: DemoRecipe, out_dir: str | Path = DEMO_MODEL_DIR) -
     from model.llama import LlamaForCausalLM
     from model.tokenizer import Tokenizer
 
-    corpus = generate_corpus(recipe.num_conversations, recipe.seed, recipe.family_weights)
-    validation = generate_corpus(recipe.num_validation, recipe.seed + 1, recipe.family_weights)
+    corpus = generate_corpus(recipe.num_conversations, recipe.seed)
+    validation = generate_corpus(recipe.num_validation, recipe.seed + 1)
     with tempfile.TemporaryDirectory() as tok_dir:
         texts = (m["content"] for conv in corpus for m in conv)
         train_tokenizer(texts, recipe.vocab_size, tok_dir)

@@ -24,15 +24,13 @@ def default_recipe() -> dict:
     from one iteration to the next; the snapshot holds every earlier correction, so repeats
     rehearse the earlier skills too. rehearsal_repeat 4: a correction that already taught the
     base version is rehearsed 4 times, not 12, so an iteration's training time grows with what is
-    new rather than with everything taught so far. replay_conversations 2048 (was 1024): on the
-    demo model trained to 96% of its suite, 1024 replayed chats let a fine-tune lose 5-7 of its
-    240 domain answers (2.1-2.5 points, a regression by the gate); 2048 kept it within the gate.
+    new rather than with everything taught so far.
     """
     return {"stages": ["sft"], "learning_rate": 3e-3, "num_epochs": 2, "micro_batch_size": 16,
             "feedback_repeat": 12,  # feedback examples count this many times against the replay
             "rehearsal_repeat": 4,  # ... and those that already taught the base version this many
             "warmup_steps": 5, "min_lr_ratio": 0.1, "weight_decay": 0.0, "lora_rank": 16,
-            "lora_alpha": 32.0, "beta": 0.1, "seed": 0, "replay_conversations": 2048,
+            "lora_alpha": 32.0, "beta": 0.1, "seed": 0, "replay_conversations": 1024,
             "eval_fraction": 0.25}  # prompts (whole groups) held out to measure the skill
 
 

@@ -102,10 +102,10 @@ def train_candidate(settings: FlywheelSettings, base_dir: str, snapshot_id: str,
         if stage == "sft" and examples:
             examples += to_examples(tokenizer, {"sft": replay_records(split.train)}, "sft")
             if recipe.get("replay_conversations") and is_demo_base(settings):
-                from app.demo.recipe import rehearsal_corpus
+                from app.demo.corpus import generate_corpus
 
                 examples += [sft_example(tokenizer, conv)
-                             for conv in rehearsal_corpus(recipe["replay_conversations"])]
+                             for conv in generate_corpus(recipe["replay_conversations"], seed=555)]
         if not examples:
             summary["stages"][stage] = {"skipped": "no examples"}
             continue

@@ -34,21 +34,20 @@ def test_bundled_model_is_small_chatml_and_fluent_on_its_domain():
 
 
 def test_bundled_model_on_its_own_suite_and_blank_on_the_held_out_family():
-    # The flywheel's regression suite (40 fresh cases per family, as the gate asks them): 96.25%
-    # measured (sums 97.5%, copying made-up names 80%, every other family 100%); the recipe of
-    # 750 + 300 steps before it scored 87.9% (sums 52.5%).
+    # The flywheel's regression suite (40 fresh cases per family, as the gate asks them): 87.9%
+    # measured after the curriculum stage; the single-stage model scored 84.2% (sums 50%,
+    # copying made-up names 55%).
     loaded = load_model(DEMO_MODEL_DIR)
     model, tok = loaded.model, loaded.tokenizer
     cases = [case for family in family_cases(40).values() for case in family]
-    assert accuracy(model, tok, cases) >= 0.95
+    assert accuracy(model, tok, cases) >= 0.86
     # The flywheel proof teaches the made-up capitals through feedback: the base must not know them.
     assert accuracy(model, tok, made_up_capital_cases()) <= 0.1
 
 
 def test_the_held_out_family_is_not_in_the_corpus():
-    text = json.dumps(generate_corpus(3000, seed=1234, weights=DemoRecipe().family_weights)
-                      + generate_corpus(3000, seed=1234 + 2,
-                                        weights=CurriculumStage().family_weights))
+    text = json.dumps(generate_corpus(3000, seed=1234) + generate_corpus(
+        3000, seed=1234 + 2, weights=CurriculumStage().family_weights))
     for country, capital in MADE_UP_CAPITALS.items():
         assert country not in text and capital not in text
 

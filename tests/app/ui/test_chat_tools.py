@@ -77,7 +77,7 @@ def test_a_valid_call_is_answered_and_the_follow_up_fits_the_context(server, mon
     """The question's request carries a grammar that writes a valid calculator call (it stands in
     for a model trained on the tools, as in tests/app/api/test_tool_calling_api.py); the rest is
     the page as it is: the call parsed by the server, run here, its result sent back and the
-    follow-up narrowed to the called tool if it does not fit the demo model's 512 tokens."""
+    follow-up narrowed to the called tool so it fits the demo model's 512 tokens."""
     call = '{"name": "calculator", "arguments": {"expression": "17 * 23"}}'
     grammar = f"root ::= {json.dumps(f'<tool_call>{chr(10)}{call}{chr(10)}</tool_call>')}"
     sent: list[dict] = []
@@ -102,13 +102,10 @@ def test_a_valid_call_is_answered_and_the_follow_up_fits_the_context(server, mon
     assert stored[2]["content"] == str(17 * 23)
     assert at.chat_message[1].caption[0].value == "tool call"  # (then the answer's stats)
     assert at.chat_message[1].code[0].value == 'calculator({"expression": "17 * 23"})'
-    # the follow-up first asks with both tools; only when that is refused as too long for the
-    # context (the demo model's tokenizer before it was trained on tools spelled them out in
-    # 439-571 tokens; now about 250) does it ask again with the one called (narrower_fields, below)
+    # the follow-up first asked with both tools, was refused (too long), then with the one called
     follow_ups = [e for e in sent if "parent_message_id" in e]
     tools_shown = [[t["function"]["name"] for t in e["tools"]] for e in follow_ups]
-    assert tools_shown[0] == ["calculator", "convert_units"]
-    assert len(tools_shown) == 1 or tools_shown[-1] == ["calculator"]
+    assert tools_shown[0] == ["calculator", "convert_units"] and tools_shown[-1] == ["calculator"]
     assert all(e["parent_message_id"] == stored[1]["id"] for e in follow_ups)
 
 
