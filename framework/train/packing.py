@@ -6,7 +6,7 @@ attention per row and unpads, so one forward pass covers the whole micro-batch.
 
 Sequences are padded in buckets of similar length rather than all to the longest: a micro-batch
 of 45-token chats with a few 400-token tool conversations padded to 400 spent most of its
-attention on padding (measured on the demo corpus with tool use: 0.76 s -> see README per step).
+attention on padding (the demo corpus with tool use in its mix: 0.76 -> 0.63 s per training step).
 """
 from __future__ import annotations
 
